@@ -1,0 +1,153 @@
+"""Output heads with the original variable names.
+
+- `MaskedLMHead`: `cls/predictions/...`, the original `get_masked_lm_output`.
+- `NextSentenceHead`: `cls/seq_relationship/...`, the original `get_next_sentence_output`.
+- `ClassifierHead`: top-level `output_weights`/`output_bias`, the original
+  `run_classifier.create_model`.
+
+Shape legend: B batch, S sequence, P masked positions per sequence, H hidden,
+V vocabulary, C classes.
+"""
+
+import tensorflow as tf
+
+from modeling.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
+                             new_variable, truncated_normal)
+
+
+def gather_indexes(sequence_tensor, positions):
+  """Gathers the vectors at `positions` of each sequence.
+
+  Args:
+    sequence_tensor: float [B, S, H].
+    positions: int [B, P] indexes into S.
+
+  Returns:
+    float [B*P, H].
+  """
+  batch_size, seq_length, width = get_shape_list(sequence_tensor)
+  offsets = tf.reshape(tf.range(batch_size) * seq_length, [-1, 1])  # [B, 1]
+  flat_positions = tf.reshape(tf.cast(positions, tf.int32) + offsets, [-1])  # [B*P]
+  flat_sequence = tf.reshape(sequence_tensor, [-1, width])  # [B*S, H]
+  return tf.gather(flat_sequence, flat_positions)  # [B*P, H]
+
+
+def _weighted_nll(log_probs, label_ids, depth):
+  """Per-row negative log-likelihood: log_probs [M, depth], label_ids [M] -> [M]."""
+  one_hot = tf.one_hot(tf.reshape(label_ids, [-1]), depth=depth, dtype=log_probs.dtype)
+  return -tf.reduce_sum(log_probs * one_hot, axis=-1)
+
+
+class MaskedLMHead(tf.Module):
+  """`cls/predictions`: transform, LayerNorm, tied output embedding and bias."""
+
+  def __init__(self, config, embedding_table):
+    """Args: config, a BertConfig; embedding_table, the model's word embeddings [V, H]."""
+    super().__init__()
+    scope = "cls/predictions"
+    self.vocab_size = config.vocab_size
+    self.embedding_table = embedding_table
+    self.transform = Dense(f"{scope}/transform/dense", config.hidden_size, config.hidden_size,
+                           config.initializer_range,
+                           activation=get_activation(config.hidden_act))
+    self.layer_norm = LayerNorm(f"{scope}/transform", config.hidden_size)
+    self.output_bias = new_variable(f"{scope}/output_bias", [config.vocab_size], tf.zeros)
+
+  def log_probs(self, sequence_output, positions):
+    """Log-probabilities over the vocabulary at the masked positions.
+
+    Args:
+      sequence_output: float [B, S, H].
+      positions: int [B, P].
+
+    Returns:
+      float [B*P, V].
+    """
+    x = self.layer_norm(self.transform(gather_indexes(sequence_output, positions)))  # [B*P, H]
+    logits = tf.matmul(x, self.embedding_table, transpose_b=True)  # [B*P, V]
+    return tf.nn.log_softmax(tf.nn.bias_add(logits, self.output_bias), axis=-1)
+
+  def __call__(self, sequence_output, positions, label_ids, label_weights):
+    """The original `get_masked_lm_output`.
+
+    Args:
+      sequence_output: float [B, S, H].
+      positions: int [B, P] masked positions.
+      label_ids: int [B, P] original ids at those positions.
+      label_weights: float [B, P], 1 for real predictions and 0 for padding.
+
+    Returns:
+      (loss scalar, per_example_loss [B*P], log_probs [B*P, V]), with
+      loss = sum(w * nll) / (sum(w) + 1e-5).
+    """
+    log_probs = self.log_probs(sequence_output, positions)
+    per_example_loss = _weighted_nll(log_probs, label_ids, self.vocab_size)  # [B*P]
+    weights = tf.reshape(tf.cast(label_weights, log_probs.dtype), [-1])  # [B*P]
+    loss = tf.reduce_sum(weights * per_example_loss) / (tf.reduce_sum(weights) + 1e-5)
+    return loss, per_example_loss, log_probs
+
+
+class _PooledLinearHead(tf.Module):
+  """A linear map of the pooled output with `[C, H]` weights used transposed."""
+
+  def __init__(self, scope, num_outputs, config):
+    super().__init__()
+    prefix = f"{scope}/" if scope else ""
+    self.num_outputs = num_outputs
+    self.output_weights = new_variable(f"{prefix}output_weights",
+                                       [num_outputs, config.hidden_size],
+                                       truncated_normal(config.initializer_range))
+    self.output_bias = new_variable(f"{prefix}output_bias", [num_outputs], tf.zeros)
+
+  def logits(self, pooled_output):
+    """Maps float [B, H] to logits [B, C]."""
+    logits = tf.matmul(pooled_output, self.output_weights, transpose_b=True)
+    return tf.nn.bias_add(logits, self.output_bias)
+
+  def _loss(self, logits, labels):
+    """(mean loss, per_example_loss [B], log_probs [B, C]) of integer labels [B]."""
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    per_example_loss = _weighted_nll(log_probs, labels, self.num_outputs)
+    return tf.reduce_mean(per_example_loss), per_example_loss, log_probs
+
+
+class NextSentenceHead(_PooledLinearHead):
+  """`cls/seq_relationship`: 2-way "is next" classifier; label 0 means "is next"."""
+
+  def __init__(self, config):
+    super().__init__("cls/seq_relationship", 2, config)
+
+  def __call__(self, pooled_output, labels):
+    """The original `get_next_sentence_output`.
+
+    Args:
+      pooled_output: float [B, H].
+      labels: int [B] or [B, 1].
+
+    Returns:
+      (loss scalar, per_example_loss [B], log_probs [B, 2]).
+    """
+    return self._loss(self.logits(pooled_output), labels)
+
+
+class ClassifierHead(_PooledLinearHead):
+  """Top-level `output_weights` [C, H] and `output_bias` [C] of `run_classifier`."""
+
+  def __init__(self, config, num_labels, dropout_rate=0.1):
+    super().__init__("", num_labels, config)
+    self.dropout_rate = dropout_rate
+
+  def __call__(self, pooled_output, labels, training=False):
+    """The original `run_classifier.create_model` head.
+
+    Args:
+      pooled_output: float [B, H].
+      labels: int [B].
+      training: apply dropout (rate 0.1) to the pooled output.
+
+    Returns:
+      (loss scalar, per_example_loss [B], logits [B, C], probabilities [B, C]).
+    """
+    logits = self.logits(dropout(pooled_output, self.dropout_rate, training))
+    loss, per_example_loss, _ = self._loss(logits, labels)
+    return loss, per_example_loss, logits, tf.nn.softmax(logits, axis=-1)

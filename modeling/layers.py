@@ -1,0 +1,100 @@
+"""Building blocks whose variables carry the original TF1 names.
+
+Every block takes the full variable scope of the original (for example
+`bert/encoder/layer_0/attention/output/dense`) and creates its variables in the
+constructor, so `[v.name for v in module.variables]` are the checkpoint names
+plus ":0" and checkpoints load by name in both directions.
+"""
+
+import math
+
+import tensorflow as tf
+
+
+def truncated_normal(stddev):
+  """The original's initializer: truncated normal (at 2 stddev), mean 0."""
+  def initializer(shape, dtype=tf.float32):
+    return tf.random.truncated_normal(shape, stddev=stddev, dtype=dtype)
+  return initializer
+
+
+def gelu(x):
+  """GELU, tanh approximation, as the original `modeling.gelu` at HEAD."""
+  cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
+  return x * cdf
+
+
+def gelu_exact(x):
+  """GELU with the exact normal CDF (erf), as the 2018 release and Hugging Face."""
+  return 0.5 * x * (1.0 + tf.math.erf(x / math.sqrt(2.0)))
+
+
+_ACTIVATIONS = {
+    "gelu": gelu,
+    "gelu_exact": gelu_exact,
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "linear": None,
+}
+
+
+def get_activation(name):
+  """Maps a config `hidden_act` string to a function (None for "linear")."""
+  if name not in _ACTIVATIONS:
+    raise ValueError(f"hidden_act={name!r} is not one of {', '.join(_ACTIVATIONS)}")
+  return _ACTIVATIONS[name]
+
+
+def get_shape_list(tensor):
+  """Returns the shape of `tensor` as a list: Python ints where static, scalars otherwise."""
+  static = tensor.shape.as_list()
+  dynamic = tf.shape(tensor)
+  return [dim if dim is not None else dynamic[i] for i, dim in enumerate(static)]
+
+
+def new_variable(name, shape, initializer):
+  """A float32 tf.Variable named exactly `name` (a TF1 checkpoint name)."""
+  return tf.Variable(initializer(shape), name=name, dtype=tf.float32)
+
+
+class Dense(tf.Module):
+  """`tf.layers.dense` of the original: `scope/kernel` [in, out], `scope/bias` [out]."""
+
+  def __init__(self, scope, input_width, output_width, initializer_range, activation=None):
+    super().__init__()
+    self.kernel = new_variable(f"{scope}/kernel", [input_width, output_width],
+                               truncated_normal(initializer_range))
+    self.bias = new_variable(f"{scope}/bias", [output_width], tf.zeros)
+    self.activation = activation
+
+  def __call__(self, inputs):
+    """Maps float [M, in] to [M, out]; inputs must be 2-D, as the original keeps them."""
+    outputs = tf.nn.bias_add(tf.matmul(inputs, self.kernel), self.bias)
+    return self.activation(outputs) if self.activation is not None else outputs
+
+
+class LayerNorm(tf.Module):
+  """`tf.contrib.layers.layer_norm` over the last axis: `scope/LayerNorm/{beta,gamma}`.
+
+  Epsilon 1e-12 on the biased variance, as the original.
+  """
+
+  EPSILON = 1e-12
+
+  def __init__(self, scope, width):
+    super().__init__()
+    self.beta = new_variable(f"{scope}/LayerNorm/beta", [width], tf.zeros)
+    self.gamma = new_variable(f"{scope}/LayerNorm/gamma", [width], tf.ones)
+
+  def __call__(self, inputs):
+    """Normalises float [..., width] over its last axis."""
+    mean, variance = tf.nn.moments(inputs, axes=[-1], keepdims=True)
+    return tf.nn.batch_normalization(inputs, mean, variance, offset=self.beta,
+                                     scale=self.gamma, variance_epsilon=self.EPSILON)
+
+
+def dropout(inputs, rate, training):
+  """Dropout with `rate`, only when training and rate > 0."""
+  if not training or rate == 0.0:
+    return inputs
+  return tf.nn.dropout(inputs, rate=rate)

@@ -1,0 +1,221 @@
+"""BertModel: the original BERT encoder as a tf.Module with the TF1 variable names.
+
+Shape legend, as in the original:
+  B = batch size, S = sequence length (F "from" and T "to" in attention),
+  H = hidden size, N = attention heads, D = H / N head size, I = intermediate size,
+  V = vocabulary size.
+
+Activations between layers are kept 2-D, [B*S, H], as the original does: the
+matmul + bias + activation patterns then map onto fused kernels.
+"""
+
+import math
+
+import tensorflow as tf
+
+from modeling.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
+                             new_variable, truncated_normal)
+
+
+class Embeddings(tf.Module):
+  """`bert/embeddings`: word + token type + position embeddings, LayerNorm, dropout."""
+
+  def __init__(self, config, use_one_hot_embeddings=False):
+    super().__init__()
+    scope = "bert/embeddings"
+    init = truncated_normal(config.initializer_range)
+    self.config = config
+    self.use_one_hot_embeddings = use_one_hot_embeddings
+    self.word_embeddings = new_variable(
+        f"{scope}/word_embeddings", [config.vocab_size, config.hidden_size], init)
+    self.token_type_embeddings = new_variable(
+        f"{scope}/token_type_embeddings", [config.type_vocab_size, config.hidden_size], init)
+    self.position_embeddings = new_variable(
+        f"{scope}/position_embeddings", [config.max_position_embeddings, config.hidden_size],
+        init)
+    self.layer_norm = LayerNorm(scope, config.hidden_size)
+
+  def position_table(self, seq_length):
+    """The original's checked slice of the position table.
+
+    Args:
+      seq_length: int or int32 scalar S.
+
+    Returns:
+      float [1, S, H], to broadcast-add over the batch.
+
+    Raises:
+      ValueError: S > max_position_embeddings, when S is known when tracing.
+      tf.errors.InvalidArgumentError: the same, when S is only known at run time.
+    """
+    limit = self.config.max_position_embeddings
+    message = (f"sequence length exceeds max_position_embeddings={limit} of the BERT "
+               "config; shorten the input (max_seq_length) or use a config with more "
+               "positions")
+    if isinstance(seq_length, int):
+      if seq_length > limit:
+        raise ValueError(f"{message} (got sequence length {seq_length})")
+      checks = []
+    else:
+      checks = [tf.debugging.assert_less_equal(seq_length, limit, message=message)]
+    with tf.control_dependencies(checks):
+      table = tf.slice(self.position_embeddings, [0, 0], [seq_length, -1])  # [S, H]
+    return tf.reshape(table, [1, seq_length, self.config.hidden_size])  # [1, S, H]
+
+  def __call__(self, input_ids, token_type_ids, training=False):
+    """Embeds int [B, S] ids and segment ids into float [B, S, H]."""
+    batch_size, seq_length = get_shape_list(input_ids)
+    width = self.config.hidden_size
+    flat_ids = tf.reshape(input_ids, [-1])  # [B*S]
+    if self.use_one_hot_embeddings:
+      one_hot = tf.one_hot(flat_ids, depth=self.config.vocab_size)  # [B*S, V]
+      words = tf.matmul(one_hot, self.word_embeddings)  # [B*S, H]
+    else:
+      words = tf.gather(self.word_embeddings, flat_ids)  # [B*S, H]
+    flat_types = tf.reshape(token_type_ids, [-1])  # [B*S]
+    one_hot_types = tf.one_hot(flat_types, depth=self.config.type_vocab_size)
+    types = tf.matmul(one_hot_types, self.token_type_embeddings)  # [B*S, H]
+    output = tf.reshape(words + types, [batch_size, seq_length, width])  # [B, S, H]
+    output += self.position_table(seq_length)
+    output = self.layer_norm(output)
+    return dropout(output, self.config.hidden_dropout_prob, training)
+
+
+def attention_mask_adder(input_mask, dtype=tf.float32):
+  """The additive attention mask of the original, from the "to" side only.
+
+  Args:
+    input_mask: int or float [B, T], 1 for real tokens, 0 for padding.
+
+  Returns:
+    float [B, 1, 1, T]: 0 where attended, -10000 where masked; broadcasts over
+    heads and "from" positions.
+  """
+  mask = tf.cast(input_mask, dtype)[:, tf.newaxis, tf.newaxis, :]  # [B, 1, 1, T]
+  return (1.0 - mask) * -10000.0
+
+
+class SelfAttention(tf.Module):
+  """`layer_N/attention/self`: multi-head scaled dot-product self-attention."""
+
+  def __init__(self, scope, config):
+    super().__init__()
+    width, init = config.hidden_size, config.initializer_range
+    self.num_heads = config.num_attention_heads
+    self.head_size = config.attention_head_size
+    self.dropout_rate = config.attention_probs_dropout_prob
+    self.query = Dense(f"{scope}/query", width, width, init)
+    self.key = Dense(f"{scope}/key", width, width, init)
+    self.value = Dense(f"{scope}/value", width, width, init)
+
+  def _split_heads(self, x, batch_size, seq_length):
+    x = tf.reshape(x, [batch_size, seq_length, self.num_heads, self.head_size])  # [B, S, N, D]
+    return tf.transpose(x, [0, 2, 1, 3])  # [B, N, S, D]
+
+  def __call__(self, x, mask_adder, batch_size, seq_length, training=False):
+    """Attends float [B*S, H] to itself; mask_adder is [B, 1, 1, S]; returns [B*S, H]."""
+    q = self._split_heads(self.query(x), batch_size, seq_length)  # [B, N, F, D]
+    k = self._split_heads(self.key(x), batch_size, seq_length)  # [B, N, T, D]
+    v = self._split_heads(self.value(x), batch_size, seq_length)  # [B, N, T, D]
+    scores = tf.matmul(q, k, transpose_b=True)  # [B, N, F, T]
+    scores = scores * (1.0 / math.sqrt(float(self.head_size))) + mask_adder
+    probs = dropout(tf.nn.softmax(scores), self.dropout_rate, training)  # [B, N, F, T]
+    context = tf.matmul(probs, v)  # [B, N, F, D]
+    context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, D]
+    return tf.reshape(context, [-1, self.num_heads * self.head_size])  # [B*F, H]
+
+
+class TransformerLayer(tf.Module):
+  """`bert/encoder/layer_N`: post-LayerNorm self-attention and feed-forward blocks."""
+
+  def __init__(self, index, config):
+    super().__init__()
+    scope = f"bert/encoder/layer_{index}"
+    width, inner, init = config.hidden_size, config.intermediate_size, config.initializer_range
+    self.dropout_rate = config.hidden_dropout_prob
+    self.attention = SelfAttention(f"{scope}/attention/self", config)
+    self.attention_output = Dense(f"{scope}/attention/output/dense", width, width, init)
+    self.attention_layer_norm = LayerNorm(f"{scope}/attention/output", width)
+    self.intermediate = Dense(f"{scope}/intermediate/dense", width, inner, init,
+                              activation=get_activation(config.hidden_act))
+    self.output = Dense(f"{scope}/output/dense", inner, width, init)
+    self.output_layer_norm = LayerNorm(f"{scope}/output", width)
+
+  def __call__(self, x, mask_adder, batch_size, seq_length, training=False):
+    """Maps float [B*S, H] to [B*S, H]."""
+    attended = self.attention(x, mask_adder, batch_size, seq_length, training)
+    attended = dropout(self.attention_output(attended), self.dropout_rate, training)
+    x = self.attention_layer_norm(attended + x)
+    transformed = dropout(self.output(self.intermediate(x)), self.dropout_rate, training)
+    return self.output_layer_norm(transformed + x)
+
+
+class BertModel(tf.Module):
+  """The BERT encoder and pooler, variables named as the original's `bert/...`.
+
+  Example:
+    config = BertConfig.from_json_file("bert_config.json")
+    model = BertModel(config)
+    modeling.checkpoint.load("bert_model.ckpt", model)
+    outputs = model(input_ids, input_mask, token_type_ids)
+    outputs["pooled_output"]  # [B, H]
+  """
+
+  def __init__(self, config, use_one_hot_embeddings=False):
+    """Creates every variable.
+
+    Args:
+      config: a `BertConfig`.
+      use_one_hot_embeddings: look words up by one-hot matmul (faster on TPU)
+        instead of gather.
+    """
+    super().__init__()
+    self.config = config
+    self.embeddings = Embeddings(config, use_one_hot_embeddings)
+    self.encoder_layers = [TransformerLayer(i, config)
+                           for i in range(config.num_hidden_layers)]
+    self.pooler = Dense("bert/pooler/dense", config.hidden_size, config.hidden_size,
+                        config.initializer_range, activation=tf.tanh)
+
+  @property
+  def embedding_table(self):
+    """The word embedding variable, float [V, H] (the original `get_embedding_table`)."""
+    return self.embeddings.word_embeddings
+
+  def __call__(self, input_ids, input_mask=None, token_type_ids=None, training=False):
+    """Runs the encoder.
+
+    Args:
+      input_ids: int [B, S] wordpiece ids.
+      input_mask: int [B, S], 1 for real tokens and 0 for padding; all ones if None.
+      token_type_ids: int [B, S] segment ids; all zeros if None.
+      training: apply dropout.
+
+    Returns:
+      A dict with `sequence_output` float [B, S, H], `pooled_output` [B, H],
+      `all_encoder_layers` (a list of [B, S, H], one per layer) and
+      `embedding_output` [B, S, H].
+    """
+    input_ids = tf.convert_to_tensor(input_ids)
+    if input_mask is None:
+      input_mask = tf.ones_like(input_ids)
+    if token_type_ids is None:
+      token_type_ids = tf.zeros_like(input_ids)
+    batch_size, seq_length = get_shape_list(input_ids)
+    width = self.config.hidden_size
+
+    embedding_output = self.embeddings(input_ids, token_type_ids, training)  # [B, S, H]
+    mask_adder = attention_mask_adder(input_mask)  # [B, 1, 1, S]
+    x = tf.reshape(embedding_output, [-1, width])  # [B*S, H]
+    all_encoder_layers = []
+    for layer in self.encoder_layers:
+      x = layer(x, mask_adder, batch_size, seq_length, training)
+      all_encoder_layers.append(tf.reshape(x, [batch_size, seq_length, width]))  # [B, S, H]
+    sequence_output = all_encoder_layers[-1]
+    pooled_output = self.pooler(sequence_output[:, 0, :])  # [B, H]
+    return {
+        "sequence_output": sequence_output,
+        "pooled_output": pooled_output,
+        "all_encoder_layers": all_encoder_layers,
+        "embedding_output": embedding_output,
+    }

@@ -1,0 +1,21 @@
+"""bert-tf2: a faithful TensorFlow 2 rewrite of Google's original BERT."""
+from setuptools import find_packages, setup
+
+setup(
+    name="bert-tf2",
+    version="0.1.0",
+    description=("Google's original BERT on TensorFlow 2: same numerics, same TF1 "
+                 "checkpoint names, same flags."),
+    packages=find_packages(include=["modeling", "modeling.*"]),
+    py_modules=["create_pretraining_data", "run_pretraining", "run_classifier"],
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-text>=2.21,<2.22",
+        "absl-py>=2.1",
+        "numpy>=1.26,<3",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "bert-tensorflow==1.0.4", "tf-keras>=2.21,<2.22"],
+    },
+)
