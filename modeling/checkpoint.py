@@ -28,6 +28,10 @@ from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead
 from modeling.model import BertModel
 
 
+# What reading a corrupt or truncated checkpoint raises, depending on where it breaks.
+_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError)
+
+
 def checkpoint_name(variable):
   """The checkpoint key of a variable: its name without the ":0" suffix."""
   return variable.name[:-2] if variable.name.endswith(":0") else variable.name
@@ -80,7 +84,7 @@ def open_checkpoint(ckpt_path):
   prefix = _resolve(ckpt_path)
   try:
     reader = tf.train.load_checkpoint(prefix)
-  except (tf.errors.OpError, ValueError) as error:
+  except _READ_ERRORS as error:
     raise ValueError(f"{prefix}: unreadable checkpoint ({error.__class__.__name__}: "
                      f"{getattr(error, 'message', error)})") from None
   shapes = reader.get_variable_to_shape_map()
@@ -197,7 +201,7 @@ def load(ckpt_path, variables, allow_missing=()):
   for name in report.loaded:
     try:
       values[name] = reader.get_tensor(name)
-    except (tf.errors.OpError, ValueError) as error:
+    except _READ_ERRORS as error:
       raise ValueError(f"{prefix}: cannot read {name} ({error.__class__.__name__}); the "
                        "checkpoint data file is corrupt or truncated") from None
   for name, value in values.items():
@@ -314,7 +318,7 @@ def check_checkpoint(config_file, ckpt_path, task="encoder", out=sys.stdout):
   for name in report.loaded:
     try:
       value = reader.get_tensor(name)
-    except (tf.errors.OpError, ValueError) as error:
+    except _READ_ERRORS as error:
       errors.append(f"unreadable tensor {name} ({error.__class__.__name__}): corrupt data file")
       continue
     if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):

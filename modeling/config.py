@@ -97,8 +97,9 @@ class BertConfig:
       raise self._error("hidden_act", f"is not one of {', '.join(ACTIVATIONS)}")
     if self.hidden_size % self.num_attention_heads:
       raise ValueError(
-          f"{self._source}: the hidden size ({self.hidden_size}) is not a multiple of "
-          f"the number of attention heads ({self.num_attention_heads})")
+          f"{self._source}: the hidden size (hidden_size={self.hidden_size}) is not a "
+          f"multiple of the number of attention heads "
+          f"(num_attention_heads={self.num_attention_heads})")
 
   @property
   def attention_head_size(self):

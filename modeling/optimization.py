@@ -1,0 +1,171 @@
+"""Optimisation as the original `optimization.py`: AdamWeightDecay with its schedule.
+
+- `WarmupLinearDecay`: linear warmup from 0 to `learning_rate` over
+  `num_warmup_steps`, then linear (power 1 polynomial) decay to 0 at
+  `num_train_steps`, computed in float32 from the int64 `global_step`.
+- `AdamWeightDecay`: Adam *without bias correction*, decoupled weight decay
+  0.01 except for variables whose names contain "LayerNorm", "layer_norm" or
+  "bias", after clipping all gradients to a global norm of 1.0. It owns the
+  slots `<var>/adam_m`, `<var>/adam_v` and the int64 `global_step`, named as the
+  original writes them, so training checkpoints are interchangeable with the
+  original's.
+
+The optimizer works in any `tf.distribute` strategy: create it under
+`strategy.scope()` and call `apply_gradients` in replica context (inside
+`strategy.run`) with gradients already summed over the replicas.
+"""
+
+import re
+
+import tensorflow as tf
+
+EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
+
+
+def variable_name(variable):
+  """The checkpoint name of a variable: `variable.name` without the ":N" suffix."""
+  return re.sub(r":\d+$", "", variable.name)
+
+
+class WarmupLinearDecay:
+  """The original learning-rate schedule, a function of the global step.
+
+  lr(step) = learning_rate * step / num_warmup_steps           if step < num_warmup_steps
+           = learning_rate * (1 - min(step, T) / T)             otherwise, T = num_train_steps
+  """
+
+  def __init__(self, learning_rate, num_train_steps, num_warmup_steps):
+    """Raises ValueError naming the bad argument."""
+    if not learning_rate > 0:
+      raise ValueError(f"learning_rate={learning_rate} must be positive")
+    if num_train_steps <= 0:
+      raise ValueError(f"num_train_steps={num_train_steps} must be positive")
+    if num_warmup_steps < 0:
+      raise ValueError(f"num_warmup_steps={num_warmup_steps} must not be negative")
+    self.learning_rate = float(learning_rate)
+    self.num_train_steps = int(num_train_steps)
+    self.num_warmup_steps = int(num_warmup_steps)
+
+  def __call__(self, step):
+    """Maps an int scalar step to the float32 scalar learning rate."""
+    step = tf.cast(step, tf.float32)
+    done = tf.minimum(step, float(self.num_train_steps)) / float(self.num_train_steps)
+    decayed = self.learning_rate * (1.0 - done)
+    if not self.num_warmup_steps:
+      return decayed
+    warmup = self.learning_rate * (step / float(self.num_warmup_steps))
+    return tf.where(step < float(self.num_warmup_steps), warmup, decayed)
+
+
+class AdamWeightDecay(tf.Module):
+  """The original `AdamWeightDecayOptimizer` with clipping and the step counter.
+
+  One `apply_gradients` call is one step of the original `create_optimizer`
+  train op: clip by global norm, update every variable, then `global_step += 1`,
+  with the learning rate read from the step before the increment.
+
+  Attributes:
+    global_step: int64 scalar variable `global_step`.
+    slots: {variable name: (adam_m, adam_v)} float32 variables shaped as the
+      variable, named `<name>/adam_m` and `<name>/adam_v`.
+  """
+
+  # The trained variables belong to the model: `self.variables` lists only the
+  # optimizer's own state (global_step and slots).
+  _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"_trained"}
+
+  def __init__(self, variables, learning_rate, weight_decay_rate=0.01, beta_1=0.9,
+               beta_2=0.999, epsilon=1e-6,
+               exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, clip_norm=1.0):
+    """Creates the step counter and the slots; call under `strategy.scope()`.
+
+    Args:
+      variables: the trainable tf.Variables, in the order `apply_gradients`
+        receives their gradients.
+      learning_rate: a function of the int64 step giving a float32 scalar, such
+        as `WarmupLinearDecay`.
+      weight_decay_rate: decoupled weight decay, applied as `lr * rate * var`.
+      beta_1, beta_2, epsilon: Adam constants.
+      exclude_from_weight_decay: regexes; a variable whose name matches one
+        (`re.search`) is not decayed.
+      clip_norm: the global gradient norm is clipped to this value.
+    """
+    super().__init__(name="AdamWeightDecay")
+    self.learning_rate = learning_rate
+    self.weight_decay_rate = weight_decay_rate
+    self.beta_1 = beta_1
+    self.beta_2 = beta_2
+    self.epsilon = epsilon
+    self.clip_norm = clip_norm
+    self._trained = list(variables)
+    names = [variable_name(v) for v in self._trained]
+    self._decay = [bool(weight_decay_rate) and
+                   not any(re.search(p, name) for p in exclude_from_weight_decay)
+                   for name in names]
+    self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    self.slots = {}
+    for name, variable in zip(names, self._trained):
+      self.slots[name] = tuple(
+          tf.Variable(tf.zeros(variable.shape, tf.float32), trainable=False,
+                      name=f"{name}/{slot}")
+          for slot in ("adam_m", "adam_v"))
+
+  def apply_gradients(self, gradients):
+    """Applies one step; call in replica context with the summed gradients.
+
+    Args:
+      gradients: one float tensor (or tf.IndexedSlices) per variable, shaped as
+        the variable, identical on every replica.
+
+    Returns:
+      (learning_rate, global_norm): float32 scalars, the rate used and the
+      gradient norm before clipping.
+    """
+    if len(gradients) != len(self._trained):
+      raise ValueError(f"got {len(gradients)} gradients for {len(self._trained)} variables")
+    gradients = [tf.convert_to_tensor(g) for g in gradients]
+    clipped, global_norm = tf.clip_by_global_norm(gradients, self.clip_norm)
+    learning_rate = self.learning_rate(self.global_step)
+    tf.distribute.get_replica_context().merge_call(
+        self._apply, args=(clipped, learning_rate))
+    return learning_rate, global_norm
+
+  def _apply(self, strategy, gradients, learning_rate):
+    """Cross-replica part: updates each variable on each of its devices."""
+    updates = []
+    for variable, gradient, decay in zip(self._trained, gradients, self._decay):
+      m, v = self.slots[variable_name(variable)]
+      updates.append(strategy.extended.update(
+          variable, self._update, args=(gradient, m, v, learning_rate, decay)))
+    with tf.control_dependencies(updates):
+      return self.global_step.assign_add(1)
+
+  def _update(self, variable, gradient, m, v, learning_rate, decay):
+    """Adam without bias correction, plus decoupled weight decay, on one device."""
+    next_m = self.beta_1 * m + (1.0 - self.beta_1) * gradient
+    next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient)
+    update = next_m / (tf.sqrt(next_v) + self.epsilon)
+    if decay:
+      update += self.weight_decay_rate * variable
+    return tf.group(variable.assign_sub(learning_rate * update), m.assign(next_m),
+                    v.assign(next_v))
+
+
+OPTIMIZERS = ("adamw",)
+
+
+def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup_steps):
+  """The optimizer of the `--optimizer` flag with the original schedule.
+
+  Args:
+    name: one of OPTIMIZERS; "adamw" is the original AdamWeightDecay.
+    variables: the trainable variables.
+    learning_rate, num_train_steps, num_warmup_steps: the schedule.
+
+  Raises:
+    ValueError: an unknown name or a bad schedule value.
+  """
+  if name not in OPTIMIZERS:
+    raise ValueError(f"optimizer={name!r} is not one of {', '.join(OPTIMIZERS)}")
+  schedule = WarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps)
+  return AdamWeightDecay(variables, schedule)

@@ -1,0 +1,267 @@
+"""WordPiece tokenization as in the original BERT, in Python and in-graph.
+
+`FullTokenizer` gives exactly the tokens of the original `tokenization.FullTokenizer`
+(BasicTokenizer, then WordpieceTokenizer) for any Unicode text:
+
+- text is cleaned: U+0000, U+FFFD and control characters (categories Cc and Cf,
+  except tab, newline and carriage return) are dropped, and whitespace (space, tab,
+  newline, carriage return, category Zs) becomes a space;
+- every CJK Unified Ideograph is made a word of its own;
+- with `do_lower_case`, each word is lower-cased (`str.lower`) and its accents are
+  stripped (NFD, then category Mn dropped);
+- words are split around punctuation: every non-letter, non-digit printable ASCII
+  character and every character of a Unicode category P*;
+- each word is split greedily, longest match first, into vocabulary pieces, later
+  pieces prefixed with "##"; a word of more than 200 characters, or one that cannot be
+  split, becomes "[UNK]".
+
+It is fast on large corpora: cleaning is one `str.translate` through a lazily filled
+per-character table, and the pieces of each whitespace-separated word are cached.
+
+`InGraphTokenizer` does the same in TensorFlow ops (tensorflow-text), for `tf.data`
+pipelines and exported SavedModels; README.md lists where it differs from
+`FullTokenizer`.
+"""
+
+import collections
+import functools
+import re
+import unicodedata
+
+import tensorflow as tf
+
+_UNK = "[UNK]"
+_MAX_INPUT_CHARS_PER_WORD = 200
+_WORD_CACHE_SIZE = 1 << 16
+
+# Checkpoint directory names of Google's released models, by casing.
+_LOWER_CASED_MODELS = ("uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12",
+                       "multilingual_L-12_H-768_A-12", "chinese_L-12_H-768_A-12")
+_CASED_MODELS = ("cased_L-12_H-768_A-12", "cased_L-24_H-1024_A-16",
+                 "multi_cased_L-12_H-768_A-12")
+
+# CJK Unified Ideographs blocks, as the original defines "Chinese characters"
+# (Hangul, Hiragana and Katakana are not among them).
+CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+              (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+
+
+def validate_case_matches_checkpoint(do_lower_case, init_checkpoint):
+  """Checks `do_lower_case` against the casing of a known Google checkpoint.
+
+  As the original, this recognises the released models by the directory name in
+  `init_checkpoint` (".../uncased_L-12_H-768_A-12/bert_model.ckpt") and does nothing
+  for any other path.
+
+  Raises:
+    ValueError: the flag contradicts the casing of the named model.
+  """
+  if not init_checkpoint:
+    return
+  match = re.match(r"^.*?([A-Za-z0-9_-]+)/bert_model.ckpt", init_checkpoint)
+  if match is None:
+    return
+  model_name = match.group(1)
+  if model_name in _LOWER_CASED_MODELS and not do_lower_case:
+    actual_flag, case_name, opposite_flag = "False", "lowercased", "True"
+  elif model_name in _CASED_MODELS and do_lower_case:
+    actual_flag, case_name, opposite_flag = "True", "cased", "False"
+  else:
+    return
+  raise ValueError(
+      f"You passed in `--do_lower_case={actual_flag}` with `--init_checkpoint="
+      f"{init_checkpoint}`. However, `{model_name}` seems to be a {case_name} model, so "
+      f"you should pass in `--do_lower_case={opposite_flag}` so that the fine-tuning "
+      "matches how the model was pre-training. If this error is wrong, please just "
+      "comment out this check.")
+
+
+def convert_to_unicode(text):
+  """Returns `text` as `str`, decoding `bytes` as UTF-8 and dropping invalid bytes."""
+  if isinstance(text, str):
+    return text
+  if isinstance(text, bytes):
+    return text.decode("utf-8", "ignore")
+  raise ValueError(f"Unsupported string type: {type(text)}")
+
+
+def load_vocab(vocab_file):
+  """Reads a vocabulary file, one token a line, into an ordered {token: id} dict.
+
+  As the original: tokens are stripped of surrounding whitespace and a repeated
+  token keeps its first id, so ids are 0..len-1 in order of first appearance.
+
+  Raises:
+    FileNotFoundError: `vocab_file` does not exist.
+    ValueError: the file holds no token.
+  """
+  if not tf.io.gfile.exists(vocab_file):
+    raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
+  vocab = collections.OrderedDict()
+  with tf.io.gfile.GFile(vocab_file, "rb") as reader:
+    for line in reader:
+      vocab.setdefault(convert_to_unicode(line).strip(), len(vocab))
+  if not vocab:
+    raise ValueError(f"vocab_file {vocab_file} is empty")
+  return vocab
+
+
+def whitespace_tokenize(text):
+  """Splits `text` on whitespace (`str.split`)."""
+  return text.split()
+
+
+def is_whitespace(char):
+  """True for space, tab, newline, carriage return and category Zs."""
+  return char in " \t\n\r" or unicodedata.category(char) == "Zs"
+
+
+def is_control(char):
+  """True for categories Cc and Cf, except tab, newline and carriage return."""
+  return char not in "\t\n\r" and unicodedata.category(char) in ("Cc", "Cf")
+
+
+def is_punctuation(char):
+  """True for non-letter, non-digit printable ASCII and for categories P*."""
+  cp = ord(char)
+  if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+    return True
+  return unicodedata.category(char).startswith("P")
+
+
+def is_cjk_character(cp):
+  """True when code point `cp` is in a CJK Unified Ideographs block."""
+  return any(low <= cp <= high for low, high in CJK_RANGES)
+
+
+class _CleaningTable(dict):
+  """`str.translate` table: drop invalid and control characters, whitespace -> " ",
+  CJK ideograph -> the ideograph between spaces; other characters are unchanged.
+
+  Entries are computed on first use, so only characters met in the text cost a
+  Unicode database look-up, once.
+  """
+
+  def __missing__(self, cp):
+    char = chr(cp)
+    if cp == 0 or cp == 0xFFFD or is_control(char):
+      value = None
+    elif is_whitespace(char):
+      value = " "
+    elif is_cjk_character(cp):
+      value = f" {char} "
+    else:
+      value = cp
+    self[cp] = value
+    return value
+
+
+_CLEANING_TABLE = _CleaningTable()
+
+
+def _clean_words(text):
+  """Cleans `text` (str or UTF-8 bytes) and splits it into whitespace-separated words."""
+  return convert_to_unicode(text).translate(_CLEANING_TABLE).split()
+
+
+class BasicTokenizer:
+  """Cleaning, CJK splitting, optional lower-casing and accent stripping, and
+  punctuation splitting, as the original BasicTokenizer."""
+
+  def __init__(self, do_lower_case=True):
+    self.do_lower_case = do_lower_case
+
+  def tokenize(self, text):
+    """Returns the list of basic tokens of `text` (str or UTF-8 bytes)."""
+    return [token for word in _clean_words(text) for token in self.split_word(word)]
+
+  def split_word(self, word):
+    """Lower-cases and strips accents (with `do_lower_case`) and splits punctuation
+    off one cleaned, whitespace-free word; returns a list of tokens."""
+    if self.do_lower_case:
+      word = unicodedata.normalize("NFD", word.lower())
+      word = "".join(char for char in word if unicodedata.category(char) != "Mn")
+    pieces = []
+    start_new_piece = True
+    for char in word:
+      if is_punctuation(char):
+        pieces.append(char)
+        start_new_piece = True
+      elif start_new_piece:
+        pieces.append(char)
+        start_new_piece = False
+      else:
+        pieces[-1] += char
+    # Lower-casing can, in principle, produce whitespace; split as the original does.
+    return " ".join(pieces).split()
+
+
+class WordpieceTokenizer:
+  """Greedy longest-match-first WordPiece splitting, as the original."""
+
+  def __init__(self, vocab, unk_token=_UNK, max_input_chars_per_word=_MAX_INPUT_CHARS_PER_WORD):
+    self.vocab = vocab
+    self.unk_token = unk_token
+    self.max_input_chars_per_word = max_input_chars_per_word
+    # No vocabulary entry is longer than this, so longer candidates need no look-up.
+    self._max_piece_chars = max(map(len, vocab), default=0)
+
+  def tokenize(self, text):
+    """Splits each whitespace-separated word of `text` into word pieces.
+
+    For example "unaffable" -> ["un", "##aff", "##able"].
+    """
+    return [piece for word in text.split() for piece in self.split_word(word)]
+
+  def split_word(self, word):
+    """Returns the word pieces of one whitespace-free `word`, or [unk_token]."""
+    if len(word) > self.max_input_chars_per_word:
+      return [self.unk_token]
+    pieces = []
+    start = 0
+    while start < len(word):
+      prefix = "##" if start > 0 else ""
+      end = min(len(word), start + self._max_piece_chars - len(prefix))
+      while end > start and prefix + word[start:end] not in self.vocab:
+        end -= 1
+      if end == start:
+        return [self.unk_token]
+      pieces.append(prefix + word[start:end])
+      start = end
+    return pieces
+
+
+class FullTokenizer:
+  """The original FullTokenizer: basic tokenization, then WordPiece.
+
+  Attributes:
+    vocab: ordered {token: id}.
+    inv_vocab: {id: token}.
+    basic_tokenizer: the `BasicTokenizer`.
+    wordpiece_tokenizer: the `WordpieceTokenizer`.
+  """
+
+  def __init__(self, vocab_file, do_lower_case=True):
+    self.vocab = load_vocab(vocab_file)
+    self.inv_vocab = {index: token for token, index in self.vocab.items()}
+    self.do_lower_case = do_lower_case
+    self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
+    self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
+    self._word_pieces = functools.lru_cache(maxsize=_WORD_CACHE_SIZE)(self._split_word)
+
+  def _split_word(self, word):
+    """The word pieces of one cleaned, whitespace-free word, as a tuple."""
+    return tuple(piece for token in self.basic_tokenizer.split_word(word)
+                 for piece in self.wordpiece_tokenizer.split_word(token))
+
+  def tokenize(self, text):
+    """Returns the list of word pieces of `text` (str or UTF-8 bytes)."""
+    return [piece for word in _clean_words(text) for piece in self._word_pieces(word)]
+
+  def convert_tokens_to_ids(self, tokens):
+    """Maps tokens to ids; raises KeyError for a token not in the vocabulary."""
+    return [self.vocab[token] for token in tokens]
+
+  def convert_ids_to_tokens(self, ids):
+    """Maps ids to tokens; raises KeyError for an id not in the vocabulary."""
+    return [self.inv_vocab[index] for index in ids]

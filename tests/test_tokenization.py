@@ -1,0 +1,188 @@
+"""Tokenization: FullTokenizer against the original, and the in-graph tokenizer."""
+
+import glob
+import json
+import os
+import random
+
+import oracle
+import pytest
+
+from modeling import tokenization
+
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "un", "##aff", "##able",
+              "want", "##want", "##ed", "runn", "##ing", ",", ".", "!", "ca", "##fe", "e",
+              "##e", "中", "国", "a", "##b", "##c", "hello", "world", "Hello", "é", "ß", "s",
+              "##s", "i", "?", "[unused0]"]
+
+
+def write_vocab(directory, tokens):
+  path = os.path.join(str(directory), "vocab.txt")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(token + "\n" for token in tokens))
+  return path
+
+
+def varied_texts(count=3000, seed=0):
+  """Hand-written corner cases plus random strings drawn from across Unicode."""
+  texts = [
+      "", "   ", "UNwant\u00E9d,running", "Hello World!", "Caf\u00E9 na\u00EFve r\u00E9sum\u00E9",
+      "\u00C5ngstr\u00F6m \u0130stanbul STRASSE stra\u00DFe \u03A3\u03BF\u03C6\u03AF\u03B1\u03C2",
+      "中国abc中国", "\u3042\u3044\u3046 \uD55C\uAD6D\uC5B4 \u4E2D\u6587",
+      "emoji \U0001F600\U0001F44D\U0001F3FD family \U0001F468\u200D\U0001F469\u200D\U0001F467",
+      "ctrl\x00a\x01b\x7fc\u200bd\ufeffe\ufffdf\u00adg", "tab\tnew\nline\rcr\x0bvt\x0cff",
+      "nbsp\u00A0ideographic\u3000thin\u2009lsep\u2028psep\u2029nel\x85",
+      "a" * 200, "a" * 201, "ab" * 101, "\u00E9" * 150 + "\u0301" * 60, "x" * 1000,
+      "$5.00 ^caret^ `tick` ~tilde~ {brace} [bracket] <angle> |pipe| \\back\\",
+      "\u00BFQu\u00E9? \u00A1S\u00ED! \u2014dash\u2014 \u201Cquoted\u201D \u00AB\u00BB \u3002\u3001",
+      "\uFB01ne \uFB03ce \u0149 \u1E9E \u2126 \u212A \u00B5 \u0345 \u1F80",
+      "[CLS] [SEP] [MASK] [UNK] [unused0]", "\U00020000\U0002A700\U0002F800\uF900 \u2F00",
+      "d\u0307 \u0069\u0307 \u1E0D\u0307 Z\u0335\u0327a\u0336l\u0337g\u0338o",
+  ]
+  rng = random.Random(seed)
+  pools = [(0x20, 0x7E), (0xA0, 0x24F), (0x370, 0x52F), (0x590, 0x6FF), (0x900, 0xDFF),
+           (0x1E00, 0x1FFF), (0x2000, 0x206F), (0x2070, 0x2BFF), (0x3000, 0x30FF),
+           (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFFFD),
+           (0x1F300, 0x1FAFF), (0x20000, 0x2FA1F), (0x0, 0x1F), (0x7F, 0x9F)]
+  while len(texts) < count:
+    chars = []
+    for _ in range(rng.randint(1, 40)):
+      if rng.random() < 0.5:
+        chars.append(rng.choice("abcdefghijklmnopqrstuvwxyz  ,.!'-"))
+      else:
+        low, high = rng.choice(pools)
+        cp = rng.randint(low, high)
+        if not 0xD800 <= cp <= 0xDFFF:
+          chars.append(chr(cp))
+    texts.append("".join(chars))
+  return texts
+
+
+def shared_texts(shared_dir):
+  """Every line of the shared English corpus and of the Chinese seed texts."""
+  paths = [os.path.join(shared_dir, "data", "corpus", "fortunes_corpus.txt")]
+  paths += sorted(glob.glob(os.path.join(shared_dir, "seeds", "*.txt")))
+  texts = []
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      texts.extend(line.rstrip("\n") for line in f)
+  return texts
+
+
+ORACLE_TOKENIZE = """
+import json, sys
+import original_bert
+from bert import tokenization
+vocab_file, texts_file, out_file = sys.argv[1:]
+texts = json.load(open(texts_file, encoding="utf-8"))
+out = {}
+for lower in (True, False):
+  tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
+  out[str(lower)] = [tokenizer.tokenize(text) for text in texts]
+json.dump(out, open(out_file, "w", encoding="utf-8"))
+"""
+
+
+def original_tokens(tmp_path, vocab_file, texts):
+  """{"True": [...], "False": [...]}: the original's tokens of `texts` per casing."""
+  texts_file, out_file = tmp_path / "texts.json", tmp_path / "tokens.json"
+  texts_file.write_text(json.dumps(texts), encoding="utf-8")
+  oracle.run(ORACLE_TOKENIZE, vocab_file, texts_file, out_file)
+  return json.loads(out_file.read_text(encoding="utf-8"))
+
+
+def assert_same_tokens(texts, ours, theirs):
+  mismatches = [(text, mine, orig) for text, mine, orig in zip(texts, ours, theirs)
+                if mine != orig]
+  assert not mismatches, f"{len(mismatches)} texts differ, first: {mismatches[:3]}"
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_tiny_vocab_examples(tmp_path, lower):
+  tokenizer = tokenization.FullTokenizer(write_vocab(tmp_path, TINY_VOCAB), do_lower_case=lower)
+  if lower:
+    assert tokenizer.tokenize("UNwant\u00E9d,running") == [
+        "un", "##want", "##ed", ",", "runn", "##ing"]
+    assert tokenizer.tokenize("Caf\u00C9!") == ["ca", "##fe", "!"]
+  else:
+    assert tokenizer.tokenize("Hello unaffable") == ["Hello", "un", "##aff", "##able"]
+    assert tokenizer.tokenize("Caf\u00E9 \u00E9") == ["[UNK]", "\u00E9"]
+  assert tokenizer.tokenize("中国abc\x00\ufffd") == ["中", "国", "a", "##b", "##c"]
+  assert tokenizer.tokenize("a" * 201) == ["[UNK]"]
+  assert tokenizer.convert_ids_to_tokens(tokenizer.convert_tokens_to_ids(["the", "[MASK]"])) == [
+      "the", "[MASK]"]
+
+
+def test_vocab_keeps_first_id_of_repeated_tokens(tmp_path):
+  vocab = tokenization.load_vocab(write_vocab(tmp_path, ["[PAD]", " a ", "b", "a", "c"]))
+  assert list(vocab.items()) == [("[PAD]", 0), ("a", 1), ("b", 2), ("c", 3)]
+
+
+def test_missing_vocab_names_the_file(tmp_path):
+  with pytest.raises(FileNotFoundError, match="nope.txt"):
+    tokenization.FullTokenizer(str(tmp_path / "nope.txt"))
+
+
+@pytest.mark.parametrize("lower,checkpoint,bad", [
+    (False, "gs://b/uncased_L-12_H-768_A-12/bert_model.ckpt", True),
+    (True, "/m/cased_L-12_H-768_A-12/bert_model.ckpt", True),
+    (True, "/m/multi_cased_L-12_H-768_A-12/bert_model.ckpt-100", True),
+    (True, "/m/uncased_L-12_H-768_A-12/bert_model.ckpt", False),
+    (False, "/m/my_model/bert_model.ckpt", False),
+    (False, "", False),
+    (False, "model.ckpt", False),
+])
+def test_validate_case_matches_checkpoint(lower, checkpoint, bad):
+  if bad:
+    with pytest.raises(ValueError, match="--do_lower_case"):
+      tokenization.validate_case_matches_checkpoint(lower, checkpoint)
+  else:
+    tokenization.validate_case_matches_checkpoint(lower, checkpoint)
+
+
+def test_validate_case_matches_original(tmp_path):
+  cases = [[lower, f"/x/{name}/bert_model.ckpt"] for lower in (True, False)
+           for name in ("uncased_L-24_H-1024_A-16", "chinese_L-12_H-768_A-12",
+                        "cased_L-24_H-1024_A-16", "multi_cased_L-12_H-768_A-12", "other")]
+  script = """
+import json, sys
+import original_bert
+from bert import tokenization
+out = []
+for lower, path in json.loads(sys.argv[1]):
+  try:
+    tokenization.validate_case_matches_checkpoint(lower, path)
+    out.append(None)
+  except ValueError as e:
+    out.append(str(e))
+print(json.dumps(out))
+"""
+  theirs = json.loads(oracle.run(script, json.dumps(cases)).strip().splitlines()[-1])
+  ours = []
+  for lower, path in cases:
+    try:
+      tokenization.validate_case_matches_checkpoint(lower, path)
+      ours.append(None)
+    except ValueError as e:
+      ours.append(str(e))
+  assert ours == theirs
+
+
+def test_full_tokenizer_matches_original(tmp_path, shared_dir):
+  """Both casings, the shared corpus, the Chinese seeds and random Unicode, real vocab."""
+  vocab_file = os.path.join(shared_dir, "models", "minilm-l6-h384-uncased", "vocab.txt")
+  texts = shared_texts(shared_dir) + varied_texts()
+  theirs = original_tokens(tmp_path, vocab_file, texts)
+  for lower in (True, False):
+    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
+    assert_same_tokens(texts, [tokenizer.tokenize(text) for text in texts], theirs[str(lower)])
+
+
+def test_full_tokenizer_matches_original_tiny_vocab(tmp_path):
+  """Without ../shared: the varied sample with a tiny vocabulary (many [UNK])."""
+  vocab_file = write_vocab(tmp_path, TINY_VOCAB)
+  texts = varied_texts(count=1500, seed=1)
+  theirs = original_tokens(tmp_path, vocab_file, texts)
+  for lower in (True, False):
+    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
+    assert_same_tokens(texts, [tokenizer.tokenize(text) for text in texts], theirs[str(lower)])
