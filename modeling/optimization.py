@@ -123,8 +123,10 @@ class AdamWeightDecay(tf.Module):
     """
     if len(gradients) != len(self._trained):
       raise ValueError(f"got {len(gradients)} gradients for {len(self._trained)} variables")
-    gradients = [tf.convert_to_tensor(g) for g in gradients]
+    # As the original, the norm of a tf.IndexedSlices gradient is that of its
+    # slices before duplicate indices are summed; the update then uses it dense.
     clipped, global_norm = tf.clip_by_global_norm(gradients, self.clip_norm)
+    clipped = [tf.convert_to_tensor(g) for g in clipped]
     learning_rate = self.learning_rate(self.global_step)
     tf.distribute.get_replica_context().merge_call(
         self._apply, args=(clipped, learning_rate))
