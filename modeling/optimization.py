@@ -65,6 +65,7 @@ class AdamWeightDecay(tf.Module):
   with the learning rate read from the step before the increment.
 
   Attributes:
+    trained_variables: the variables it updates, in gradient order.
     global_step: int64 scalar variable `global_step`.
     slots: {variable name: (adam_m, adam_v)} float32 variables shaped as the
       variable, named `<name>/adam_m` and `<name>/adam_v`.
@@ -72,7 +73,7 @@ class AdamWeightDecay(tf.Module):
 
   # The trained variables belong to the model: `self.variables` lists only the
   # optimizer's own state (global_step and slots).
-  _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"_trained"}
+  _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"trained_variables"}
 
   def __init__(self, variables, learning_rate, weight_decay_rate=0.01, beta_1=0.9,
                beta_2=0.999, epsilon=1e-6,
@@ -97,14 +98,14 @@ class AdamWeightDecay(tf.Module):
     self.beta_2 = beta_2
     self.epsilon = epsilon
     self.clip_norm = clip_norm
-    self._trained = list(variables)
-    names = [variable_name(v) for v in self._trained]
+    self.trained_variables = list(variables)
+    names = [variable_name(v) for v in self.trained_variables]
     self._decay = [bool(weight_decay_rate) and
                    not any(re.search(p, name) for p in exclude_from_weight_decay)
                    for name in names]
     self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.slots = {}
-    for name, variable in zip(names, self._trained):
+    for name, variable in zip(names, self.trained_variables):
       self.slots[name] = tuple(
           tf.Variable(tf.zeros(variable.shape, tf.float32), trainable=False,
                       name=f"{name}/{slot}")
@@ -121,8 +122,8 @@ class AdamWeightDecay(tf.Module):
       (learning_rate, global_norm): float32 scalars, the rate used and the
       gradient norm before clipping.
     """
-    if len(gradients) != len(self._trained):
-      raise ValueError(f"got {len(gradients)} gradients for {len(self._trained)} variables")
+    if len(gradients) != len(self.trained_variables):
+      raise ValueError(f"got {len(gradients)} gradients for {len(self.trained_variables)} variables")
     # As the original, the norm of a tf.IndexedSlices gradient is that of its
     # slices before duplicate indices are summed; the update then uses it dense.
     clipped, global_norm = tf.clip_by_global_norm(gradients, self.clip_norm)
@@ -135,7 +136,7 @@ class AdamWeightDecay(tf.Module):
   def _apply(self, strategy, gradients, learning_rate):
     """Cross-replica part: updates each variable on each of its devices."""
     updates = []
-    for variable, gradient, decay in zip(self._trained, gradients, self._decay):
+    for variable, gradient, decay in zip(self.trained_variables, gradients, self._decay):
       m, v = self.slots[variable_name(variable)]
       updates.append(strategy.extended.update(
           variable, self._update, args=(gradient, m, v, learning_rate, decay)))

@@ -1,0 +1,74 @@
+"""Shared pieces of the benchmarks: configs, inputs, timing, the original as a peer.
+
+Every benchmark measures ours and the original in the same invocation, one after
+the other on the same machine, and prints the ratio: absolute times on shared
+CPUs are noisy, ratios measured side by side are not.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.join(REPO_DIR, "tests")
+
+# MiniLM-L6-H384 dimensions (../shared/models/minilm-l6-h384-uncased).
+MINILM = {
+    "vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 6,
+    "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu_exact",
+    "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02,
+}
+BASE = {**MINILM, "hidden_size": 768, "num_hidden_layers": 12, "intermediate_size": 3072,
+        "hidden_act": "gelu"}
+LARGE = {**BASE, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+         "intermediate_size": 4096}
+CONFIGS = {"minilm": MINILM, "base": BASE, "large": LARGE}
+
+
+def pretraining_batch(batch_size, seq_length, max_predictions, vocab_size, seed=0):
+  """A fixed random pretraining batch (numpy), full-length sequences, two segments."""
+  rng = np.random.RandomState(seed)
+  positions = np.sort(np.stack([rng.choice(np.arange(1, seq_length), max_predictions,
+                                           replace=False) for _ in range(batch_size)]), -1)
+  segment_ids = np.zeros([batch_size, seq_length], np.int32)
+  segment_ids[:, seq_length // 2:] = 1
+  return {
+      "input_ids": rng.randint(1, vocab_size, [batch_size, seq_length]).astype(np.int32),
+      "input_mask": np.ones([batch_size, seq_length], np.int32),
+      "segment_ids": segment_ids,
+      "masked_lm_positions": positions.astype(np.int32),
+      "masked_lm_ids": rng.randint(1, vocab_size, [batch_size, max_predictions]).astype(np.int32),
+      "masked_lm_weights": np.ones([batch_size, max_predictions], np.float32),
+      "next_sentence_labels": rng.randint(0, 2, [batch_size, 1]).astype(np.int32),
+  }
+
+
+def time_calls(fn, warmup, iterations):
+  """Seconds per call of `fn()` after `warmup` calls (median of the timed calls)."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(iterations):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def run_original(mode, **settings):
+  """Runs bench/original_peer.py in a subprocess (the original needs TF1 mode).
+
+  Returns the JSON dict it prints on its last line.
+  """
+  env = dict(os.environ, PYTHONPATH=TESTS_DIR, TF_CPP_MIN_LOG_LEVEL="2")
+  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_peer.py")
+  result = subprocess.run([sys.executable, script, mode, json.dumps(settings)],
+                          capture_output=True, text=True, env=env)
+  if result.returncode != 0:
+    raise RuntimeError(f"the original peer failed:\n{result.stderr[-4000:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,0 +1,52 @@
+"""Encoder forward throughput, ours vs the original TF1 code, side by side.
+
+  .venv/bin/python bench/inference.py [--config minilm] [--batch_size 32] [--seq_length 128]
+
+Prints sequences/s for the original and for ours and the ratio, from one run.
+"""
+
+import argparse
+import os
+import sys
+
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+from modeling import BertConfig, BertModel  # noqa: E402
+
+
+def ours_seconds_per_step(settings):
+  config = BertConfig.from_dict(common.CONFIGS[settings["config"]])
+  batch = common.pretraining_batch(settings["batch_size"], settings["seq_length"],
+                                   settings["max_predictions"], config.vocab_size)
+  model = BertModel(config)
+  inputs = [tf.constant(batch[k]) for k in ("input_ids", "input_mask", "segment_ids")]
+  encode = tf.function(lambda ids, mask, types: model(ids, mask, types)["pooled_output"],
+                       jit_compile=settings["xla"])
+  return common.time_calls(lambda: encode(*inputs).numpy(), settings["warmup"],
+                           settings["iterations"])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", choices=sorted(common.CONFIGS), default="minilm")
+  parser.add_argument("--batch_size", type=int, default=32)
+  parser.add_argument("--seq_length", type=int, default=128)
+  parser.add_argument("--iterations", type=int, default=10)
+  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--xla", action="store_true", help="jit_compile our forward pass")
+  args = parser.parse_args()
+  settings = dict(vars(args), max_predictions=20)
+  original = common.run_original("inference", **settings)["seconds_per_step"]
+  ours = ours_seconds_per_step(settings)
+  per_second = lambda seconds: args.batch_size / seconds  # noqa: E731
+  print(f"inference {args.config} batch {args.batch_size} seq {args.seq_length} fp32 "
+        f"xla={args.xla}")
+  print(f"original: {per_second(original):8.1f} sequences/s")
+  print(f"ours:     {per_second(ours):8.1f} sequences/s")
+  print(f"ratio ours/original: {original / ours:.2f}x")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,151 @@
+"""Reading the pretraining TFRecords of `create_pretraining_data.py` with tf.data.
+
+Each record is a tf.train.Example with, for S = max_seq_length and
+P = max_predictions_per_seq:
+  input_ids, input_mask, segment_ids                 int64 [S]
+  masked_lm_positions, masked_lm_ids                 int64 [P]
+  masked_lm_weights                                  float [P]
+  next_sentence_labels                               int64 [1]
+Batches hold the same keys, int64 cast to int32 as the original does for TPUs,
+with a static batch dimension (`drop_remainder=True`).
+
+The training order is a deterministic function of the seed (the original's
+pipeline, with seeded shuffles and an ordered interleave), so a resumed run
+skips exactly the records it has already trained on.
+"""
+
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+
+SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+
+
+def feature_spec(max_seq_length, max_predictions_per_seq):
+  """The tf.io.parse_example spec of a pretraining record."""
+  spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in SEQUENCE_FEATURES}
+  for name in PREDICTION_FEATURES:
+    dtype = tf.float32 if name == "masked_lm_weights" else tf.int64
+    spec[name] = tf.io.FixedLenFeature([max_predictions_per_seq], dtype)
+  spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+  return spec
+
+
+def expand_input_files(input_file):
+  """Expands the original's `--input_file`: a comma-separated list of files or globs.
+
+  Returns:
+    The matching paths, in the order given, each glob's matches sorted.
+
+  Raises:
+    FileNotFoundError: a pattern matches no file (the pattern is named).
+  """
+  files = []
+  for pattern in (p.strip() for p in input_file.split(",")):
+    if not pattern:
+      continue
+    matches = sorted(tf.io.gfile.glob(pattern))
+    if not matches:
+      raise FileNotFoundError(f"--input_file: no file matches {pattern!r}")
+    files.extend(matches)
+  if not files:
+    raise FileNotFoundError(f"--input_file={input_file!r} names no file")
+  return files
+
+
+def _record_problem(record, max_seq_length, max_predictions_per_seq):
+  """Why a serialized record does not fit the lengths, or None when it does."""
+  try:
+    example = tf.train.Example.FromString(record.numpy())
+  except DecodeError:
+    return "is not a tf.train.Example"
+  features = example.features.feature
+  expected = dict.fromkeys(SEQUENCE_FEATURES, ("max_seq_length", max_seq_length))
+  expected.update(dict.fromkeys(PREDICTION_FEATURES,
+                                ("max_predictions_per_seq", max_predictions_per_seq)))
+  expected["next_sentence_labels"] = (None, 1)
+  for name, (flag, length) in expected.items():
+    if name not in features:
+      return f"has no feature {name!r}; is it a pretraining file?"
+    feature = features[name]
+    found = len(feature.float_list.value) + len(feature.int64_list.value)
+    if found != length:
+      hint = f" but --{flag}={length}; use the value the data was made with" if flag else ""
+      return f"has {name} of length {found}{hint}"
+  return None
+
+
+def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=False):
+  """Checks pretraining files: readable, and records of the configured lengths.
+
+  Reads the first record of each file, or every record with `scan_all` (used
+  to explain an error met during training).
+
+  Raises:
+    ValueError: naming the file (and record) that is corrupt, truncated,
+      empty, or whose lengths disagree with the flags.
+  """
+  for path in input_files:
+    index = -1
+    try:
+      for index, record in enumerate(tf.data.TFRecordDataset(path)):
+        problem = _record_problem(record, max_seq_length, max_predictions_per_seq)
+        if problem:
+          raise ValueError(f"{path}: record {index} {problem}")
+        if not scan_all:
+          break
+    except tf.errors.DataLossError as error:
+      raise ValueError(f"{path}: corrupt or truncated TFRecord file after record {index} "
+                       f"({error.message})") from None
+    if index < 0:
+      raise ValueError(f"{path}: the file holds no record")
+
+
+def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, batch_size,
+                        is_training, seed=None, skip_records=0, num_cpu_threads=4):
+  """The batches of the original `input_fn`, deterministic given `seed`.
+
+  Training: the file list repeated and shuffled, `min(num_cpu_threads, files)`
+  files interleaved, records shuffled in a buffer of 100. Evaluation: the files
+  in order, repeated. Both drop the last partial batch, as the original.
+
+  Args:
+    input_files: list of TFRecord paths.
+    max_seq_length: S.
+    max_predictions_per_seq: P.
+    batch_size: B, the global batch size (a distribution strategy splits it).
+    is_training: shuffle as the original training input.
+    seed: int seed of the shuffles; None for a different order every run.
+    skip_records: records to skip first (`global_step * B` to resume a run).
+    num_cpu_threads: files read in parallel when training.
+
+  Returns:
+    A tf.data.Dataset of dicts: int32 [B, S] input_ids, input_mask,
+    segment_ids; int32 [B, P] masked_lm_positions, masked_lm_ids; float32
+    [B, P] masked_lm_weights; int32 [B, 1] next_sentence_labels.
+  """
+  spec = feature_spec(max_seq_length, max_predictions_per_seq)
+  if is_training:
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(input_files))
+    dataset = dataset.repeat().shuffle(len(input_files), seed=seed)
+    dataset = dataset.interleave(tf.data.TFRecordDataset,
+                                 cycle_length=min(num_cpu_threads, len(input_files)),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.shuffle(100, seed=seed)
+  else:
+    dataset = tf.data.TFRecordDataset(input_files).repeat()
+  if skip_records:
+    dataset = dataset.skip(skip_records)
+  dataset = dataset.batch(batch_size, drop_remainder=True)
+
+  def decode(records):
+    batch = tf.io.parse_example(records, spec)
+    return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
+            for name, t in batch.items()}
+
+  dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  options = tf.data.Options()
+  # Every worker reads the same global batches and keeps its share, so a
+  # multi-worker run sees exactly the batches of a single-device run.
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,421 @@
+"""A two-level training loop on tf.distribute with checkpoints in the original layout.
+
+Inner level (device): `Trainer.replica_step` runs on every replica through
+`strategy.run`: forward pass, this replica's share of the loss, gradients,
+an all-reduce (SUM) over replicas, then the optimizer update. A tf.function
+runs up to `iterations_per_loop` of them in one host call.
+
+Outer level (host): a plain Python loop in `Trainer.train` that owns
+checkpoints, TensorBoard summaries, log lines, non-finite checks and
+SIGTERM/SIGINT.
+
+The loop knows nothing about BERT. A task supplies
+  loss_fn(batch) -> float32 scalar: this replica's share of the loss of the
+      global batch, so that the SUM over replicas is the global-batch loss
+      (e.g. a mean over the batch divides by the *global* batch size);
+  metrics_fn(batch) -> {name: (numerator, denominator)} for evaluation, each a
+      float32 scalar summed over replicas and steps; the metric is the ratio.
+Build the model and the optimizer under `strategy.scope()`.
+
+Checkpoints are name-based, `model.ckpt-<step>` in the output directory with
+a `checkpoint` state file, as the original Estimator writes them; they hold
+the model, `global_step` and the Adam slots, so the original code can read them
+and original training checkpoints resume here.
+"""
+
+import dataclasses
+import logging
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from modeling import checkpoint
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "checkpoint"
+
+# What `tf.summary.scalar` writes, without needing the tensorboard package.
+_SCALAR_METADATA = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
+class CheckpointManager:
+  """Training checkpoints `<directory>/<basename>-<step>` with retention.
+
+  A checkpoint becomes visible only once complete: `checkpoint.save` writes
+  under a temporary name and renames, then the `checkpoint` state file (what
+  `tf.train.latest_checkpoint` reads) is replaced atomically. A crash at any
+  moment leaves the last good checkpoint in place and named by the state file.
+  """
+
+  def __init__(self, directory, variables, keep_checkpoint_max=5, is_chief=True,
+               basename="model.ckpt"):
+    """Args:
+      directory: the output directory; created if absent.
+      variables: a tf.Module, tf.Variables or a list of them (everything saved).
+      keep_checkpoint_max: how many recent checkpoints to keep (0 or None: all).
+      is_chief: only the chief writes; other workers of a multi-worker run
+        read only.
+      basename: file name prefix, "model.ckpt" as the original.
+
+    Raises:
+      PermissionError: the directory cannot be created or written.
+    """
+    self.directory = os.fspath(directory)
+    self.variables = variables
+    self.keep_checkpoint_max = keep_checkpoint_max
+    self.is_chief = is_chief
+    self.basename = basename
+    if is_chief:
+      _check_writable(self.directory)
+      for stale in tf.io.gfile.glob(os.path.join(self.directory, f"{basename}-*.tmp-*")):
+        tf.io.gfile.remove(stale)  # Left by a crash during a save.
+    state = tf.train.get_checkpoint_state(self.directory)
+    self._kept = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+
+  @property
+  def latest(self):
+    """The newest complete checkpoint prefix, or None."""
+    return tf.train.latest_checkpoint(self.directory)
+
+  def restore(self, prefix, allow_missing=()):
+    """Loads every variable from `prefix` (strict); returns the LoadReport."""
+    return checkpoint.load(prefix, self.variables, allow_missing=allow_missing)
+
+  def save(self, step):
+    """Writes `<basename>-<step>` and makes it the latest; returns its prefix.
+
+    Raises:
+      FloatingPointError: a variable holds NaN or Inf (nothing is written).
+    """
+    prefix = os.path.join(self.directory, f"{self.basename}-{step}")
+    if not self.is_chief:
+      return prefix
+    for name, variable in checkpoint.named_variables(self.variables).items():
+      if variable.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable))):
+        raise FloatingPointError(
+            f"not saving step {step}: variable {name} holds NaN or Inf; the last good "
+            f"checkpoint is {self.latest}")
+    checkpoint.save(prefix, self.variables)
+    name = os.path.basename(prefix)
+    self._kept = [p for p in self._kept if p != name] + [name]
+    dropped = []
+    if self.keep_checkpoint_max:
+      dropped = self._kept[:-self.keep_checkpoint_max]
+      self._kept = self._kept[-self.keep_checkpoint_max:]
+    self._write_state()
+    for old in dropped:
+      for path in tf.io.gfile.glob(os.path.join(self.directory, old) + ".*"):
+        tf.io.gfile.remove(path)
+    return prefix
+
+  def _write_state(self):
+    """Replaces the `checkpoint` file atomically, paths relative as the Estimator's."""
+    lines = [f'model_checkpoint_path: "{self._kept[-1]}"']
+    lines += [f'all_model_checkpoint_paths: "{p}"' for p in self._kept]
+    path = os.path.join(self.directory, STATE_FILE)
+    temp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(temp, "w") as writer:
+      writer.write("\n".join(lines) + "\n")
+    tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+def _check_writable(directory):
+  """Creates `directory` and checks a file can be written there."""
+  try:
+    tf.io.gfile.makedirs(directory)
+    probe = os.path.join(directory, f".write-test-{os.getpid()}")
+    with tf.io.gfile.GFile(probe, "w") as writer:
+      writer.write("")
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as error:
+    raise PermissionError(f"--output_dir={directory} is not writable: "
+                          f"{getattr(error, 'message', error)}") from None
+
+
+def restore_or_initialize(checkpoints, init_checkpoint=None, init_variables=None,
+                          allow_missing=()):
+  """Resumes from the latest checkpoint of a run, else starts from `init_checkpoint`.
+
+  Args:
+    checkpoints: the run's CheckpointManager. When it has a checkpoint (ours or
+      one the original code wrote in the same directory), every variable is
+      loaded from it, `global_step` and the Adam slots included.
+    init_checkpoint: a pretrained checkpoint (prefix or directory) or None.
+    init_variables: what to fill from `init_checkpoint` (the model; the optimizer
+      starts fresh, as the original's `init_from_checkpoint`).
+    allow_missing: regexes of `init_variables` that may be absent from
+      `init_checkpoint` and start freshly initialised (e.g. `^cls/`).
+
+  Returns:
+    "resumed", "initialized" or "fresh".
+  """
+  latest = checkpoints.latest
+  if latest:
+    report = checkpoints.restore(latest)
+    logger.info("Resuming from %s: %d variables", latest, len(report.loaded))
+    return "resumed"
+  if init_checkpoint:
+    report = checkpoint.load(init_checkpoint, init_variables, allow_missing=allow_missing)
+    logger.info("Initialised from %s", report)
+    if report.missing:
+      logger.info("Freshly initialised (absent from %s): %s", init_checkpoint,
+                  ", ".join(report.missing))
+    return "initialized"
+  return "fresh"
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """How `Trainer.train` ended: the step reached and the signal that stopped it, if any."""
+  step: int
+  signal: int = None
+
+
+class _StopSignals:
+  """Turns SIGTERM/SIGINT into a stop request while installed (main thread only).
+
+  A second signal while a stop is pending raises KeyboardInterrupt at once.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.received is not None:
+      raise KeyboardInterrupt(f"second signal {signum} while stopping")
+    self.received = signum
+    logger.warning("Received signal %d: stopping after the current steps and saving a "
+                   "checkpoint", signum)
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in self.SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+class Trainer:
+  """Runs a task's training and evaluation steps under a strategy.
+
+  Example (run_classifier.py can reuse it unchanged):
+    with strategy.scope():
+      model = ...                                   # tf.Module, original names
+      optimizer = optimization.create_optimizer("adamw", model.trainable_variables, ...)
+    checkpoints = training.CheckpointManager(output_dir, [model, optimizer])
+    training.restore_or_initialize(checkpoints, init_checkpoint, model, (r"^output_",))
+    trainer = training.Trainer(strategy, loss_fn, optimizer, global_batch_size=32)
+    dataset = make_dataset(skip_records=trainer.step * 32)  # global batches
+    trainer.train(dataset, num_train_steps, checkpoints, save_checkpoints_steps=1000)
+    trainer.evaluate(eval_dataset, metrics_fn, num_steps=100)
+  """
+
+  def __init__(self, strategy, loss_fn, optimizer, global_batch_size, log_steps=100,
+               iterations_per_loop=1000, summary_dir=None, is_chief=True):
+    """Args:
+      strategy: a tf.distribute.Strategy (the default strategy for one device).
+      loss_fn: batch -> this replica's float32 share of the global-batch loss.
+      optimizer: an `optimization.AdamWeightDecay` (owns `global_step`).
+      global_batch_size: examples per step over all replicas.
+      log_steps: a log line and summaries every this many steps.
+      iterations_per_loop: most steps run on device per host call.
+      summary_dir: where TensorBoard summaries go; None for none.
+      is_chief: whether this worker logs and writes summaries.
+
+    Raises:
+      ValueError: a count is not positive, or the batch does not split evenly
+        over the replicas.
+    """
+    for name, value in (("global_batch_size", global_batch_size), ("log_steps", log_steps),
+                        ("iterations_per_loop", iterations_per_loop)):
+      if value <= 0:
+        raise ValueError(f"{name}={value} must be positive")
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+      raise ValueError(f"the batch size {global_batch_size} does not split over "
+                       f"{replicas} replicas; use a multiple of {replicas}")
+    self.strategy = strategy
+    self.loss_fn = loss_fn
+    self.optimizer = optimizer
+    self.global_batch_size = global_batch_size
+    self.log_steps = log_steps
+    self.iterations_per_loop = iterations_per_loop
+    self.is_chief = is_chief
+    self._writer = (tf.summary.create_file_writer(summary_dir)
+                    if summary_dir and is_chief else None)
+    self._train_loop = tf.function(self._device_loop)
+
+  @property
+  def step(self):
+    """The global step, as a Python int."""
+    return int(self.optimizer.global_step.numpy())
+
+  def replica_step(self, batch):
+    """One training step on one replica; returns (loss share, learning rate, grad norm).
+
+    Args:
+      batch: this replica's part of the global batch (a dict of tensors).
+    """
+    variables = self.optimizer.trained_variables
+    with tf.GradientTape() as tape:
+      loss = self.loss_fn(batch)
+    gradients = tape.gradient(loss, variables)
+    # Each replica's loss is its share of the global-batch loss, so the SUM of
+    # the replicas' gradients is the gradient of the global-batch loss.
+    gradients = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, gradients)
+    learning_rate, grad_norm = self.optimizer.apply_gradients(gradients)
+    return loss, learning_rate, grad_norm
+
+  def _device_loop(self, iterator, steps):
+    """Runs `steps` steps; returns their mean loss, the last learning rate and grad norm."""
+    strategy = self.strategy
+    loss_sum = tf.constant(0.0)
+    learning_rate = grad_norm = tf.constant(0.0)
+    for _ in tf.range(steps):
+      loss, rate, norm = strategy.run(self.replica_step, args=(next(iterator),))
+      loss_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+      learning_rate = strategy.reduce(tf.distribute.ReduceOp.MEAN, rate, axis=None)
+      grad_norm = strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
+    return loss_sum / tf.cast(steps, tf.float32), learning_rate, grad_norm
+
+  def _next_stop(self, step, num_train_steps, save_checkpoints_steps):
+    """The step at which the current host call ends."""
+    def next_multiple(every):
+      return (step // every + 1) * every
+    return min(num_train_steps, step + self.iterations_per_loop, next_multiple(self.log_steps),
+               next_multiple(save_checkpoints_steps))
+
+  def train(self, dataset, num_train_steps, checkpoints, save_checkpoints_steps=1000):
+    """Trains from the current global step to `num_train_steps`.
+
+    Saves a checkpoint every `save_checkpoints_steps` and at the end; stops
+    cleanly (saving first) on SIGTERM or SIGINT.
+
+    Args:
+      dataset: tf.data.Dataset of global batches, positioned at the current step.
+      num_train_steps: the global step to reach.
+      checkpoints: a CheckpointManager.
+      save_checkpoints_steps: checkpoint interval in steps.
+
+    Returns:
+      A TrainResult.
+
+    Raises:
+      FloatingPointError: the loss became NaN or Inf; nothing after the last
+        good checkpoint is saved.
+    """
+    if save_checkpoints_steps <= 0:
+      raise ValueError(f"save_checkpoints_steps={save_checkpoints_steps} must be positive")
+    step = self.step
+    saved_step = step
+    if step >= num_train_steps:
+      logger.info("Global step %d already reaches num_train_steps=%d: nothing to train",
+                  step, num_train_steps)
+      return TrainResult(step)
+    logger.info("Training from step %d to %d, %d examples per step on %d replicas", step,
+                num_train_steps, self.global_batch_size, self.strategy.num_replicas_in_sync)
+    iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+    log_start, log_time = step, time.time()
+    with _StopSignals() as signals:
+      while step < num_train_steps and signals.received is None:
+        stop = self._next_stop(step, num_train_steps, save_checkpoints_steps)
+        loss, learning_rate, grad_norm = (
+            float(x) for x in self._train_loop(iterator, tf.constant(stop - step)))
+        if not math.isfinite(loss):
+          raise FloatingPointError(
+              f"the loss is {loss} in steps {step + 1}-{stop}; stopping without saving. The "
+              f"last good checkpoint is {checkpoints.latest}; lower --learning_rate or check "
+              "the input data")
+        step = self.step
+        if step % self.log_steps == 0 or step == num_train_steps:
+          now = time.time()
+          steps_per_second = (step - log_start) / max(now - log_time, 1e-9)
+          self._log(step, num_train_steps, loss, learning_rate, grad_norm, steps_per_second)
+          log_start, log_time = step, now
+        if step % save_checkpoints_steps == 0 or step == num_train_steps:
+          logger.info("Saved %s", checkpoints.save(step))
+          saved_step = step
+      if signals.received is not None and saved_step != step:
+        logger.info("Saved %s before stopping", checkpoints.save(step))
+    return TrainResult(step, signals.received)
+
+  def _log(self, step, num_train_steps, loss, learning_rate, grad_norm, steps_per_second):
+    examples_per_second = steps_per_second * self.global_batch_size
+    if not self.is_chief:
+      return
+    seconds_left = (num_train_steps - step) / steps_per_second if steps_per_second else 0
+    logger.info("step %d/%d loss %.4f lr %.3e grad_norm %.3f %.1f examples/s, %s left",
+                step, num_train_steps, loss, learning_rate, grad_norm, examples_per_second,
+                _duration(seconds_left))
+    if self._writer:
+      with self._writer.as_default(step=step):
+        for tag, value in (("loss", loss), ("learning_rate", learning_rate),
+                           ("grad_norm", grad_norm),
+                           ("examples_per_second", examples_per_second)):
+          tf.summary.write(tag, tf.constant(value, tf.float32), metadata=_SCALAR_METADATA)
+      self._writer.flush()
+
+  def evaluate(self, dataset, metrics_fn, num_steps):
+    """Runs `metrics_fn` over `num_steps` global batches.
+
+    Args:
+      dataset: tf.data.Dataset of global batches.
+      metrics_fn: batch -> {name: (numerator, denominator)} on one replica.
+      num_steps: batches to evaluate.
+
+    Returns:
+      {name: float} the ratio of the summed numerators and denominators, plus
+      `global_step`.
+    """
+    strategy = self.strategy
+
+    @tf.function
+    def eval_step(batch):
+      parts = strategy.run(metrics_fn, args=(batch,))
+      return tf.nest.map_structure(
+          lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None), parts)
+
+    totals = {}
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    for _ in range(num_steps):
+      for name, (numerator, denominator) in eval_step(next(iterator)).items():
+        previous = totals.get(name, (0.0, 0.0))
+        totals[name] = (previous[0] + float(numerator), previous[1] + float(denominator))
+    results = {name: np.float32(num / den) if den else float("nan")
+               for name, (num, den) in totals.items()}
+    results["global_step"] = self.step
+    return results
+
+
+def write_eval_results(path, results):
+  """Writes `key = value` lines sorted by key, as the original `eval_results.txt`."""
+  temp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(temp, "w") as writer:
+    for key in sorted(results):
+      writer.write(f"{key} = {results[key]}\n")
+  tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+def _duration(seconds):
+  """Formats seconds as e.g. '1h02m' or '45s'."""
+  seconds = int(seconds)
+  if seconds >= 3600:
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+  if seconds >= 60:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds}s"
