@@ -407,7 +407,7 @@ def write_eval_results(path, results):
   temp = f"{path}.tmp-{os.getpid()}"
   with tf.io.gfile.GFile(temp, "w") as writer:
     for key in sorted(results):
-      writer.write(f"{key} = {results[key]}\n")
+      writer.write(f"{key} = {results[key]!s}\n")
   tf.io.gfile.rename(temp, path, overwrite=True)
 
 
