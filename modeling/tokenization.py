@@ -282,10 +282,12 @@ class InGraphTokenizer(tf.Module):
 
   `tokenizer(strings)` maps a string tensor of any shape [...] (UTF-8) to an int64
   RaggedTensor [..., (pieces)] of word-piece ids. It runs the original's steps as
-  graph ops: invalid UTF-8 dropped, cleaning, then (with `do_lower_case`) `tf.strings.lower`, NFD and removal
-  of category Mn, then a split at spaces and around punctuation and CJK ideographs
-  (`tensorflow_text.regex_split`), then "[UNK]" for words over 200 characters, then WordPiece. README.md
-  lists the remaining differences from `FullTokenizer`.
+  graph ops: invalid UTF-8 dropped, cleaning, then (with `do_lower_case`)
+  `tf.strings.lower`, NFD and removal of category Mn, then a split at spaces and
+  around punctuation and CJK ideographs (`tensorflow_text.regex_split`), then "[UNK]"
+  for words over 200 characters, then WordPiece. README.md lists the remaining
+  differences from `FullTokenizer`. A SavedModel holding it needs
+  `import tensorflow_text` before `tf.saved_model.load`, to register its ops.
 
   Attributes:
     vocab_table: the tf.lookup table {token: id}.

@@ -4,9 +4,11 @@ import glob
 import json
 import os
 import random
+import unicodedata
 
 import oracle
 import pytest
+import tensorflow as tf
 
 from modeling import tokenization
 
@@ -186,3 +188,96 @@ def test_full_tokenizer_matches_original_tiny_vocab(tmp_path):
   for lower in (True, False):
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
     assert_same_tokens(texts, [tokenizer.tokenize(text) for text in texts], theirs[str(lower)])
+
+
+INVALID_UTF8 = [b"ab\xffcd", b"caf\xc3", b"\xe4\xb8 x", b"\xed\xa0\x80y", b"\xf4\x90\x80\x80z",
+                b"\xc0\xafq", b"ok \xc3\xa9t\xc3\xa9"]
+
+
+def in_graph_ids(tokenizer, texts):
+  return tokenizer(tf.constant([tokenization.convert_to_unicode(text).encode("utf-8")
+                                if isinstance(text, str) else text for text in texts])).to_list()
+
+
+def python_ids(tokenizer, texts):
+  return [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in texts]
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_in_graph_matches_full_tokenizer(shared_dir, lower):
+  """The same sample as the parity test above, plus invalid UTF-8, real vocab."""
+  vocab_file = os.path.join(shared_dir, "models", "minilm-l6-h384-uncased", "vocab.txt")
+  texts = shared_texts(shared_dir) + varied_texts() + INVALID_UTF8
+  full = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
+  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
+  assert_same_tokens(texts, in_graph_ids(in_graph, texts), python_ids(full, texts))
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_in_graph_matches_full_tokenizer_tiny_vocab(tmp_path, lower):
+  vocab_file = write_vocab(tmp_path, TINY_VOCAB)
+  texts = varied_texts(count=1500, seed=1) + INVALID_UTF8
+  full = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
+  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
+  assert_same_tokens(texts, in_graph_ids(in_graph, texts), python_ids(full, texts))
+
+
+def test_in_graph_known_difference_unicode_version(tmp_path):
+  """Characters unassigned in Python's Unicode database (14.0 for Python 3.11) but
+  assigned in the newer tables of TensorFlow's regex and ICU ops: U+11F00 (Kawi,
+  a combining mark, Unicode 15.0) is stripped in-graph when lower-casing, kept by
+  FullTokenizer. Once Python knows the character the two agree again."""
+  vocab_file = write_vocab(tmp_path, TINY_VOCAB)
+  full = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
+  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=True)
+  text = "a\U00011F00b"
+  if unicodedata.category(text[1]) == "Cn":
+    assert python_ids(full, [text]) == [[1]]  # one unknown word: [UNK]
+    assert in_graph_ids(in_graph, [text]) == [[23, 24]]  # "ab": a ##b
+  else:
+    assert in_graph_ids(in_graph, [text]) == python_ids(full, [text])
+
+
+def test_in_graph_shapes_and_errors(tmp_path):
+  vocab_file = write_vocab(tmp_path, TINY_VOCAB)
+  in_graph = tokenization.InGraphTokenizer(vocab_file)
+  ids = in_graph(tf.constant([["the unaffable", ""], ["hello", "中国!"]]))
+  assert ids.dtype == tf.int64
+  assert ids.to_list() == [[[5, 6, 7, 8], []], [[26], [21, 22, 16]]]
+  with pytest.raises(ValueError, match=r"\[UNK\]"):
+    tokenization.InGraphTokenizer(write_vocab(tmp_path, ["[PAD]", "a"]))
+
+
+def test_in_graph_in_tf_data_and_saved_model(tmp_path):
+  import tensorflow_text  # noqa: F401  (registers the ops the loaded model needs)
+  vocab_file = write_vocab(tmp_path, TINY_VOCAB)
+  full = tokenization.FullTokenizer(vocab_file)
+  texts = ["UNwant\u00E9d,running", "Hello World!", "中国abc"]
+  expected = python_ids(full, texts)
+
+  dataset = tf.data.Dataset.from_tensor_slices(texts).batch(2).map(
+      tokenization.InGraphTokenizer(vocab_file))
+  assert [row for batch in dataset for row in batch.to_list()] == expected
+
+  module = tf.Module()
+  module.tokenizer = tokenization.InGraphTokenizer(vocab_file)
+  module.tokenize = tf.function(module.tokenizer,
+                                input_signature=[tf.TensorSpec([None], tf.string)])
+  tf.saved_model.save(module, str(tmp_path / "saved"))
+  loaded = tf.saved_model.load(str(tmp_path / "saved"))
+  assert loaded.tokenize(tf.constant(texts)).to_list() == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lower", [True, False])
+def test_in_graph_differs_only_on_characters_python_does_not_know(shared_dir, lower):
+  """Every code point, between two letters: the only differences are the ones pinned
+  in test_in_graph_known_difference_unicode_version (category Cn in Python)."""
+  vocab_file = os.path.join(shared_dir, "models", "minilm-l6-h384-uncased", "vocab.txt")
+  full = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
+  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
+  chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+  for start in range(0, len(chars), 100000):
+    texts = [f"a{char}b" for char in chars[start:start + 100000]]
+    for text, ours, theirs in zip(texts, in_graph_ids(in_graph, texts), python_ids(full, texts)):
+      assert ours == theirs or unicodedata.category(text[1]) == "Cn", ascii(text)
