@@ -1,0 +1,177 @@
+"""Fine-tunes BERT for sentence (pair) classification, as the original run_classifier.py.
+
+Same flags and defaults as the original, plus --export_dir (a SavedModel taking raw
+text) and the flags of shared_flags.py. Tasks: cola, mnli, mrpc, xnli (the
+original's), sst-2, qqp, qnli, rte, wnli, sts-b (regression), and tsv (your own
+labelled TSV files).
+
+  python run_classifier.py --task_name=tsv --do_train --do_eval --do_predict \
+    --data_dir=../shared/data/topics --vocab_file=$BERT_DIR/vocab.txt \
+    --bert_config_file=$BERT_DIR/bert_config.json \
+    --init_checkpoint=$BERT_DIR/bert_model.ckpt --max_seq_length=128 \
+    --train_batch_size=32 --learning_rate=5e-5 --num_train_epochs=3.0 \
+    --output_dir=/tmp/topics_output --export_dir=/tmp/topics_model
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+import shared_flags
+from modeling import classifier, classifier_data, distribution, optimization, serving, training
+from modeling.config import BertConfig
+from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
+
+flags.DEFINE_string("data_dir", None, "The input data dir with the task's .tsv files.")
+flags.DEFINE_string("task_name", None, "The name of the task to train.")
+flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text.")
+flags.DEFINE_bool("do_predict", False, "Whether to run the model in inference mode on the "
+                  "test set.")
+flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
+flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
+flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear "
+                   "learning rate warmup for.")
+flags.DEFINE_string("export_dir", None, "Ours: write a SavedModel serving raw text here.")
+
+FLAGS = flags.FLAGS
+
+
+def to_arrays(examples, label_list, tokenizer):
+  """Features of the examples as {name: np.ndarray [N, ...]}."""
+  features = [classifier_data.convert_example(e, label_list, FLAGS.max_seq_length, tokenizer)
+              for e in examples]
+  label_dtype = np.float32 if label_list is None else np.int32
+  return {
+      "input_ids": np.array([f.input_ids for f in features], np.int32).reshape(
+          -1, FLAGS.max_seq_length),
+      "input_mask": np.array([f.input_mask for f in features], np.int32).reshape(
+          -1, FLAGS.max_seq_length),
+      "segment_ids": np.array([f.segment_ids for f in features], np.int32).reshape(
+          -1, FLAGS.max_seq_length),
+      "label_ids": np.array([f.label_id for f in features], label_dtype),
+  }
+
+
+def train_dataset(arrays, skip_batches):
+  """Shuffled (seeded, reshuffled each epoch), repeated global batches from a step on."""
+  count = len(arrays["label_ids"])
+  dataset = tf.data.Dataset.from_tensor_slices(
+      dict(arrays, is_real_example=np.ones(count, np.float32)))
+  dataset = dataset.shuffle(count, seed=FLAGS.seed, reshuffle_each_iteration=True).repeat()
+  return dataset.batch(FLAGS.train_batch_size, drop_remainder=True).skip(skip_batches)
+
+
+def check_flags(config):
+  """The original's flag checks, with the value at fault named."""
+  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
+    raise ValueError("At least one of `do_train`, `do_eval`, `do_predict` or `export_dir` "
+                     "must be set.")
+  if FLAGS.max_seq_length > config.max_position_embeddings:
+    raise ValueError(f"Cannot use sequence length {FLAGS.max_seq_length} because the BERT "
+                     f"model was only trained up to sequence length "
+                     f"{config.max_position_embeddings} ({FLAGS.bert_config_file})")
+  if FLAGS.max_seq_length < 3:
+    raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
+  validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+
+
+def write_test_results(path, predictions):
+  """One row per test example: tab-separated class probabilities (or the value)."""
+  temp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(temp, "w") as writer:
+    for row in predictions:
+      writer.write("\t".join(str(p) for p in np.atleast_1d(row)) + "\n")
+  tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  config = BertConfig.from_json_file(FLAGS.bert_config_file)
+  check_flags(config)
+  processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
+  label_list = None if processor.is_regression else processor.get_labels()
+  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  examples = {split: processor.get_examples(FLAGS.data_dir, split)
+              for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval),
+                                    ("test", FLAGS.do_predict)) if wanted}
+
+  tf.random.set_seed(FLAGS.seed)
+  strategy = shared_flags.strategy_from_flags()
+  is_chief = distribution.is_chief(strategy)
+  num_train_steps = num_warmup_steps = 0
+  if FLAGS.do_train:
+    num_train_steps = int(len(examples["train"]) / FLAGS.train_batch_size *
+                          FLAGS.num_train_epochs)
+    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+    if num_train_steps < 1:
+      raise ValueError(f"{len(examples['train'])} training examples make no step of "
+                       f"--train_batch_size={FLAGS.train_batch_size}")
+  with strategy.scope():
+    model = classifier.ClassifierModel(config, len(label_list or [None]),
+                                       processor.is_regression, FLAGS.use_tpu)
+    optimizer = optimization.create_optimizer(
+        FLAGS.optimizer, model.trainable_variables, FLAGS.learning_rate,
+        max(num_train_steps, 1), num_warmup_steps)
+  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer],
+                                           FLAGS.keep_checkpoint_max, is_chief)
+  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model,
+                                         classifier.FRESH_HEAD)
+  if start == "fresh" and not FLAGS.do_train:
+    raise ValueError(f"nothing to evaluate, predict or export: no checkpoint in --output_dir="
+                     f"{FLAGS.output_dir} and no --init_checkpoint")
+  if is_chief and label_list is not None:
+    with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, "labels.txt"), "w") as writer:
+      writer.write("".join(f"{label}\n" for label in label_list))
+
+  if FLAGS.do_train:
+    trainer = training.Trainer(strategy, model.loss, optimizer, FLAGS.train_batch_size,
+                               FLAGS.log_steps, FLAGS.iterations_per_loop,
+                               summary_dir=FLAGS.output_dir, is_chief=is_chief)
+    logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
+                 len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
+    arrays = to_arrays(examples["train"], label_list, tokenizer)
+    result = trainer.train(train_dataset(arrays, trainer.step), num_train_steps, checkpoints,
+                           FLAGS.save_checkpoints_steps)
+    if result.signal is not None:
+      logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",
+                      result.signal, result.step)
+      return 128 + result.signal
+
+  if FLAGS.do_eval:
+    arrays = to_arrays(examples["dev"], label_list, tokenizer)
+    outputs = classifier.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size)
+    results = classifier.eval_metrics(outputs, arrays["label_ids"], processor.is_regression)
+    results["global_step"] = int(optimizer.global_step.numpy())
+    logging.info("***** Eval results (%d examples) *****\n%s", len(examples["dev"]),
+                 "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
+    if is_chief:
+      training.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+
+  if FLAGS.do_predict:
+    arrays = to_arrays(examples["test"], label_list, tokenizer)
+    outputs = classifier.predict(strategy, model.predict_step, arrays,
+                                 FLAGS.predict_batch_size)
+    if is_chief:
+      path = os.path.join(FLAGS.output_dir, "test_results.tsv")
+      write_test_results(path, outputs["predictions"])
+      logging.info("Wrote %d rows of predictions to %s", len(examples["test"]), path)
+
+  if FLAGS.export_dir and is_chief:
+    split = next(iter(examples), "train")
+    sample = examples.get(split) or processor.get_examples(FLAGS.data_dir, split)
+    pair = any(e.text_b for e in sample)
+    server = serving.ClassifierServer(model, FLAGS.vocab_file, FLAGS.do_lower_case,
+                                      FLAGS.max_seq_length, label_list)
+    logging.info("Exported the serving model (%s) to %s", "text_a, text_b" if pair else "text_a",
+                 serving.export(server, FLAGS.export_dir, pair))
+  return 0
+
+
+if __name__ == "__main__":
+  for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
+    flags.mark_flag_as_required(name)
+  app.run(main)
