@@ -139,13 +139,14 @@ def main(argv):
   if FLAGS.max_seq_length > config.max_position_embeddings:
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings="
                      f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
+  # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
+  strategy = distribution.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name, FLAGS.tpu_zone,
+                                       FLAGS.gcp_project, FLAGS.master, FLAGS.num_tpu_cores)
   input_files = pretraining_input.expand_input_files(FLAGS.input_file)
   logging.info("*** Input Files ***\n  %s", "\n  ".join(input_files))
   pretraining_input.check_files(input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
 
   tf.random.set_seed(FLAGS.seed)
-  strategy = distribution.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name, FLAGS.tpu_zone,
-                                       FLAGS.gcp_project, FLAGS.master, FLAGS.num_tpu_cores)
   is_chief = distribution.is_chief(strategy)
   with strategy.scope():
     model = PretrainingModel(config, use_one_hot_embeddings=FLAGS.use_tpu)

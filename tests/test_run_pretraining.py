@@ -6,6 +6,7 @@ DESIGN.md section 4); the model is a 2-layer, hidden-32 BERT.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -260,3 +261,111 @@ def test_train_step_compiles_with_xla(tmp_path):
   loss, _, _ = step(batch)
   assert np.isfinite(float(loss)) and int(opt.global_step) == 1
   assert not np.array_equal(before, model.bert.embeddings.word_embeddings.numpy())
+
+
+# ----------------------------------------------------------------------------
+# Distribution: each matches a single-device run at the same global batch.
+
+MIRRORED_SCRIPT = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[1])
+import run_pretraining
+from modeling import checkpoint, optimization, pretraining_input, training
+from modeling.config import BertConfig
+
+config = BertConfig.from_json_file(sys.argv[2])
+files, out = sys.argv[3].split(","), sys.argv[4]
+model = run_pretraining.PretrainingModel(config)
+init = checkpoint.save(out + "/init/model.ckpt", model)
+for name, strategy in (("single", tf.distribute.get_strategy()),
+                       ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+  with strategy.scope():
+    model = run_pretraining.PretrainingModel(config)
+    opt = optimization.create_optimizer("adamw", model.trainable_variables, 1e-3, 10, 1)
+  checkpoint.load(init, model)
+  checkpoints = training.CheckpointManager(f"{out}/{name}", [model, opt])
+  trainer = training.Trainer(strategy, model.loss, opt, 8, log_steps=2)
+  assert trainer.strategy.num_replicas_in_sync == (2 if name == "mirrored" else 1)
+  dataset = pretraining_input.pretraining_dataset(files, 16, 4, 8, True, seed=7)
+  trainer.train(dataset, 4, checkpoints, save_checkpoints_steps=4)
+  eval_dataset = pretraining_input.pretraining_dataset(files, 16, 4, 8, False)
+  results = trainer.evaluate(eval_dataset, model.eval_metrics, 3)
+  training.write_eval_results(f"{out}/{name}/eval_results.txt", results)
+"""
+
+
+def _assert_same_checkpoints(first, second, tolerance=1e-5):
+  a, b = read_checkpoint(first), read_checkpoint(second)
+  assert set(a) == set(b)
+  worst = max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
+  assert worst <= tolerance, worst
+  return worst
+
+
+def _eval_results(path):
+  with open(path, encoding="utf-8") as reader:
+    return dict(line.strip().split(" = ") for line in reader)
+
+
+def test_mirrored_two_cpus_matches_single_device(tmp_path):
+  files = [write_records(tmp_path / f"data-{i}.tfrecord", 24, seed=i) for i in range(2)]
+  config = write_config(tmp_path / "bert_config.json")
+  result = subprocess.run(
+      [sys.executable, "-c", MIRRORED_SCRIPT, REPO_DIR, config, ",".join(files), tmp_path],
+      capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert result.returncode == 0, result.stderr[-4000:]
+  _assert_same_checkpoints(tmp_path / "single" / "model.ckpt-4",
+                           tmp_path / "mirrored" / "model.ckpt-4")
+  single = _eval_results(tmp_path / "single" / "eval_results.txt")
+  mirrored = _eval_results(tmp_path / "mirrored" / "eval_results.txt")
+  assert set(single) == set(mirrored)
+  for key in single:
+    assert float(mirrored[key]) == pytest.approx(float(single[key]), abs=1e-5), key
+
+
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+@pytest.mark.slow
+def test_two_worker_run_matches_single_device(tmp_path):
+  files = ",".join(write_records(tmp_path / f"data-{i}.tfrecord", 24, seed=i) for i in range(2))
+  config_file = write_config(tmp_path / "bert_config.json")
+  model_module = _build(BertConfig.from_json_file(config_file), 1e-3, 6, 2)[1]
+  init = checkpoint.save(tmp_path / "init" / "model.ckpt", model_module)
+  args = dict(init_checkpoint=init, do_eval=True)
+  single = run_script(script_args(config_file, files, tmp_path / "single", **args))
+  assert single.returncode == 0, single.stderr[-4000:]
+
+  workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+  processes = []
+  for index in range(2):
+    tf_config = json.dumps({"cluster": {"worker": workers},
+                            "task": {"type": "worker", "index": index}})
+    env = dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2")
+    processes.append(subprocess.Popen(
+        [sys.executable, "run_pretraining.py",
+         *script_args(config_file, files, tmp_path / f"multi-{index}", **args)],
+        cwd=REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outputs = [p.communicate(timeout=300) for p in processes]
+  for process, (_, err) in zip(processes, outputs):
+    assert process.returncode == 0, err[-4000:]
+  assert "on 2 replicas" in outputs[0][1], outputs[0][1][-3000:]
+  # Only the chief (worker 0) writes checkpoints and results.
+  assert not os.path.exists(tmp_path / "multi-1" / "model.ckpt-6.index")
+  _assert_same_checkpoints(tmp_path / "single" / "model.ckpt-6",
+                           tmp_path / "multi-0" / "model.ckpt-6")
+  single_eval = _eval_results(tmp_path / "single" / "eval_results.txt")
+  multi_eval = _eval_results(tmp_path / "multi-0" / "eval_results.txt")
+  for key in single_eval:
+    assert float(multi_eval[key]) == pytest.approx(float(single_eval[key]), abs=1e-5), key
