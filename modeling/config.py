@@ -31,6 +31,16 @@ _DEFAULTS = {
     "initializer_range": 0.02,
 }
 
+# Keys we add for long texts, with defaults that keep the original behaviour. They
+# are written back only when set, so a Google config round-trips to its own keys.
+_EXTENSIONS = {
+    "position_embedding_type": "learned",
+    "hierarchical_alpha": 0.4,
+    "attention_chunk_size": None,
+}
+
+POSITION_EMBEDDING_TYPES = ("learned", "hierarchical", "sinusoidal")
+
 _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                   "intermediate_size", "max_position_embeddings", "type_vocab_size")
 _PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
@@ -53,6 +63,16 @@ class BertConfig:
       longest sequence the model accepts.
     type_vocab_size: rows of `bert/embeddings/token_type_embeddings`.
     initializer_range: stddev of the truncated-normal initializer.
+    position_embedding_type: "learned" (the original: row k of the position table,
+      at most max_position_embeddings tokens), "hierarchical" (the learned table
+      extended to max_position_embeddings^2 positions, see
+      `modeling.position_embeddings`) or "sinusoidal" (fixed sin/cos, no variable,
+      any length).
+    hierarchical_alpha: the alpha of "hierarchical", in (0, 1) and not 0.5.
+    attention_chunk_size: None or 0: full attention up to
+      `modeling.attention.AUTO_CHUNK_THRESHOLD` tokens, exact memory-efficient
+      attention above; a positive int C: memory-efficient attention in blocks of C
+      whenever the sequence is longer than C.
   """
 
   def __init__(self, vocab_size, source="<arguments>", **kwargs):
@@ -61,16 +81,17 @@ class BertConfig:
     Args:
       vocab_size: int, size of the wordpiece vocabulary.
       source: where the values came from (a file name), quoted in error messages.
-      **kwargs: any other key of the original BertConfig; unknown keys are kept.
+      **kwargs: any other key of the original BertConfig or of ours (the long-text
+        keys above); unknown keys are kept.
 
     Raises:
       ValueError: a value is out of range, naming `source` and the key.
     """
-    values = dict(_DEFAULTS)
-    values.update(kwargs)
+    values = {**_DEFAULTS, **_EXTENSIONS, **kwargs}
     values["vocab_size"] = vocab_size
     self._source = source
-    self._extra_keys = sorted(set(kwargs) - set(_DEFAULTS))
+    self._given_extensions = set(kwargs) & set(_EXTENSIONS)
+    self._extra_keys = sorted(set(kwargs) - set(_DEFAULTS) - set(_EXTENSIONS))
     for key, value in values.items():
       setattr(self, key, value)
     self._validate()
@@ -100,11 +121,59 @@ class BertConfig:
           f"{self._source}: the hidden size (hidden_size={self.hidden_size}) is not a "
           f"multiple of the number of attention heads "
           f"(num_attention_heads={self.num_attention_heads})")
+    if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
+      raise self._error("position_embedding_type",
+                        f"is not one of {', '.join(POSITION_EMBEDDING_TYPES)}")
+    value = self.hierarchical_alpha
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+      raise self._error("hierarchical_alpha", "must be a number in (0, 1)")
+    if value == 0.5:
+      raise self._error("hierarchical_alpha",
+                        "must not be 0.5: positions i*n+j and j*n+i would get the same "
+                        "embedding (Su's recommended value is 0.4)")
+    value = self.attention_chunk_size
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 0):
+      raise self._error("attention_chunk_size",
+                        "must be a positive integer, or 0 or null for automatic")
 
   @property
   def attention_head_size(self):
     """Width of one attention head, hidden_size / num_attention_heads."""
     return self.hidden_size // self.num_attention_heads
+
+  @property
+  def max_sequence_length(self):
+    """The longest sequence the position embeddings allow, or None for no limit.
+
+    max_position_embeddings n for "learned", n^2 for "hierarchical", None for
+    "sinusoidal".
+    """
+    n = self.max_position_embeddings
+    return {"learned": n, "hierarchical": n * n, "sinusoidal": None}[
+        self.position_embedding_type]
+
+  def position_limit_message(self):
+    """Why a sequence over `max_sequence_length` fails, and how to allow it."""
+    n = self.max_position_embeddings
+    if self.position_embedding_type == "hierarchical":
+      return (f"sequence length exceeds max_position_embeddings^2={n * n} "
+              f"(max_position_embeddings={n}) of the hierarchical position embeddings "
+              "of the BERT config; shorten the input (max_seq_length)")
+    return (f"sequence length exceeds max_position_embeddings={n} of the BERT config; "
+            "shorten the input (max_seq_length), use a config with more positions, or set "
+            f'"position_embedding_type": "hierarchical" in it (up to {n * n} tokens with '
+            "the same checkpoint)")
+
+  def check_sequence_length(self, seq_length, name="sequence length"):
+    """Raises ValueError naming `name`, the length and the limit if it is too long.
+
+    Scripts call it with their --max_seq_length flag before building anything.
+    """
+    limit = self.max_sequence_length
+    if limit is not None and seq_length > limit:
+      raise ValueError(f"{self._source}: {self.position_limit_message()} "
+                       f"(got {name} {seq_length})")
 
   @classmethod
   def from_dict(cls, json_object, source="<dict>"):
@@ -137,9 +206,11 @@ class BertConfig:
     return cls.from_dict(json_object, source=json_file)
 
   def to_dict(self):
-    """Returns every key, the original ones first, then the kept unknown ones."""
+    """Returns the original keys, ours that are given or not default, unknown ones."""
+    extensions = [key for key, default in _EXTENSIONS.items()
+                  if key in self._given_extensions or getattr(self, key) != default]
     return {key: copy.deepcopy(getattr(self, key))
-            for key in list(_DEFAULTS) + self._extra_keys}
+            for key in list(_DEFAULTS) + extensions + self._extra_keys}
 
   def to_json_string(self):
     """Returns the config as the original writes it: indented, keys sorted."""

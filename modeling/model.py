@@ -11,6 +11,7 @@ matmul + bias + activation patterns then map onto fused kernels.
 
 import tensorflow as tf
 
+from modeling import position_embeddings
 from modeling.attention import attention_mask_adder, dot_product_attention
 from modeling.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
                              new_variable, truncated_normal)
@@ -29,13 +30,18 @@ class Embeddings(tf.Module):
         f"{scope}/word_embeddings", [config.vocab_size, config.hidden_size], init)
     self.token_type_embeddings = new_variable(
         f"{scope}/token_type_embeddings", [config.type_vocab_size, config.hidden_size], init)
-    self.position_embeddings = new_variable(
-        f"{scope}/position_embeddings", [config.max_position_embeddings, config.hidden_size],
-        init)
+    self.position_embeddings = None  # "sinusoidal" positions are computed: no variable
+    if config.position_embedding_type != "sinusoidal":
+      self.position_embeddings = new_variable(
+          f"{scope}/position_embeddings", [config.max_position_embeddings, config.hidden_size],
+          init)
     self.layer_norm = LayerNorm(scope, config.hidden_size)
 
   def position_table(self, seq_length):
-    """The original's checked slice of the position table.
+    """The position rows of `config.position_embedding_type`, checked against its limit.
+
+    "learned" is the original's checked slice of the table; see
+    `modeling.position_embeddings` for the others.
 
     Args:
       seq_length: int or int32 scalar S.
@@ -44,21 +50,11 @@ class Embeddings(tf.Module):
       float [1, S, H], to broadcast-add over the batch.
 
     Raises:
-      ValueError: S > max_position_embeddings, when S is known when tracing.
+      ValueError: S > config.max_sequence_length, when S is known when tracing.
       tf.errors.InvalidArgumentError: the same, when S is only known at run time.
     """
-    limit = self.config.max_position_embeddings
-    message = (f"sequence length exceeds max_position_embeddings={limit} of the BERT "
-               "config; shorten the input (max_seq_length) or use a config with more "
-               "positions")
-    if isinstance(seq_length, int):
-      if seq_length > limit:
-        raise ValueError(f"{message} (got sequence length {seq_length})")
-      checks = []
-    else:
-      checks = [tf.debugging.assert_less_equal(seq_length, limit, message=message)]
-    with tf.control_dependencies(checks):
-      table = tf.slice(self.position_embeddings, [0, 0], [seq_length, -1])  # [S, H]
+    table = position_embeddings.position_table(self.config, self.position_embeddings,
+                                               seq_length)  # [S, H]
     return tf.reshape(table, [1, seq_length, self.config.hidden_size])  # [1, S, H]
 
   def __call__(self, input_ids, token_type_ids, training=False):
@@ -93,6 +89,7 @@ class SelfAttention(tf.Module):
     self.num_heads = config.num_attention_heads
     self.head_size = config.attention_head_size
     self.dropout_rate = config.attention_probs_dropout_prob
+    self.chunk_size = config.attention_chunk_size
     self.query = Dense(f"{scope}/query", width, width, init)
     self.key = Dense(f"{scope}/key", width, width, init)
     self.value = Dense(f"{scope}/value", width, width, init)
@@ -106,7 +103,7 @@ class SelfAttention(tf.Module):
     qkv = tf.reshape(qkv, [batch_size, seq_length, 3, self.num_heads, self.head_size])
     qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # [3, B, N, S, D]
     context = dot_product_attention(qkv[0], qkv[1], qkv[2], mask_adder, self.dropout_rate,
-                                    training)  # [B, N, S, D]
+                                    training, self.chunk_size)  # [B, N, S, D]
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, S, N, D]
     return tf.reshape(context, [-1, self.num_heads * self.head_size])  # [B*S, H]
 
