@@ -6,9 +6,11 @@ DESIGN.md section 4); the model is a 2-layer, hidden-32 BERT.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -369,3 +371,77 @@ def test_two_worker_run_matches_single_device(tmp_path):
   multi_eval = _eval_results(tmp_path / "multi-0" / "eval_results.txt")
   for key in single_eval:
     assert float(multi_eval[key]) == pytest.approx(float(single_eval[key]), abs=1e-5), key
+
+
+# ----------------------------------------------------------------------------
+# Long jobs: kill -9 and resume, SIGTERM, eval-only runs.
+
+def _wait_for(predicate, process, timeout=120):
+  deadline = time.time() + timeout
+  while not predicate():
+    if process.poll() is not None:
+      raise AssertionError(f"the run ended early ({process.returncode})")
+    if time.time() > deadline:
+      process.kill()
+      raise AssertionError("timed out")
+    time.sleep(0.05)
+
+
+def _latest_step(directory):
+  latest = tf.train.latest_checkpoint(str(directory))
+  return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_ends_as_an_uninterrupted_run(tmp_path):
+  files = ",".join(write_records(tmp_path / f"data-{i}.tfrecord", 24, seed=i) for i in range(2))
+  config = write_config(tmp_path / "bert_config.json")
+  flags = dict(num_train_steps=12, save_checkpoints_steps=4, seed=5, keep_checkpoint_max=2)
+  straight = run_script(script_args(config, files, tmp_path / "straight", **flags))
+  assert straight.returncode == 0, straight.stderr[-4000:]
+
+  args = script_args(config, files, tmp_path / "killed", **flags)
+  process = subprocess.Popen([sys.executable, "run_pretraining.py", *args], cwd=REPO_DIR,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  _wait_for(lambda: _latest_step(tmp_path / "killed") >= 4, process)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  killed_at = _latest_step(tmp_path / "killed")
+  assert 4 <= killed_at < 12
+  resumed = run_script(args)
+  assert resumed.returncode == 0, resumed.stderr[-4000:]
+  assert f"Resuming from {tmp_path / 'killed'}/model.ckpt-{killed_at}" in resumed.stderr
+  _assert_same_checkpoints(tmp_path / "straight" / "model.ckpt-12",
+                           tmp_path / "killed" / "model.ckpt-12", tolerance=1e-6)
+  # Retention: the two newest, named by the state file as the original's Estimator does.
+  state = tf.train.get_checkpoint_state(str(tmp_path / "killed"))
+  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+      "model.ckpt-8", "model.ckpt-12"]
+  assert not tf.io.gfile.glob(str(tmp_path / "killed" / "model.ckpt-4*"))
+
+
+@pytest.mark.slow
+def test_sigterm_saves_then_rerun_resumes(tmp_path):
+  files = write_records(tmp_path / "data.tfrecord", 24)
+  config = write_config(tmp_path / "bert_config.json")
+  log = tmp_path / "log.txt"
+  args = script_args(config, files, tmp_path / "out", num_train_steps=100000,
+                     save_checkpoints_steps=100000)
+  with open(log, "w", encoding="utf-8") as stderr:
+    process = subprocess.Popen([sys.executable, "run_pretraining.py", *args], cwd=REPO_DIR,
+                               stdout=subprocess.DEVNULL, stderr=stderr)
+    _wait_for(lambda: "step 3/100000" in log.read_text(encoding="utf-8"), process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+  step = _latest_step(tmp_path / "out")
+  assert step >= 3
+  assert int(read_checkpoint(tmp_path / "out" / f"model.ckpt-{step}")["global_step"]) == step
+  assert "rerun the same command to resume" in log.read_text(encoding="utf-8")
+  resumed = run_script(script_args(config, files, tmp_path / "out", num_train_steps=step + 2,
+                                   do_eval=True))
+  assert resumed.returncode == 0, resumed.stderr[-4000:]
+  assert f"Training from step {step} to {step + 2}" in resumed.stderr
+  results = _eval_results(tmp_path / "out" / "eval_results.txt")
+  assert sorted(results) == ["global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
+                             "next_sentence_accuracy", "next_sentence_loss"]
+  assert int(results["global_step"]) == step + 2
