@@ -445,3 +445,100 @@ def test_sigterm_saves_then_rerun_resumes(tmp_path):
   assert sorted(results) == ["global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
                              "next_sentence_accuracy", "next_sentence_loss"]
   assert int(results["global_step"]) == step + 2
+
+
+# ----------------------------------------------------------------------------
+# Bad input: each a clear error naming the file, flag or value.
+
+def _main(*args, **flags):
+  """Runs run_pretraining.main in this process with tiny-run flags."""
+  import run_pretraining  # pylint: disable=import-outside-toplevel
+  run_pretraining.FLAGS.unparse_flags()
+  run_pretraining.FLAGS(["run_pretraining.py", *script_args(*args, **flags)])
+  return run_pretraining.main([])
+
+
+@pytest.fixture
+def tiny(tmp_path):
+  """(config file, data file, output dir) of a valid tiny run."""
+  return (write_config(tmp_path / "bert_config.json"),
+          write_records(tmp_path / "data.tfrecord", 24), str(tmp_path / "out"))
+
+
+def test_input_file_comma_lists_and_globs(tmp_path):
+  from modeling import pretraining_input  # pylint: disable=import-outside-toplevel
+  paths = [write_records(tmp_path / f"part-{i}.tfrecord", 2, seed=i) for i in range(3)]
+  other = write_records(tmp_path / "other.rec", 2)
+  assert pretraining_input.expand_input_files(f"{tmp_path}/part-*.tfrecord, {other}") == (
+      paths + [other])
+  with pytest.raises(FileNotFoundError, match="no file matches .*missing-"):
+    pretraining_input.expand_input_files(f"{other},{tmp_path}/missing-*")
+
+
+def test_no_input_file_matches(tiny):
+  config, _, out = tiny
+  with pytest.raises(FileNotFoundError, match="--input_file: no file matches .*nothing"):
+    _main(config, out + "/nothing*.tfrecord", out)
+
+
+def test_records_of_another_max_seq_length(tiny, tmp_path):
+  config, _, out = tiny
+  data = write_records(tmp_path / "long.tfrecord", 4, seq=32)
+  with pytest.raises(ValueError, match=r"long.tfrecord: record 0 has input_ids of length 32 but "
+                                       r"--max_seq_length=16"):
+    _main(config, data, out)
+  data = write_records(tmp_path / "preds.tfrecord", 4, pred=6)
+  with pytest.raises(ValueError, match=r"preds.tfrecord: record 0 has masked_lm_positions of "
+                                       r"length 6 but --max_predictions_per_seq=4"):
+    _main(config, data, out)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncated"])
+def test_damaged_tfrecord_is_named(tiny, tmp_path, damage):
+  config, good, out = tiny
+  bad = tmp_path / "bad.tfrecord"
+  content = bytearray(open(good, "rb").read())
+  if damage == "corrupt":
+    content[len(content) // 2] ^= 0xFF  # A record in the middle fails its CRC.
+  else:
+    content = content[:-7]  # The last record is cut short.
+  bad.write_bytes(bytes(content))
+  with pytest.raises(ValueError, match=r"bad.tfrecord: corrupt or truncated TFRecord file"):
+    _main(config, f"{good},{bad}", out)
+
+
+def test_max_seq_length_above_max_position_embeddings(tiny):
+  config, data, out = tiny
+  with pytest.raises(ValueError, match=r"--max_seq_length=64 exceeds max_position_embeddings=32"):
+    _main(config, data, out, max_seq_length=64)
+
+
+def test_init_checkpoint_that_does_not_fit_the_config(tiny, tmp_path):
+  config, data, out = tiny
+  other = BertConfig.from_json_file(write_config(tmp_path / "wide.json", hidden_size=48))
+  init = checkpoint.save(tmp_path / "wide" / "model.ckpt", _build(other, 1e-3, 6, 2)[1].bert)
+  with pytest.raises(ValueError, match=r"(?s)does not fit the model:.*bert/embeddings/word_embeddings: "
+                                       r"checkpoint \[100, 48\]"):
+    _main(config, data, out, init_checkpoint=init)
+
+
+def test_output_dir_not_writable(tiny, tmp_path):
+  config, data, _ = tiny
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  with pytest.raises(PermissionError, match=r"--output_dir=.*a_file/out is not writable"):
+    _main(config, data, str(blocker / "out"))
+
+
+def test_init_checkpoint_without_heads_starts_them_fresh(tiny, tmp_path, caplog):
+  config, data, out = tiny
+  encoder = _build(BertConfig.from_json_file(config), 1e-3, 6, 2)[1].bert
+  init = checkpoint.save(tmp_path / "encoder" / "model.ckpt", encoder)
+  with caplog.at_level("INFO"):
+    assert _main(config, data, out, init_checkpoint=init, num_train_steps=1) == 0
+  assert "Freshly initialised" in caplog.text and "cls/predictions/output_bias" in caplog.text
+  trained = read_checkpoint(tf.train.latest_checkpoint(out))
+  assert int(trained["global_step"]) == 1
+  # Everything of the encoder came from the init checkpoint (one small step away).
+  start = encoder.embeddings.word_embeddings.numpy()
+  assert np.max(np.abs(trained["bert/embeddings/word_embeddings"] - start)) < 1e-2
