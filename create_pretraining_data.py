@@ -1,0 +1,63 @@
+"""Creates masked-LM / next-sentence TFRecords for BERT pretraining.
+
+The flags and defaults are the original create_pretraining_data.py's, plus
+--num_workers. Example:
+
+  python create_pretraining_data.py --input_file=corpus.txt \\
+    --output_file=/tmp/tf_examples.tfrecord --vocab_file=vocab.txt
+"""
+
+import os
+
+from absl import app, flags, logging
+
+from modeling import pretraining_data, tokenization
+
+flags.DEFINE_string("input_file", None,
+                    "Input raw text file (or comma-separated list of files and globs).")
+flags.DEFINE_string("output_file", None,
+                    "Output TF example file (or comma-separated list of files). With "
+                    "several, each holds the instances of one chunk of the documents.")
+flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_bool("do_lower_case", True,
+                  "Whether to lower case the input text. Should be True for uncased models "
+                  "and False for cased models.")
+flags.DEFINE_bool("do_whole_word_mask", False,
+                  "Whether to use whole word masking rather than per-WordPiece masking.")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
+flags.DEFINE_integer("max_predictions_per_seq", 20,
+                     "Maximum number of masked LM predictions per sequence.")
+flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
+flags.DEFINE_integer("dupe_factor", 10,
+                     "Number of times to duplicate the input data (with different masks).")
+flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
+flags.DEFINE_float("short_seq_prob", 0.1,
+                   "Probability of creating sequences which are shorter than the maximum "
+                   "length.")
+flags.DEFINE_integer("num_workers", min(2, os.cpu_count() or 1),
+                     "Processes for tokenization and record encoding; the output does not "
+                     "depend on it.")
+
+FLAGS = flags.FLAGS
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+  tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+  input_files = pretraining_data.expand_input_patterns(FLAGS.input_file)
+  output_files = FLAGS.output_file.split(",")
+  logging.info("*** Reading from input files ***\n  %s", "\n  ".join(input_files))
+  logging.info("*** Writing to output files ***\n  %s", "\n  ".join(output_files))
+  pretraining_data.create_pretraining_data(
+      input_files, output_files, tokenizer, max_seq_length=FLAGS.max_seq_length,
+      max_predictions_per_seq=FLAGS.max_predictions_per_seq, random_seed=FLAGS.random_seed,
+      dupe_factor=FLAGS.dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
+      short_seq_prob=FLAGS.short_seq_prob, do_whole_word_mask=FLAGS.do_whole_word_mask,
+      num_workers=FLAGS.num_workers)
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("input_file")
+  flags.mark_flag_as_required("output_file")
+  flags.mark_flag_as_required("vocab_file")
+  app.run(main)

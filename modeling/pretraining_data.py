@@ -1,0 +1,630 @@
+"""Pretraining data: raw text -> masked-LM and next-sentence instances -> TFRecords.
+
+The input format, the sampling rules and the TFRecord features are the original
+`create_pretraining_data.py`'s (google-research/bert):
+
+- input: one sentence per line, a blank line between documents; a document runs on
+  into the next input file when a file does not end with a blank line;
+- documents are shuffled; `dupe_factor` times over, each document is cut into
+  instances: a target length (`max_seq_length - 3`, or with `short_seq_prob` a random
+  length from 2), segment A = the first 1..n-1 of the sentences gathered, segment B =
+  the rest ("is next") or, half of the time or when only one sentence was gathered,
+  sentences from a random other document (the unused sentences are put back); the
+  longer segment is cut from a random end until the pair fits;
+- `[CLS] A [SEP] B [SEP]`; `min(max_predictions_per_seq, max(1, round(len *
+  masked_lm_prob)))` positions other than [CLS]/[SEP] are masked, chosen at random
+  (with `do_whole_word_mask`, a word and its "##" pieces together): 80% become
+  [MASK], 10% stay, 10% become a random vocabulary token;
+- all instances are shuffled and written to the output files round-robin.
+
+One `random.Random(seed)` drives every choice, in the original's order, so with a
+single output file the records are those of the original run with the same seed.
+
+Memory. The original holds the whole corpus, and every instance made from it, in
+memory. Here, when several output files are listed, the corpus is cut into as many
+consecutive chunks of documents (a first pass counts the documents), and chunk k is
+processed exactly as the original processes a corpus, with seed `random_seed + k`,
+into output file k. Only one chunk and its instances are in memory at a time, so
+memory scales with corpus size / number of output files (times `dupe_factor`, for the
+instances). This is the original README's advice (shard the input and run the script
+once per shard) done in one run; the difference is that random next sentences come
+from the same chunk, not the whole corpus.
+
+Speed. Tokenization caches the pieces of each word, instances hold token ids, records
+are encoded directly in the protobuf wire format, and with `num_workers > 1`
+documents are tokenized and records encoded in worker processes while the main
+process draws the random choices, which stay sequential.
+"""
+
+import array
+import collections
+import logging
+import multiprocessing
+import os
+import random
+import struct
+import time
+
+import tensorflow as tf
+
+from modeling import tokenization
+
+logger = logging.getLogger(__name__)
+
+_CLS, _SEP, _MASK, _UNK = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
+_LOG_INTERVAL_SECONDS = 10.0
+_TOKENIZE_BATCH_DOCUMENTS = 256
+_ENCODE_BATCH_INSTANCES = 512
+
+
+def feature_spec(max_seq_length, max_predictions_per_seq):
+  """The `tf.io.parse_single_example` spec of the records, as run_pretraining's."""
+  return {
+      "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+      "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+      "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+      "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+      "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+      "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
+      "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+  }
+
+
+TrainingInstance = collections.namedtuple(
+    "TrainingInstance",
+    ["input_ids", "num_segment_a", "masked_lm_positions", "masked_lm_ids", "is_random_next"])
+TrainingInstance.__doc__ = """One sentence pair, as token ids.
+
+Attributes:
+  input_ids: list of ids, `[CLS] A [SEP] B [SEP]` with masking applied.
+  num_segment_a: length of `[CLS] A [SEP]`; the rest has segment id 1.
+  masked_lm_positions: increasing positions of the masked tokens.
+  masked_lm_ids: original ids at those positions.
+  is_random_next: whether B was drawn from another document.
+"""
+
+
+class Vocabulary:
+  """The ids the instance creation needs from a tokenizer's vocabulary.
+
+  Raises:
+    ValueError: the vocabulary lacks [CLS], [SEP], [MASK] or [UNK].
+  """
+
+  def __init__(self, vocab, source="<vocab>"):
+    missing = [token for token in (_CLS, _SEP, _MASK, _UNK) if token not in vocab]
+    if missing:
+      raise ValueError(f"vocab_file {source} lacks the special tokens {missing}")
+    self.size = len(vocab)
+    self.cls_id, self.sep_id, self.mask_id = vocab[_CLS], vocab[_SEP], vocab[_MASK]
+    # Ids are 0..size-1 in order (tokenization.load_vocab), as the original's list
+    # of vocabulary words from which random replacements are drawn.
+    self.is_subword = [token.startswith("##") for token in vocab]
+
+
+def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
+  """Cuts the longer of two lists, from a random end, until both fit in
+  `max_num_tokens` together (in place)."""
+  while len(tokens_a) + len(tokens_b) > max_num_tokens:
+    trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+    if rng.random() < 0.5:
+      del trunc_tokens[0]
+    else:
+      trunc_tokens.pop()
+
+
+# Exact, faster stand-ins for `random.Random` methods. They draw the same bits in the
+# same order as CPython's implementations (3.x), so the random stream, and the data,
+# are the original's; tests check them against `random.Random` itself.
+
+
+def randbelow(rng, n):
+  """`rng._randbelow(n)`, n >= 1: rejection sampling on `getrandbits(n.bit_length())`."""
+  k = n.bit_length()
+  r = rng.getrandbits(k)
+  while r >= n:
+    r = rng.getrandbits(k)
+  return r
+
+
+def randint(rng, a, b):
+  """`rng.randint(a, b)` for a <= b."""
+  return a + randbelow(rng, b - a + 1)
+
+
+def shuffle(items, rng):
+  """`rng.shuffle(items)`: Fisher-Yates from the end; about twice as fast, as it
+  makes no Python call per item."""
+  getrandbits = rng.getrandbits
+  for i in range(len(items) - 1, 0, -1):
+    n = i + 1
+    k = n.bit_length()
+    j = getrandbits(k)
+    while j >= n:
+      j = getrandbits(k)
+    items[i], items[j] = items[j], items[i]
+
+
+def create_masked_lm_predictions(input_ids, num_segment_a, masked_lm_prob,
+                                 max_predictions_per_seq, vocab, do_whole_word_mask, rng):
+  """Masks a `[CLS] A [SEP] B [SEP]` id list in place.
+
+  Args:
+    input_ids: the ids; the [CLS]/[SEP] are at 0, `num_segment_a - 1` and the end.
+    num_segment_a: length of `[CLS] A [SEP]`.
+
+  Returns:
+    (positions, original ids at those positions), positions increasing.
+  """
+  # Candidate positions, in order; never [CLS]/[SEP].
+  candidates = [*range(1, num_segment_a - 1), *range(num_segment_a, len(input_ids) - 1)]
+  num_to_predict = min(max_predictions_per_seq,
+                       max(1, int(round(len(input_ids) * masked_lm_prob))))
+  if do_whole_word_mask:
+    # A word and its "##" pieces (the first piece of B may join the last word of A,
+    # as in the original) are masked together, or not at all when they would
+    # overflow `num_to_predict`.
+    words = []
+    for position in candidates:
+      if words and vocab.is_subword[input_ids[position]]:
+        words[-1].append(position)
+      else:
+        words.append([position])
+    shuffle(words, rng)
+    chosen = []
+    for word in words:
+      if len(chosen) >= num_to_predict:
+        break
+      if len(chosen) + len(word) <= num_to_predict:
+        chosen.extend(word)
+  else:
+    shuffle(candidates, rng)
+    chosen = candidates[:num_to_predict]
+
+  positions = sorted(chosen)
+  original_ids = [input_ids[position] for position in positions]
+  for position in chosen:
+    if rng.random() < 0.8:
+      input_ids[position] = vocab.mask_id
+    elif rng.random() < 0.5:
+      pass  # 10%: keeps the original token.
+    else:
+      input_ids[position] = randint(rng, 0, vocab.size - 1)
+  return positions, original_ids
+
+
+def create_instances_from_document(all_documents, document_index, max_seq_length,
+                                   short_seq_prob, masked_lm_prob, max_predictions_per_seq,
+                                   vocab, do_whole_word_mask, rng):
+  """Cuts one document (a list of sentences, each a list of ids) into instances."""
+  document = all_documents[document_index]
+  max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
+  target_seq_length = max_num_tokens
+  if rng.random() < short_seq_prob:
+    target_seq_length = randint(rng, 2, max_num_tokens)
+
+  instances = []
+  current_chunk = []
+  current_length = 0
+  i = 0
+  while i < len(document):
+    current_chunk.append(document[i])
+    current_length += len(document[i])
+    if i == len(document) - 1 or current_length >= target_seq_length:
+      a_end = 1
+      if len(current_chunk) >= 2:
+        a_end = randint(rng, 1, len(current_chunk) - 1)
+      tokens_a = [token for sentence in current_chunk[:a_end] for token in sentence]
+
+      tokens_b = []
+      is_random_next = len(current_chunk) == 1 or rng.random() < 0.5
+      if is_random_next:
+        target_b_length = target_seq_length - len(tokens_a)
+        # Up to 10 tries for another document (a 1-document corpus uses itself).
+        for _ in range(10):
+          random_document_index = randint(rng, 0, len(all_documents) - 1)
+          if random_document_index != document_index:
+            break
+        random_document = all_documents[random_document_index]
+        for sentence in random_document[randint(rng, 0, len(random_document) - 1):]:
+          tokens_b.extend(sentence)
+          if len(tokens_b) >= target_b_length:
+            break
+        i -= len(current_chunk) - a_end  # Puts the unused sentences back.
+      else:
+        tokens_b = [token for sentence in current_chunk[a_end:] for token in sentence]
+      truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+
+      input_ids = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
+      num_segment_a = len(tokens_a) + 2
+      positions, masked_ids = create_masked_lm_predictions(
+          input_ids, num_segment_a, masked_lm_prob, max_predictions_per_seq, vocab,
+          do_whole_word_mask, rng)
+      instances.append(TrainingInstance(input_ids, num_segment_a, positions, masked_ids,
+                                        is_random_next))
+      current_chunk = []
+      current_length = 0
+    i += 1
+  return instances
+
+
+def generate_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
+                       masked_lm_prob, max_predictions_per_seq, vocab, do_whole_word_mask,
+                       rng):
+  """Shuffles the documents (in place), then yields the instances of `dupe_factor`
+  passes over them, unshuffled; `all_documents` holds no empty document."""
+  shuffle(all_documents, rng)
+  for _ in range(dupe_factor):
+    for document_index in range(len(all_documents)):
+      yield from create_instances_from_document(
+          all_documents, document_index, max_seq_length, short_seq_prob, masked_lm_prob,
+          max_predictions_per_seq, vocab, do_whole_word_mask, rng)
+
+
+def create_training_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
+                              masked_lm_prob, max_predictions_per_seq, vocab,
+                              do_whole_word_mask, rng):
+  """The original's list of shuffled instances (see `generate_instances`)."""
+  instances = list(generate_instances(
+      all_documents, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
+      max_predictions_per_seq, vocab, do_whole_word_mask, rng))
+  shuffle(instances, rng)
+  return instances
+
+
+def _varint(value):
+  """Protobuf base-128 varint of a non-negative int."""
+  out = bytearray()
+  while value > 0x7F:
+    out.append((value & 0x7F) | 0x80)
+    value >>= 7
+  out.append(value)
+  return bytes(out)
+
+
+class ExampleEncoder:
+  """Encodes `TrainingInstance`s as serialized `tf.train.Example`s.
+
+  The bytes are written directly in the protobuf wire format: the varints of ids,
+  positions and lengths come from a table, and the features that depend only on
+  lengths (input_mask, segment_ids, masked_lm_weights, next_sentence_labels) are
+  cached. `tf.train.Example.FromString` reads them back to the features of
+  `feature_spec`, in the original's order.
+  """
+
+  def __init__(self, vocab_size, max_seq_length, max_predictions_per_seq):
+    self.max_seq_length = max_seq_length
+    self.max_predictions_per_seq = max_predictions_per_seq
+    # Every id and position; also most field lengths.
+    self._varints = [_varint(value) for value in range(max(vocab_size, max_seq_length, 1 << 14))]
+    self._cache = {}
+
+  def _field(self, tag, payload):
+    """A length-delimited protobuf field: tag byte, varint length, payload."""
+    size = len(payload)
+    return tag + (self._varints[size] if size < len(self._varints) else _varint(size)) + payload
+
+  def _feature(self, name, list_tag, packed):
+    """A `Features.feature` map entry {key: name, value: Feature{<list> {packed}}};
+    `list_tag` is the tag of Feature.int64_list (field 3) or float_list (field 2)."""
+    feature = self._field(list_tag, self._field(b"\n", packed))
+    return self._field(b"\n", self._field(b"\n", name) + self._field(b"\x12", feature))
+
+  def _int64_feature(self, name, values, padding=0):
+    return self._feature(name, b"\x1a",
+                         b"".join(map(self._varints.__getitem__, values)) + b"\x00" * padding)
+
+  def _cached(self, key, make):
+    value = self._cache.get(key)
+    if value is None:
+      value = self._cache[key] = make()
+    return value
+
+  def encode(self, instance):
+    """Returns the serialized Example of one `TrainingInstance`."""
+    length = len(instance.input_ids)
+    padding = self.max_seq_length - length
+    if padding < 0:
+      raise ValueError(f"instance of {length} tokens exceeds max_seq_length="
+                       f"{self.max_seq_length}")
+    num_a = instance.num_segment_a
+    num_masked = len(instance.masked_lm_positions)
+    unused = self.max_predictions_per_seq - num_masked
+    features = b"".join((
+        self._int64_feature(b"input_ids", instance.input_ids, padding),
+        self._cached((b"input_mask", length), lambda: self._int64_feature(
+            b"input_mask", [1] * length, padding)),
+        self._cached((b"segment_ids", num_a, length), lambda: self._int64_feature(
+            b"segment_ids", [0] * num_a + [1] * (length - num_a), padding)),
+        self._int64_feature(b"masked_lm_positions", instance.masked_lm_positions, unused),
+        self._int64_feature(b"masked_lm_ids", instance.masked_lm_ids, unused),
+        self._cached((b"masked_lm_weights", num_masked), lambda: self._feature(
+            b"masked_lm_weights", b"\x12", struct.pack(
+                f"<{self.max_predictions_per_seq}f", *[1.0] * num_masked, *[0.0] * unused))),
+        self._cached((b"next_sentence_labels", instance.is_random_next),
+                     lambda: self._int64_feature(b"next_sentence_labels",
+                                                 [int(instance.is_random_next)])),
+    ))
+    return self._field(b"\n", features)  # Example.features (1).
+
+
+def expand_input_patterns(input_file):
+  """Comma-separated file names and globs -> the list of files, in order.
+
+  Raises:
+    FileNotFoundError: a name or glob matches no file.
+  """
+  input_files = []
+  for pattern in input_file.split(","):
+    matches = tf.io.gfile.glob(pattern)
+    if not matches:
+      raise FileNotFoundError(f"input_file: {pattern!r} matches no file")
+    input_files.extend(matches)
+  return input_files
+
+
+def read_raw_documents(input_files):
+  """Yields the documents of the input files, each a list of stripped lines.
+
+  Blank lines separate documents; a document runs on across a file boundary.
+
+  Raises:
+    ValueError: a file is not valid UTF-8 (the file and line are named).
+  """
+  document = []
+  for input_file in input_files:
+    with tf.io.gfile.GFile(input_file, "rb") as reader:
+      for line_number, raw_line in enumerate(reader, 1):
+        try:
+          line = raw_line.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+          raise ValueError(f"{input_file}:{line_number}: not valid UTF-8 ({e})") from e
+        if line:
+          document.append(line)
+        elif document:
+          yield document
+          document = []
+  if document:
+    yield document
+
+
+def _tokenize_documents(tokenizer, raw_documents):
+  """Raw documents -> documents of id lists, empty sentences and documents dropped."""
+  documents = []
+  for raw_document in raw_documents:
+    document = []
+    for line in raw_document:
+      ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line))
+      if ids:
+        document.append(ids)
+    if document:
+      documents.append(document)
+  return documents
+
+
+def _pack(instances):
+  """Instances -> flat int arrays, which cross process boundaries as plain bytes
+  (pickling lists of ints costs more than encoding them)."""
+  ids, lengths, positions, masked_ids, counts = (array.array("l") for _ in range(5))
+  for instance in instances:
+    ids.extend(instance.input_ids)
+    lengths.append(len(instance.input_ids))
+    lengths.append(instance.num_segment_a)
+    lengths.append(instance.is_random_next)
+    positions.extend(instance.masked_lm_positions)
+    masked_ids.extend(instance.masked_lm_ids)
+    counts.append(len(instance.masked_lm_positions))
+  return ids, lengths, positions, masked_ids, counts
+
+
+def _unpack(packed):
+  """Inverse of `_pack`: yields the instances."""
+  ids, lengths, positions, masked_ids, counts = packed
+  token_start = mask_start = 0
+  for index, count in enumerate(counts):
+    length, num_segment_a, is_random_next = lengths[3 * index:3 * index + 3]
+    yield TrainingInstance(ids[token_start:token_start + length].tolist(), num_segment_a,
+                           positions[mask_start:mask_start + count].tolist(),
+                           masked_ids[mask_start:mask_start + count].tolist(),
+                           bool(is_random_next))
+    token_start += length
+    mask_start += count
+
+
+# The tokenizer and encoder of a worker process, inherited when the pool forks.
+_worker_state = {}
+
+
+def _worker_tokenize(raw_documents):
+  return _tokenize_documents(_worker_state["tokenizer"], raw_documents)
+
+
+def _worker_encode(packed_instances):
+  encode = _worker_state["encoder"].encode
+  return [encode(instance) for instance in _unpack(packed_instances)]
+
+
+def _batches(items, size):
+  """Yields consecutive lists of at most `size` items of an iterable."""
+  batch = []
+  for item in items:
+    batch.append(item)
+    if len(batch) == size:
+      yield batch
+      batch = []
+  if batch:
+    yield batch
+
+
+def _take(iterator, count):
+  """Yields the next `count` items of `iterator` (fewer if it ends)."""
+  for _, item in zip(range(count), iterator):
+    yield item
+
+
+class _Progress:
+  """Counts documents and instances; logs them at most every few seconds."""
+
+  def __init__(self):
+    self.start = time.monotonic()
+    self.last_log = self.start
+    self.documents = 0
+    self.instances = 0
+    self.tokens = 0
+    self.masked = 0
+    self.random_next = 0
+
+  def count_instances(self, instances):
+    """Passes `instances` through, counting them."""
+    for instance in instances:
+      self.instances += 1
+      self.tokens += len(instance.input_ids)
+      self.masked += len(instance.masked_lm_positions)
+      self.random_next += instance.is_random_next
+      self.maybe_log()
+      yield instance
+
+  def maybe_log(self):
+    now = time.monotonic()
+    if now - self.last_log >= _LOG_INTERVAL_SECONDS:
+      self.last_log = now
+      logger.info("%d documents read, %d instances made (%.0f instances/s)", self.documents,
+                  self.instances, self.instances / (now - self.start))
+
+
+def _log_record(record, tokenizer):
+  """Logs the features of one serialized Example, with its tokens, as the original."""
+  features = tf.train.Example.FromString(record).features.feature
+  ids = [i for i, mask in zip(features["input_ids"].int64_list.value,
+                              features["input_mask"].int64_list.value) if mask]
+  lines = ["*** Example ***", "tokens: " + " ".join(tokenizer.convert_ids_to_tokens(ids))]
+  for name, feature in features.items():
+    values = feature.int64_list.value or feature.float_list.value
+    lines.append(f"{name}: {' '.join(map(str, values))}")
+  logger.info("\n".join(lines))
+
+
+def validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
+                     short_seq_prob):
+  """Raises ValueError, naming the flag, for values the original cannot use sensibly."""
+  if max_seq_length < 5:
+    raise ValueError(f"max_seq_length={max_seq_length}: must be at least 5 "
+                     "([CLS] A [SEP] B [SEP] with two tokens of text)")
+  if dupe_factor < 1:
+    raise ValueError(f"dupe_factor={dupe_factor}: must be at least 1")
+  if not 0.0 < masked_lm_prob <= 1.0:
+    raise ValueError(f"masked_lm_prob={masked_lm_prob}: must be in (0, 1]")
+  if not 0.0 <= short_seq_prob <= 1.0:
+    raise ValueError(f"short_seq_prob={short_seq_prob}: must be in [0, 1]")
+  needed = max(1, int(round(max_seq_length * masked_lm_prob)))
+  if max_predictions_per_seq < needed:
+    raise ValueError(
+        f"max_predictions_per_seq={max_predictions_per_seq} is too small: masked_lm_prob="
+        f"{masked_lm_prob} of max_seq_length={max_seq_length} masks up to {needed} tokens "
+        f"per sequence; pass --max_predictions_per_seq={needed} or more (and the same value "
+        "to run_pretraining.py)")
+
+
+def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length=128,
+                            max_predictions_per_seq=20, random_seed=12345, dupe_factor=10,
+                            masked_lm_prob=0.15, short_seq_prob=0.1, do_whole_word_mask=False,
+                            num_workers=1):
+  """Writes pretraining TFRecords from raw text, as the original script.
+
+  Args:
+    input_files: list of text files (see `expand_input_patterns`).
+    output_files: list of TFRecord paths. With one, the records are the original's
+      for the same seed; with several, each holds the instances of one consecutive
+      chunk of the documents (see the module docstring).
+    tokenizer: a `tokenization.FullTokenizer`.
+    max_seq_length, max_predictions_per_seq, random_seed, dupe_factor, masked_lm_prob,
+      short_seq_prob, do_whole_word_mask: the original flags.
+    num_workers: processes for tokenization and record encoding; the output does
+      not depend on it.
+
+  Returns:
+    A dict of totals: documents, instances, tokens, masked, random_next.
+
+  Raises:
+    ValueError, FileNotFoundError: bad options, vocabulary, input or output paths.
+  """
+  validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
+                   short_seq_prob)
+  vocab = Vocabulary(tokenizer.vocab, source=getattr(tokenizer, "vocab_file", "<vocab>"))
+  if not output_files:
+    raise ValueError("output_file: no output file given")
+  for output_file in output_files:
+    directory = os.path.dirname(output_file)
+    if directory and not tf.io.gfile.isdir(directory):
+      raise FileNotFoundError(f"output_file {output_file}: directory {directory} does not exist")
+  for input_file in input_files:
+    if not tf.io.gfile.exists(input_file):
+      raise FileNotFoundError(f"input_file not found: {input_file}")
+
+  num_shards = len(output_files)
+  if num_shards == 1:
+    chunk_sizes = [None]  # The whole corpus: no counting pass.
+  else:
+    num_raw = sum(1 for _ in read_raw_documents(input_files))
+    if num_raw < num_shards:
+      raise ValueError(f"output_file lists {num_shards} files but the input has only "
+                       f"{num_raw} documents; list at most {num_raw} output files")
+    chunk_sizes = [(k + 1) * num_raw // num_shards - k * num_raw // num_shards
+                   for k in range(num_shards)]
+    logger.info("%d documents, in %d chunks of about %d, one per output file", num_raw,
+                num_shards, num_raw // num_shards)
+
+  _worker_state["tokenizer"] = tokenizer
+  _worker_state["encoder"] = ExampleEncoder(vocab.size, max_seq_length, max_predictions_per_seq)
+  progress = _Progress()
+  raw_documents = read_raw_documents(input_files)
+  # Forked workers inherit `_worker_state`; nothing big is pickled.
+  pool = multiprocessing.get_context("fork").Pool(num_workers) if num_workers > 1 else None
+  imap = pool.imap if pool else map
+  try:
+    for shard, (output_file, chunk_size) in enumerate(zip(output_files, chunk_sizes)):
+      chunk = raw_documents if chunk_size is None else _take(raw_documents, chunk_size)
+      documents = []
+      for batch in imap(_worker_tokenize, _batches(chunk, _TOKENIZE_BATCH_DOCUMENTS)):
+        documents.extend(batch)
+        progress.documents += len(batch)
+        progress.maybe_log()
+      if not documents:
+        raise ValueError(f"no text in input_file {','.join(input_files)}"
+                         + ("" if chunk_size is None else f" for output file {output_file}"))
+      # Records are encoded (by the workers) while instances are made; shuffling the
+      # records permutes them as the original permutes its instances.
+      rng = random.Random(random_seed + shard)
+      instances = progress.count_instances(generate_instances(
+          documents, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
+          max_predictions_per_seq, vocab, do_whole_word_mask, rng))
+      records = []
+      for batch in imap(_worker_encode, map(_pack, _batches(instances,
+                                                            _ENCODE_BATCH_INSTANCES))):
+        records.extend(batch)
+      del documents
+      shuffle(records, rng)
+      if shard == 0:
+        for record in records[:3]:
+          _log_record(record, tokenizer)
+      with tf.io.TFRecordWriter(output_file) as writer:
+        for record in records:
+          writer.write(record)
+      logger.info("wrote %d instances to %s", len(records), output_file)
+  finally:
+    if pool:
+      pool.terminate()
+    _worker_state.clear()
+
+  elapsed = time.monotonic() - progress.start
+  totals = {"documents": progress.documents, "instances": progress.instances,
+            "tokens": progress.tokens, "masked": progress.masked,
+            "random_next": progress.random_next}
+  logger.info(
+      "done in %.1fs: %d documents -> %d instances (%.0f instances/s) in %d files; "
+      "%.1f tokens per instance, %.1f%% of them masked, %.1f%% random next",
+      elapsed, totals["documents"], totals["instances"], totals["instances"] / elapsed,
+      num_shards, totals["tokens"] / totals["instances"],
+      100.0 * totals["masked"] / totals["tokens"],
+      100.0 * totals["random_next"] / totals["instances"])
+  return totals
