@@ -17,5 +17,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
+demo: $(STAMP)
+	bash demo/run.sh demo_out
+
 clean:
 	rm -rf $(VENV) build *.egg-info
