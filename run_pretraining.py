@@ -1,7 +1,8 @@
 """Masked LM and next sentence pretraining of BERT, as the original run_pretraining.py.
 
-Same flags and defaults as the original, plus --seed, --keep_checkpoint_max,
---log_steps and --optimizer. Runs on one device, several GPUs
+Same flags and defaults as the original (those it shares with run_classifier.py
+are in shared_flags.py), plus --seed, --keep_checkpoint_max, --log_steps and
+--optimizer. Runs on one device, several GPUs
 (MirroredStrategy), several workers (TF_CONFIG) or a TPU (--use_tpu); an
 existing checkpoint in --output_dir resumes the run.
 
@@ -17,6 +18,7 @@ import os
 import tensorflow as tf
 from absl import app, flags, logging
 
+import shared_flags
 from modeling import distribution, optimization, pretraining_input, training
 from modeling.config import BertConfig
 from modeling.heads import MaskedLMHead, NextSentenceHead
@@ -24,38 +26,13 @@ from modeling.model import BertModel
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("bert_config_file", None, "The config json file of the BERT model.")
 flags.DEFINE_string("input_file", None,
                     "Input TF example files (can be a glob or comma separated).")
-flags.DEFINE_string("output_dir", None, "Where checkpoints, summaries and results are written.")
-flags.DEFINE_string("init_checkpoint", None,
-                    "Initial checkpoint (usually from a pre-trained BERT model).")
-flags.DEFINE_integer("max_seq_length", 128, "Sequence length; must match data generation.")
 flags.DEFINE_integer("max_predictions_per_seq", 20,
                      "Masked LM predictions per sequence; must match data generation.")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
-flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
-flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
-flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
-flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
 flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
 flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save the model checkpoint.")
-flags.DEFINE_integer("iterations_per_loop", 1000,
-                     "Most steps run on the device per host call.")
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
-flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
-flags.DEFINE_string("tpu_name", None, "The Cloud TPU to use (a name or grpc:// URL).")
-flags.DEFINE_string("tpu_zone", None, "[Optional] GCE zone of the Cloud TPU.")
-flags.DEFINE_string("gcp_project", None, "[Optional] Project of the Cloud TPU.")
-flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
-flags.DEFINE_integer("num_tpu_cores", 8, "Only used if `use_tpu` is True: TPU cores to use.")
-# Ours.
-flags.DEFINE_integer("seed", 12345, "Seed of the initialisation, dropout and data order.")
-flags.DEFINE_integer("keep_checkpoint_max", 5, "Most recent checkpoints kept (0: all).")
-flags.DEFINE_integer("log_steps", 100, "Log and write summaries every this many steps.")
-flags.DEFINE_enum("optimizer", "adamw", optimization.OPTIMIZERS,
-                  "adamw: the original AdamWeightDecay.")
 
 # Heads that a pretrained (encoder-only) --init_checkpoint may lack.
 FRESH_HEADS = (r"^cls/",)
@@ -140,8 +117,7 @@ def main(argv):
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings="
                      f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
-  strategy = distribution.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name, FLAGS.tpu_zone,
-                                       FLAGS.gcp_project, FLAGS.master, FLAGS.num_tpu_cores)
+  strategy = shared_flags.strategy_from_flags()
   input_files = pretraining_input.expand_input_files(FLAGS.input_file)
   logging.info("*** Input Files ***\n  %s", "\n  ".join(input_files))
   pretraining_input.check_files(input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)

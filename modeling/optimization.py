@@ -123,7 +123,8 @@ class AdamWeightDecay(tf.Module):
       gradient norm before clipping.
     """
     if len(gradients) != len(self.trained_variables):
-      raise ValueError(f"got {len(gradients)} gradients for {len(self.trained_variables)} variables")
+      raise ValueError(f"got {len(gradients)} gradients for "
+                       f"{len(self.trained_variables)} variables")
     # As the original, the norm of a tf.IndexedSlices gradient is that of its
     # slices before duplicate indices are summed; the update then uses it dense.
     clipped, global_norm = tf.clip_by_global_norm(gradients, self.clip_norm)
