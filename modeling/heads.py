@@ -64,8 +64,9 @@ class MaskedLMHead(tf.Module):
       float [B*P, V].
     """
     x = self.layer_norm(self.transform(gather_indexes(sequence_output, positions)))  # [B*P, H]
-    logits = tf.matmul(x, self.embedding_table, transpose_b=True)  # [B*P, V]
-    return tf.nn.log_softmax(tf.nn.bias_add(logits, self.output_bias), axis=-1)
+    logits = tf.matmul(x, tf.cast(self.embedding_table, x.dtype), transpose_b=True)  # [B*P, V]
+    logits = tf.nn.bias_add(tf.cast(logits, tf.float32), self.output_bias)
+    return tf.nn.log_softmax(logits, axis=-1)  # float32 whatever the compute dtype
 
   def __call__(self, sequence_output, positions, label_ids, label_weights):
     """The original `get_masked_lm_output`.
@@ -100,9 +101,10 @@ class _PooledLinearHead(tf.Module):
     self.output_bias = new_variable(f"{prefix}output_bias", [num_outputs], tf.zeros)
 
   def logits(self, pooled_output):
-    """Maps float [B, H] to logits [B, C]."""
-    logits = tf.matmul(pooled_output, self.output_weights, transpose_b=True)
-    return tf.nn.bias_add(logits, self.output_bias)
+    """Maps [B, H] in the compute dtype to float32 logits [B, C]."""
+    weights = tf.cast(self.output_weights, pooled_output.dtype)
+    logits = tf.matmul(pooled_output, weights, transpose_b=True)
+    return tf.nn.bias_add(tf.cast(logits, tf.float32), self.output_bias)
 
   def _loss(self, logits, labels):
     """(mean loss, per_example_loss [B], log_probs [B, C]) of integer labels [B]."""

@@ -68,8 +68,13 @@ class Dense(tf.Module):
     self.activation = activation
 
   def __call__(self, inputs):
-    """Maps float [M, in] to [M, out]; inputs must be 2-D, as the original keeps them."""
-    outputs = tf.nn.bias_add(tf.matmul(inputs, self.kernel), self.bias)
+    """Maps float [M, in] to [M, out]; inputs must be 2-D, as the original keeps them.
+
+    Computes in the dtype of `inputs` (bf16/fp16 under mixed precision; the fp32
+    variables are cast, a no-op in fp32).
+    """
+    kernel, bias = (tf.cast(v, inputs.dtype) for v in (self.kernel, self.bias))
+    outputs = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
     return self.activation(outputs) if self.activation is not None else outputs
 
 
@@ -87,10 +92,12 @@ class LayerNorm(tf.Module):
     self.gamma = new_variable(f"{scope}/LayerNorm/gamma", [width], tf.ones)
 
   def __call__(self, inputs):
-    """Normalises float [..., width] over its last axis."""
-    mean, variance = tf.nn.moments(inputs, axes=[-1], keepdims=True)
-    return tf.nn.batch_normalization(inputs, mean, variance, offset=self.beta,
-                                     scale=self.gamma, variance_epsilon=self.EPSILON)
+    """Normalises float [..., width] over its last axis, in fp32 whatever its dtype."""
+    x = tf.cast(inputs, tf.float32)
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    x = tf.nn.batch_normalization(x, mean, variance, offset=self.beta, scale=self.gamma,
+                                  variance_epsilon=self.EPSILON)
+    return tf.cast(x, inputs.dtype)
 
 
 def dropout(inputs, rate, training):

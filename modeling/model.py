@@ -97,8 +97,8 @@ class SelfAttention(tf.Module):
   def __call__(self, x, mask_adder, batch_size, seq_length, training=False):
     """Attends float [B*S, H] to itself; mask_adder is [B, 1, 1, S]; returns [B*S, H]."""
     projections = (self.query, self.key, self.value)
-    kernel = tf.concat([p.kernel for p in projections], axis=1)  # [H, 3H]
-    bias = tf.concat([p.bias for p in projections], axis=0)  # [3H]
+    kernel = tf.cast(tf.concat([p.kernel for p in projections], axis=1), x.dtype)  # [H, 3H]
+    bias = tf.cast(tf.concat([p.bias for p in projections], axis=0), x.dtype)  # [3H]
     qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)  # [B*S, 3H]
     qkv = tf.reshape(qkv, [batch_size, seq_length, 3, self.num_heads, self.head_size])
     qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # [3, B, N, S, D]
@@ -144,16 +144,20 @@ class BertModel(tf.Module):
     outputs["pooled_output"]  # [B, H]
   """
 
-  def __init__(self, config, use_one_hot_embeddings=False):
-    """Creates every variable.
+  def __init__(self, config, use_one_hot_embeddings=False, compute_dtype=tf.float32):
+    """Creates every variable (always float32).
 
     Args:
       config: a `BertConfig`.
       use_one_hot_embeddings: look words up by one-hot matmul (faster on TPU)
         instead of gather.
+      compute_dtype: the dtype of the encoder's matmuls and activations:
+        tf.float32, or tf.bfloat16 / tf.float16 for mixed precision (embeddings,
+        LayerNorm and softmax stay in float32).
     """
     super().__init__()
     self.config = config
+    self.compute_dtype = tf.as_dtype(compute_dtype)
     self.embeddings = Embeddings(config, use_one_hot_embeddings)
     self.encoder_layers = [TransformerLayer(i, config)
                            for i in range(config.num_hidden_layers)]
@@ -175,9 +179,9 @@ class BertModel(tf.Module):
       training: apply dropout.
 
     Returns:
-      A dict with `sequence_output` float [B, S, H], `pooled_output` [B, H],
-      `all_encoder_layers` (a list of [B, S, H], one per layer) and
-      `embedding_output` [B, S, H].
+      A dict with `sequence_output` [B, S, H], `pooled_output` [B, H],
+      `all_encoder_layers` (a list of [B, S, H], one per layer), all in
+      `compute_dtype`, and `embedding_output` float32 [B, S, H].
     """
     input_ids = tf.convert_to_tensor(input_ids)
     if input_mask is None:
@@ -189,7 +193,7 @@ class BertModel(tf.Module):
 
     embedding_output = self.embeddings(input_ids, token_type_ids, training)  # [B, S, H]
     mask_adder = attention_mask_adder(input_mask)  # [B, 1, 1, S]
-    x = tf.reshape(embedding_output, [-1, width])  # [B*S, H]
+    x = tf.cast(tf.reshape(embedding_output, [-1, width]), self.compute_dtype)  # [B*S, H]
     all_encoder_layers = []
     for layer in self.encoder_layers:
       x = layer(x, mask_adder, batch_size, seq_length, training)

@@ -187,3 +187,30 @@ def test_masked_lm_loss_ignores_zero_weights():
   garbage[weights == 0] = 42
   loss2, _, _ = mlm(sequence, data["masked_lm_positions"], garbage, weights)
   np.testing.assert_allclose(loss, loss2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
+def test_mixed_precision_compute_with_float32_variables(dtype):
+  config = tiny_config()
+  model = BertModel(config, compute_dtype=dtype)
+  mlm, nsp = MaskedLMHead(config, model.embedding_table), NextSentenceHead(config)
+  reference = BertModel(config)
+  for ours, theirs in zip(model.variables, reference.variables):
+    theirs.assign(ours)
+  assert all(v.dtype == tf.float32 for v in model.variables)
+  data = tiny_inputs()
+  with tf.GradientTape() as tape:
+    outputs = model(data["input_ids"], data["input_mask"], data["segment_ids"])
+    mlm_loss, _, log_probs = mlm(outputs["sequence_output"], data["masked_lm_positions"],
+                                 data["masked_lm_ids"], data["masked_lm_weights"])
+    nsp_loss, _, _ = nsp(outputs["pooled_output"], data["next_sentence_labels"])
+  assert outputs["sequence_output"].dtype == dtype
+  assert outputs["embedding_output"].dtype == tf.float32
+  assert log_probs.dtype == tf.float32 and mlm_loss.dtype == tf.float32
+  gradients = tape.gradient(mlm_loss + nsp_loss, model.trainable_variables)
+  assert all(g.dtype == tf.float32 for g in gradients)
+  expected = reference(data["input_ids"], data["input_mask"], data["segment_ids"])
+  np.testing.assert_allclose(tf.cast(outputs["sequence_output"], tf.float32),
+                             expected["sequence_output"], atol=0.1)
+  np.testing.assert_allclose(tf.cast(outputs["pooled_output"], tf.float32),
+                             expected["pooled_output"], atol=0.05)
