@@ -204,10 +204,11 @@ def test_mixed_precision_compute_with_float32_variables(dtype):
     mlm_loss, _, log_probs = mlm(outputs["sequence_output"], data["masked_lm_positions"],
                                  data["masked_lm_ids"], data["masked_lm_weights"])
     nsp_loss, _, _ = nsp(outputs["pooled_output"], data["next_sentence_labels"])
+    total_loss = mlm_loss + nsp_loss
   assert outputs["sequence_output"].dtype == dtype
   assert outputs["embedding_output"].dtype == tf.float32
   assert log_probs.dtype == tf.float32 and mlm_loss.dtype == tf.float32
-  gradients = tape.gradient(mlm_loss + nsp_loss, model.trainable_variables)
+  gradients = tape.gradient(total_loss, model.trainable_variables)
   assert all(g.dtype == tf.float32 for g in gradients)
   expected = reference(data["input_ids"], data["input_mask"], data["segment_ids"])
   np.testing.assert_allclose(tf.cast(outputs["sequence_output"], tf.float32),
