@@ -80,9 +80,10 @@ def full_attention(q, k, v, mask_adder, dropout_rate=0.0, training=False):
   """
   head_size = q.shape[-1]
   scores = tf.matmul(q, k, transpose_b=True)  # [B, N, F, T]
-  scores = scores * (1.0 / math.sqrt(float(head_size))) + mask_adder
+  # The mask adder and the softmax stay in float32 under mixed precision.
+  scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(float(head_size))) + mask_adder
   probs = dropout(tf.nn.softmax(scores), dropout_rate, training)  # [B, N, F, T]
-  return tf.matmul(probs, v)  # [B, N, F, D]
+  return tf.matmul(tf.cast(probs, v.dtype), v)  # [B, N, F, D]
 
 
 def chunked_attention(q, k, v, mask_adder, chunk_size, dropout_rate=0.0, training=False):
@@ -145,8 +146,10 @@ def _blocked_forward(blocks):
     blocks: the `_Blocks` of one call.
 
   Returns:
-    (out_blocks float [Fb, B, N, C, D], logsumexp float [Fb, B, N, C]), the
-    log-normaliser of each query row, which the backward pass needs.
+    (out_blocks float [Fb, B, N, C, D], row_max float32 [Fb, B, N, C], row_sum
+    float32 [Fb, B, N, C]): the output and, per query row, the softmax maximum and
+    normaliser, which the backward pass needs. (Their log-sum-exp alone would lose
+    precision next to the -10000 of masked keys.)
   """
   def attend_query_block(i):
     def step(j, acc, row_max, row_sum):
@@ -155,76 +158,78 @@ def _blocked_forward(blocks):
       correction = tf.exp(row_max - new_max)  # [B, N, C]
       probs = tf.exp(scores - new_max[..., tf.newaxis])  # [B, N, C, C], unnormalised
       row_sum = row_sum * correction + tf.reduce_sum(probs, -1)
-      acc = acc * correction[..., tf.newaxis] + tf.matmul(
+      acc = acc * correction[..., tf.newaxis] + blocks.matmul(
           blocks.drop(probs, i, j), blocks.v_blocks[j])  # [B, N, C, D]
       return j + 1, acc, new_max, row_sum
 
-    acc = tf.zeros_like(blocks.q_blocks[i])  # [B, N, C, D]
+    acc = tf.zeros_like(blocks.q_blocks[i], tf.float32)  # [B, N, C, D]
     row_sum = tf.zeros_like(acc[..., 0])  # [B, N, C]
     _, acc, row_max, row_sum = tf.while_loop(
         lambda j, *_: j < blocks.num_key_blocks, step,
         (tf.constant(0), acc, row_sum - math.inf, row_sum), parallel_iterations=1)
-    return acc / row_sum[..., tf.newaxis], row_max + tf.math.log(row_sum)
+    return tf.cast(acc / row_sum[..., tf.newaxis], blocks.dtype), row_max, row_sum
 
-  dtype = blocks.q_blocks.dtype
   return tf.map_fn(attend_query_block, tf.range(blocks.num_query_blocks),
-                   fn_output_signature=(dtype, dtype), parallel_iterations=1)
+                   fn_output_signature=(blocks.dtype, tf.float32, tf.float32),
+                   parallel_iterations=1)
 
 
-def _blocked_backward(blocks, out_blocks, logsumexp, d_out):
+def _blocked_backward(blocks, out_blocks, row_max, row_sum, d_out):
   """Gradients of `_blocked_forward`'s output, recomputing every block.
 
-  Per block, P = exp(scores - logsumexp) and, with delta = rowsum(dOut * Out),
+  Per block, P = exp(scores - row_max) / row_sum and, with delta = rowsum(dOut * Out),
   dScores = P * (dropout(dOut V^T) - delta). dq is accumulated over key blocks
   per query block; dk, dv and the mask adder's gradient over query blocks per
   key block.
 
   Args:
     blocks: the `_Blocks` of the forward call.
-    out_blocks: float [Fb, B, N, C, D] and logsumexp float [Fb, B, N, C], the
-      results of `_blocked_forward`.
+    out_blocks, row_max, row_sum: the results of `_blocked_forward`.
     d_out: float [Fb, B, N, C, D], the gradient of out_blocks.
 
   Returns:
     Gradients of q_blocks, k_blocks, v_blocks and adder_blocks, in their shapes.
   """
-  delta = tf.reduce_sum(d_out * out_blocks, -1)  # [Fb, B, N, C]
+  delta = tf.reduce_sum(tf.cast(d_out, tf.float32) * tf.cast(out_blocks, tf.float32),
+                        -1)  # [Fb, B, N, C]
 
   def probs_and_d_scores(i, j):
-    probs = tf.exp(blocks.scores(i, j) - logsumexp[i][..., tf.newaxis])  # [B, N, C, C]
-    d_probs = blocks.drop(tf.matmul(d_out[i], blocks.v_blocks[j], transpose_b=True), i, j)
+    probs = (tf.exp(blocks.scores(i, j) - row_max[i][..., tf.newaxis])
+             / row_sum[i][..., tf.newaxis])  # [B, N, C, C]
+    d_probs = blocks.drop(blocks.matmul(d_out[i], blocks.v_blocks[j], transpose_b=True), i, j)
     return probs, probs * (d_probs - delta[i][..., tf.newaxis])  # [B, N, C, C] twice
 
   def d_query_block(i):
     def step(j, d_q):
       _, d_scores = probs_and_d_scores(i, j)
-      return j + 1, d_q + tf.matmul(d_scores, blocks.k_blocks[j])  # [B, N, C, D]
+      return j + 1, d_q + blocks.matmul(d_scores, blocks.k_blocks[j])  # [B, N, C, D]
 
     _, d_q = tf.while_loop(lambda j, _: j < blocks.num_key_blocks, step,
-                           (tf.constant(0), tf.zeros_like(blocks.q_blocks[i])),
+                           (tf.constant(0), tf.zeros_like(blocks.q_blocks[i], tf.float32)),
                            parallel_iterations=1)
-    return d_q * blocks.scale
+    return tf.cast(d_q * blocks.scale, blocks.dtype)
 
   def d_key_block(j):
     def step(i, d_k, d_v, d_adder):
       probs, d_scores = probs_and_d_scores(i, j)
-      d_v += tf.matmul(blocks.drop(probs, i, j), d_out[i], transpose_a=True)  # [B, N, C, D]
-      d_k += tf.matmul(d_scores, blocks.q_blocks[i], transpose_a=True)  # [B, N, C, D]
+      d_v += blocks.matmul(blocks.drop(probs, i, j), d_out[i], transpose_a=True)  # [B, N, C, D]
+      d_k += blocks.matmul(d_scores, blocks.q_blocks[i], transpose_a=True)  # [B, N, C, D]
       d_adder += tf.reduce_sum(d_scores, axis=[1, 2], keepdims=True)  # [B, 1, 1, C]
       return i + 1, d_k, d_v, d_adder
 
-    zeros = tf.zeros_like(blocks.k_blocks[j])  # [B, N, C, D]
+    zeros = tf.zeros_like(blocks.k_blocks[j], tf.float32)  # [B, N, C, D]
     _, d_k, d_v, d_adder = tf.while_loop(
         lambda i, *_: i < blocks.num_query_blocks, step,
-        (tf.constant(0), zeros, zeros, tf.zeros_like(blocks.adder_blocks[j])),
+        (tf.constant(0), zeros, zeros, tf.zeros_like(blocks.adder_blocks[j], tf.float32)),
         parallel_iterations=1)
-    return d_k * blocks.scale, d_v, d_adder
+    return (tf.cast(d_k * blocks.scale, blocks.dtype), tf.cast(d_v, blocks.dtype),
+            tf.cast(d_adder, blocks.adder_blocks.dtype))
 
-  dtype = blocks.q_blocks.dtype
+  dtype = blocks.dtype
   d_q = tf.map_fn(d_query_block, tf.range(blocks.num_query_blocks),
                   fn_output_signature=dtype, parallel_iterations=1)
   d_k, d_v, d_adder = tf.map_fn(d_key_block, tf.range(blocks.num_key_blocks),
-                                fn_output_signature=(dtype, dtype, dtype),
+                                fn_output_signature=(dtype, dtype, blocks.adder_blocks.dtype),
                                 parallel_iterations=1)
   return d_q, d_k, d_v, d_adder
 
@@ -232,8 +237,8 @@ def _blocked_backward(blocks, out_blocks, logsumexp, d_out):
 def _blocked_attention(q_blocks, k_blocks, v_blocks, adder_blocks, seed, dropout_rate):
   """`_blocked_forward` with `_blocked_backward` as its gradient.
 
-  The gradient keeps only the inputs, the output and the [Fb, B, N, C]
-  log-normalisers, not the blocks of scores.
+  The gradient keeps only the inputs, the output and the [Fb, B, N, C] row
+  maxima and sums, not the blocks of scores.
 
   Args:
     q_blocks: float [Fb, B, N, C, D].
@@ -248,10 +253,10 @@ def _blocked_attention(q_blocks, k_blocks, v_blocks, adder_blocks, seed, dropout
   @tf.custom_gradient
   def attend(q_blocks, k_blocks, v_blocks, adder_blocks, seed):
     blocks = _Blocks(q_blocks, k_blocks, v_blocks, adder_blocks, seed, dropout_rate)
-    out_blocks, logsumexp = _blocked_forward(blocks)
+    out_blocks, row_max, row_sum = _blocked_forward(blocks)
 
     def backward(d_out):
-      return (*_blocked_backward(blocks, out_blocks, logsumexp, d_out), None)
+      return (*_blocked_backward(blocks, out_blocks, row_max, row_sum, d_out), None)
 
     return out_blocks, backward
 
@@ -270,14 +275,20 @@ class _Blocks:
     """Arguments as `_blocked_attention`."""
     self.q_blocks, self.k_blocks, self.v_blocks = q_blocks, k_blocks, v_blocks
     self.adder_blocks, self.seed, self.dropout_rate = adder_blocks, seed, dropout_rate
+    self.dtype = q_blocks.dtype
     self.scale = 1.0 / math.sqrt(float(q_blocks.shape[-1]))
     self.num_query_blocks = tf.shape(q_blocks)[0]
     self.num_key_blocks = tf.shape(k_blocks)[0]
 
+  def matmul(self, a, b, **kwargs):
+    """tf.matmul in the inputs' dtype (bf16 under mixed precision), result in float32."""
+    a, b = (tf.cast(x, self.dtype) for x in (a, b))
+    return tf.cast(tf.matmul(a, b, **kwargs), tf.float32)
+
   def scores(self, i, j):
-    """float [B, N, C, C]: q_i k_j^T / sqrt(D) + mask adder of key block j."""
-    scores = tf.matmul(self.q_blocks[i], self.k_blocks[j], transpose_b=True)  # [B, N, C, C]
-    return scores * self.scale + self.adder_blocks[j]
+    """float32 [B, N, C, C]: q_i k_j^T / sqrt(D) + mask adder of key block j."""
+    scores = self.matmul(self.q_blocks[i], self.k_blocks[j], transpose_b=True)  # [B, N, C, C]
+    return scores * self.scale + tf.cast(self.adder_blocks[j], tf.float32)
 
   def drop(self, x, i, j):
     """Dropout of float [B, N, C, C] with the mask of block (i, j)."""
