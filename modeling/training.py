@@ -91,12 +91,14 @@ class CheckpointManager:
   def save(self, step):
     """Writes `<basename>-<step>` and makes it the latest; returns its prefix.
 
+    Returns None, writing nothing, on a worker that is not the chief.
+
     Raises:
       FloatingPointError: a variable holds NaN or Inf (nothing is written).
     """
-    prefix = os.path.join(self.directory, f"{self.basename}-{step}")
     if not self.is_chief:
-      return prefix
+      return None
+    prefix = os.path.join(self.directory, f"{self.basename}-{step}")
     for name, variable in checkpoint.named_variables(self.variables).items():
       if variable.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable))):
         raise FloatingPointError(
@@ -348,11 +350,16 @@ class Trainer:
           self._log(step, num_train_steps, loss, learning_rate, grad_norm, steps_per_second)
           log_start, log_time = step, now
         if step % save_checkpoints_steps == 0 or step == num_train_steps:
-          logger.info("Saved %s", checkpoints.save(step))
+          self._save(checkpoints, step)
           saved_step = step
       if signals.received is not None and saved_step != step:
-        logger.info("Saved %s before stopping", checkpoints.save(step))
+        self._save(checkpoints, step)
     return TrainResult(step, signals.received)
+
+  def _save(self, checkpoints, step):
+    prefix = checkpoints.save(step)
+    if prefix:
+      logger.info("Saved %s", prefix)
 
   def _log(self, step, num_train_steps, loss, learning_rate, grad_norm, steps_per_second):
     examples_per_second = steps_per_second * self.global_batch_size
