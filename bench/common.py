@@ -72,3 +72,28 @@ def run_original(mode, **settings):
   if result.returncode != 0:
     raise RuntimeError(f"the original peer failed:\n{result.stderr[-4000:]}")
   return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def encoder_flops(config, batch_size, seq_length):
+  """Multiply-add FLOPs (2 per MAC) of one encoder forward pass over a batch."""
+  h, i, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+  per_token = layers * (2 * (4 * h * h + 2 * h * i) + 2 * 2 * seq_length * h)
+  return batch_size * (seq_length * per_token + 2 * h * h)  # + the pooler
+
+
+def pretraining_flops(config, batch_size, seq_length, max_predictions):
+  """FLOPs of one training step: forward and backward (3x forward) of encoder and heads."""
+  h, v = config["hidden_size"], config["vocab_size"]
+  heads = batch_size * max_predictions * (2 * h * h + 2 * h * v)
+  return 3 * (encoder_flops(config, batch_size, seq_length) + heads)
+
+
+def matmul_peak(dtype_name, size=2048, iterations=10):
+  """Measured FLOP/s of a large square matmul in TensorFlow, in this process."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  dtype = tf.as_dtype(dtype_name)
+  a = tf.cast(tf.random.normal([size, size]), dtype)
+  b = tf.cast(tf.random.normal([size, size]), dtype)
+  matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+  seconds = time_calls(lambda: matmul().numpy(), 2, iterations)
+  return 2 * size ** 3 / seconds

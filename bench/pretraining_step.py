@@ -1,0 +1,91 @@
+"""Pretraining step throughput (MLM + NSP + AdamWeightDecay), ours vs the original TF1 code.
+
+  .venv/bin/python bench/pretraining_step.py [--config minilm] [--batch_size 32] \
+      [--seq_length 128] [--dtypes float32,bfloat16] [--xla]
+
+One run measures, one after the other: the machine's matmul peak (fp32 and bf16),
+the original code's training step (fp32; TF1 has no bf16 path on CPU), and ours in
+each dtype, through the same `Trainer.replica_step` that run_pretraining.py runs.
+Prints examples/s, achieved FLOP/s as a fraction of the measured peak, and the ratios
+to the original last.
+"""
+
+import argparse
+import os
+import sys
+
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+from modeling import BertConfig, BertModel, MaskedLMHead, NextSentenceHead  # noqa: E402
+from modeling import optimization, training  # noqa: E402
+
+
+def ours_seconds_per_step(settings, dtype):
+  """Seconds per training step of our model, optimizer and train step."""
+  config = BertConfig.from_dict(common.CONFIGS[settings["config"]])
+  batch = common.pretraining_batch(settings["batch_size"], settings["seq_length"],
+                                   settings["max_predictions"], config.vocab_size)
+  batch = {k: tf.constant(v) for k, v in batch.items()}
+  model = BertModel(config, compute_dtype=dtype)
+  mlm, nsp = MaskedLMHead(config, model.embedding_table), NextSentenceHead(config)
+  variables = [v for m in (model, mlm, nsp) for v in m.trainable_variables]
+  variables = list({id(v): v for v in variables}.values())  # the embedding table is shared
+  optimizer = optimization.create_optimizer("adamw", variables, 5e-5, 100000, 10000)
+
+  def loss_fn(inputs):
+    outputs = model(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"],
+                    training=True)
+    mlm_loss, _, _ = mlm(outputs["sequence_output"], inputs["masked_lm_positions"],
+                         inputs["masked_lm_ids"], inputs["masked_lm_weights"])
+    nsp_loss, _, _ = nsp(outputs["pooled_output"], inputs["next_sentence_labels"])
+    return mlm_loss + nsp_loss
+
+  strategy = tf.distribute.get_strategy()
+  trainer = training.Trainer(strategy, loss_fn, optimizer, settings["batch_size"])
+  step = tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0],
+                     jit_compile=settings["xla"])
+  return common.time_calls(lambda: step().numpy(), settings["warmup"], settings["iterations"])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", choices=sorted(common.CONFIGS), default="minilm")
+  parser.add_argument("--batch_size", type=int, default=32)
+  parser.add_argument("--seq_length", type=int, default=128)
+  parser.add_argument("--max_predictions", type=int, default=20)
+  parser.add_argument("--dtypes", default="float32,bfloat16")
+  parser.add_argument("--iterations", type=int, default=10)
+  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--xla", action="store_true", help="jit_compile our train step")
+  args = parser.parse_args()
+  settings = vars(args)
+  config = common.CONFIGS[args.config]
+  flops = common.pretraining_flops(config, args.batch_size, args.seq_length,
+                                   args.max_predictions)
+  peaks = {dtype: common.matmul_peak(dtype) for dtype in ("float32", "bfloat16")}
+  original = common.run_original("pretraining", **settings)["seconds_per_step"]
+  ours = {dtype: ours_seconds_per_step(settings, tf.as_dtype(dtype))
+          for dtype in args.dtypes.split(",")}
+
+  print(f"pretraining step, {args.config}, batch {args.batch_size}, seq {args.seq_length}, "
+        f"{args.max_predictions} predictions, xla={args.xla}; {flops / 1e9:.0f} GFLOP/step")
+  print(f"matmul peak: {peaks['float32'] / 1e9:.0f} GFLOP/s fp32, "
+        f"{peaks['bfloat16'] / 1e9:.0f} GFLOP/s bf16")
+
+  def line(name, seconds, peak_dtype):
+    achieved = flops / seconds
+    print(f"{name:18s} {args.batch_size / seconds:7.1f} examples/s  "
+          f"{achieved / 1e9:6.0f} GFLOP/s = {achieved / peaks[peak_dtype]:.0%} of "
+          f"{peak_dtype} peak")
+
+  line("original fp32", original, "float32")
+  for dtype, seconds in ours.items():
+    line(f"ours {dtype}", seconds, dtype)
+  for dtype, seconds in ours.items():
+    print(f"ratio ours {dtype} / original fp32: {original / seconds:.2f}x")
+
+
+if __name__ == "__main__":
+  main()
