@@ -101,6 +101,7 @@ def main(argv):
 
   tf.random.set_seed(FLAGS.seed)
   strategy = shared_flags.strategy_from_flags()
+  compute_dtype = shared_flags.compute_dtype_from_flags()
   is_chief = distribution.is_chief(strategy)
   num_train_steps = num_warmup_steps = 0
   if FLAGS.do_train:
@@ -112,11 +113,12 @@ def main(argv):
                        f"--train_batch_size={FLAGS.train_batch_size}")
   with strategy.scope():
     model = classifier.ClassifierModel(config, len(label_list or [None]),
-                                       processor.is_regression, FLAGS.use_tpu)
+                                       processor.is_regression, FLAGS.use_tpu, compute_dtype)
     optimizer = optimization.create_optimizer(
         FLAGS.optimizer, model.trainable_variables, FLAGS.learning_rate,
         max(num_train_steps, 1), num_warmup_steps)
-  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer],
+  trainer = shared_flags.trainer_from_flags(strategy, model, optimizer, is_chief)
+  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
                                            FLAGS.keep_checkpoint_max, is_chief)
   start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model,
                                          classifier.FRESH_HEAD)
@@ -128,14 +130,11 @@ def main(argv):
       writer.write("".join(f"{label}\n" for label in label_list))
 
   if FLAGS.do_train:
-    trainer = training.Trainer(strategy, model.loss, optimizer, FLAGS.train_batch_size,
-                               FLAGS.log_steps, FLAGS.iterations_per_loop,
-                               summary_dir=FLAGS.output_dir, is_chief=is_chief)
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
     arrays = to_arrays(examples["train"], label_list, tokenizer)
-    result = trainer.train(train_dataset(arrays, trainer.step), num_train_steps, checkpoints,
-                           FLAGS.save_checkpoints_steps)
+    result = trainer.train(train_dataset(arrays, trainer.batches_done), num_train_steps,
+                           checkpoints, FLAGS.save_checkpoints_steps)
     if result.signal is not None:
       logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",
                       result.signal, result.step)

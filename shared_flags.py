@@ -4,9 +4,10 @@ Names and defaults are the original scripts'; the last group is ours. Library
 code never reads flags: the scripts pass values on.
 """
 
+import tensorflow as tf
 from absl import flags
 
-from modeling import distribution, optimization
+from modeling import distribution, optimization, training
 
 flags.DEFINE_string("bert_config_file", None,
                     "The config json file corresponding to the pre-trained BERT model.")
@@ -31,13 +32,54 @@ flags.DEFINE_string("gcp_project", None, "[Optional] Project of the Cloud TPU.")
 flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
 flags.DEFINE_integer("num_tpu_cores", 8, "Only used if `use_tpu` is True: TPU cores to use.")
 # Ours.
+COMPUTE_DTYPES = {"none": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 flags.DEFINE_integer("seed", 12345, "Seed of the initialisation, dropout and data order.")
 flags.DEFINE_integer("keep_checkpoint_max", 5, "Most recent checkpoints kept (0: all).")
 flags.DEFINE_integer("log_steps", 100, "Log and write summaries every this many steps.")
-flags.DEFINE_enum("optimizer", "adamw", optimization.OPTIMIZERS,
-                  "adamw: the original AdamWeightDecay.")
+flags.DEFINE_enum("optimizer", "adamw", list(optimization.OPTIMIZERS),
+                  "adamw: the original AdamWeightDecay; lamb: LAMB (You et al. 2019).")
+flags.DEFINE_enum("mixed_precision", "none", list(COMPUTE_DTYPES),
+                  "Compute dtype of the matmuls (variables, optimizer and checkpoints stay "
+                  "float32): bf16 for TPUs and CPUs with bf16 units, fp16 (with dynamic "
+                  "loss scaling) for GPUs.")
+flags.DEFINE_bool("use_xla", False, "jit_compile (XLA) the forward and backward pass of the "
+                  "train step (off by default: slower on the CPUs measured; see README).")
+flags.DEFINE_integer("num_accumulation_steps", 1,
+                     "Split each batch of --train_batch_size examples into this many "
+                     "micro-batches whose gradients are summed before one update (same "
+                     "update, less memory).")
 
 FLAGS = flags.FLAGS
+
+
+def compute_dtype_from_flags():
+  """The model's compute dtype of --mixed_precision (checked against --use_tpu)."""
+  if FLAGS.mixed_precision == "fp16" and FLAGS.use_tpu:
+    raise ValueError("--mixed_precision=fp16 is for GPUs; TPUs compute in bfloat16: use "
+                     "--mixed_precision=bf16 with --use_tpu")
+  return COMPUTE_DTYPES[FLAGS.mixed_precision]
+
+
+def trainer_from_flags(strategy, model, optimizer, is_chief):
+  """The training loop of the shared flags for a model with `loss` and `loss_totals`.
+
+  Raises:
+    ValueError: --num_accumulation_steps does not divide --train_batch_size over
+      the replicas (the message names both flags).
+  """
+  replicas = strategy.num_replicas_in_sync
+  if FLAGS.num_accumulation_steps < 1 or (
+      FLAGS.train_batch_size % (FLAGS.num_accumulation_steps * replicas)):
+    raise ValueError(
+        f"--num_accumulation_steps={FLAGS.num_accumulation_steps} must divide "
+        f"--train_batch_size={FLAGS.train_batch_size} into micro-batches that split over "
+        f"{replicas} replicas: use a divisor of {FLAGS.train_batch_size // replicas}")
+  return training.Trainer(
+      strategy, model.loss, optimizer, FLAGS.train_batch_size, FLAGS.log_steps,
+      FLAGS.iterations_per_loop, summary_dir=FLAGS.output_dir, is_chief=is_chief,
+      totals_fn=model.loss_totals, num_accumulation_steps=FLAGS.num_accumulation_steps,
+      use_xla=FLAGS.use_xla, dynamic_loss_scale=FLAGS.mixed_precision == "fp16",
+      seed=FLAGS.seed)
 
 
 def strategy_from_flags():

@@ -24,16 +24,19 @@ FRESH_HEAD = (r"^output_(weights|bias)$",)
 class ClassifierModel(tf.Module):
   """BertModel plus the original classifier head."""
 
-  def __init__(self, config, num_labels, is_regression=False, use_one_hot_embeddings=False):
+  def __init__(self, config, num_labels, is_regression=False, use_one_hot_embeddings=False,
+               compute_dtype=tf.float32):
     """Args:
       config: a BertConfig.
       num_labels: number of classes (ignored for regression, which has one output).
       is_regression: predict one real value trained with squared error.
       use_one_hot_embeddings: as BertModel.
+      compute_dtype: as BertModel: tf.float32, or tf.bfloat16 / tf.float16 for
+        mixed precision (variables, logits and losses stay float32).
     """
     super().__init__()
     self.is_regression = is_regression
-    self.bert = BertModel(config, use_one_hot_embeddings)
+    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype)
     self.head = ClassifierHead(config, 1 if is_regression else num_labels)
 
   def outputs(self, batch, training=False):
@@ -52,13 +55,20 @@ class ClassifierModel(tf.Module):
     _, per_example_loss, _, probabilities = self.head(pooled, batch["label_ids"], training)
     return per_example_loss, probabilities
 
-  def loss(self, batch):
-    """This replica's share of the global-batch mean loss (with dropout)."""
+  @staticmethod
+  def loss_totals(batch):
+    """What the loss divides by, summed over this batch: {"examples": float32 scalar}."""
+    return {"examples": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32)}
+
+  def loss(self, batch, totals):
+    """This batch's share of the update's mean loss (with dropout), float32 scalar.
+
+    Args:
+      batch: a (micro-)batch.
+      totals: `loss_totals` summed over every batch of the update.
+    """
     per_example_loss, _ = self.outputs(batch, training=True)
-    context = tf.distribute.get_replica_context()
-    global_batch = tf.cast(tf.shape(per_example_loss)[0] * context.num_replicas_in_sync,
-                           tf.float32)
-    return tf.reduce_sum(per_example_loss) / global_batch
+    return tf.reduce_sum(per_example_loss) / totals["examples"]
 
   def predict_step(self, batch):
     """Outputs of one replica's batch, without dropout, for `predict`."""

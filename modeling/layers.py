@@ -6,6 +6,7 @@ constructor, so `[v.name for v in module.variables]` are the checkpoint names
 plus ":0" and checkpoints load by name in both directions.
 """
 
+import contextlib
 import math
 
 import tensorflow as tf
@@ -100,8 +101,52 @@ class LayerNorm(tf.Module):
     return tf.cast(x, inputs.dtype)
 
 
+# The tf.random.Generator of the innermost `dropout_generator` context (a list used
+# as a stack). Module-wide rather than thread-local: MirroredStrategy traces its
+# replicas in threads of its own.
+_GENERATORS = []
+
+
+@contextlib.contextmanager
+def dropout_generator(generator):
+  """Within this context, `dropout` draws its masks from `generator`.
+
+  The training loop traces its step inside this context, so the dropout masks
+  are a function of the generator's state, a variable it checkpoints: a resumed
+  run draws the masks an uninterrupted one would have.
+
+  Args:
+    generator: a tf.random.Generator (created under the strategy's scope, where
+      each replica draws a stream of its own).
+  """
+  _GENERATORS.append(generator)
+  try:
+    yield generator
+  finally:
+    _GENERATORS.pop()
+
+
+def dropout_seed():
+  """A fresh int64 [2] seed for a stateless random op, such as a dropout mask.
+
+  From the `dropout_generator` in effect; outside one, from the op-level random
+  state of `tf.random.set_seed` (reproducible from a fresh start, not
+  checkpointable).
+  """
+  if _GENERATORS:
+    return _GENERATORS[-1].make_seeds(1)[:, 0]
+  return tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64)
+
+
 def dropout(inputs, rate, training):
-  """Dropout with `rate`, only when training and rate > 0."""
+  """Dropout with `rate`, only when training and rate > 0 (else `inputs` unchanged).
+
+  Args:
+    inputs: float tensor of any shape.
+    rate: Python float, the fraction of entries zeroed (the rest scaled by
+      1 / (1 - rate)).
+    training: Python bool.
+  """
   if not training or rate == 0.0:
     return inputs
-  return tf.nn.dropout(inputs, rate=rate)
+  return tf.nn.experimental.stateless_dropout(inputs, rate=rate, seed=dropout_seed())

@@ -1,4 +1,4 @@
-"""Optimisation as the original `optimization.py`: AdamWeightDecay with its schedule.
+"""Optimisation as the original `optimization.py`: AdamWeightDecay with its schedule, and LAMB.
 
 - `WarmupLinearDecay`: linear warmup from 0 to `learning_rate` over
   `num_warmup_steps`, then linear (power 1 polynomial) decay to 0 at
@@ -9,6 +9,11 @@
   slots `<var>/adam_m`, `<var>/adam_v` and the int64 `global_step`, named as the
   original writes them, so training checkpoints are interchangeable with the
   original's.
+- `Lamb`: LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning:
+  Training BERT in 76 minutes", Algorithm 2) on the same schedule, clipping,
+  exclusions and slots: Adam moments *with* bias correction, decoupled weight
+  decay, and a per-variable trust ratio ||w|| / ||update||; the excluded
+  variables get neither weight decay nor the trust ratio, as NVIDIA's TF LAMB.
 
 The optimizer works in any `tf.distribute` strategy: create it under
 `strategy.scope()` and call `apply_gradients` in replica context (inside
@@ -62,7 +67,8 @@ class AdamWeightDecay(tf.Module):
 
   One `apply_gradients` call is one step of the original `create_optimizer`
   train op: clip by global norm, update every variable, then `global_step += 1`,
-  with the learning rate read from the step before the increment.
+  with the learning rate read from the step before the increment. Subclasses
+  change only `_update`, the rule for one variable.
 
   Attributes:
     trained_variables: the variables it updates, in gradient order.
@@ -100,8 +106,8 @@ class AdamWeightDecay(tf.Module):
     self.clip_norm = clip_norm
     self.trained_variables = list(variables)
     names = [variable_name(v) for v in self.trained_variables]
-    self._decay = [bool(weight_decay_rate) and
-                   not any(re.search(p, name) for p in exclude_from_weight_decay)
+    # Whether each variable is decayed (and, for LAMB, layer-adapted).
+    self._decay = [not any(re.search(p, name) for p in exclude_from_weight_decay)
                    for name in names]
     self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.slots = {}
@@ -111,12 +117,15 @@ class AdamWeightDecay(tf.Module):
                       name=f"{name}/{slot}")
           for slot in ("adam_m", "adam_v"))
 
-  def apply_gradients(self, gradients):
+  def apply_gradients(self, gradients, apply=None):
     """Applies one step; call in replica context with the summed gradients.
 
     Args:
       gradients: one float tensor (or tf.IndexedSlices) per variable, shaped as
         the variable, identical on every replica.
+      apply: None, or a bool scalar tensor, identical on every replica: when
+        False nothing changes, `global_step` included (a step skipped by
+        dynamic loss scaling).
 
     Returns:
       (learning_rate, global_norm): float32 scalars, the rate used and the
@@ -131,38 +140,82 @@ class AdamWeightDecay(tf.Module):
     clipped = [tf.convert_to_tensor(g) for g in clipped]
     learning_rate = self.learning_rate(self.global_step)
     tf.distribute.get_replica_context().merge_call(
-        self._apply, args=(clipped, learning_rate))
+        self._apply, args=(clipped, learning_rate, apply))
     return learning_rate, global_norm
 
-  def _apply(self, strategy, gradients, learning_rate):
+  def _apply(self, strategy, gradients, learning_rate, apply):
     """Cross-replica part: updates each variable on each of its devices."""
-    updates = []
-    for variable, gradient, decay in zip(self.trained_variables, gradients, self._decay):
-      m, v = self.slots[variable_name(variable)]
-      updates.append(strategy.extended.update(
-          variable, self._update, args=(gradient, m, v, learning_rate, decay)))
-    with tf.control_dependencies(updates):
-      return self.global_step.assign_add(1)
+    def update_all():
+      # Steps done before this one, as float32 (for the bias correction of LAMB).
+      step = tf.cast(self.global_step, tf.float32)
+      updates = []
+      for variable, gradient, decay in zip(self.trained_variables, gradients, self._decay):
+        m, v = self.slots[variable_name(variable)]
+        updates.append(strategy.extended.update(
+            variable, self._update, args=(gradient, m, v, learning_rate, step, decay)))
+      with tf.control_dependencies(updates):
+        return self.global_step.assign_add(1).op
+    if apply is None:
+      return update_all()
+    return tf.cond(apply, update_all, tf.no_op)
 
-  def _update(self, variable, gradient, m, v, learning_rate, decay):
+  def _moments(self, gradient, m, v):
+    """The next Adam moments (m, v) of one variable."""
+    return (self.beta_1 * m + (1.0 - self.beta_1) * gradient,
+            self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient))
+
+  def _update(self, variable, gradient, m, v, learning_rate, step, decay):
     """Adam without bias correction, plus decoupled weight decay, on one device."""
-    next_m = self.beta_1 * m + (1.0 - self.beta_1) * gradient
-    next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient)
+    del step  # No bias correction.
+    next_m, next_v = self._moments(gradient, m, v)
     update = next_m / (tf.sqrt(next_v) + self.epsilon)
-    if decay:
+    if decay and self.weight_decay_rate:
       update += self.weight_decay_rate * variable
     return tf.group(variable.assign_sub(learning_rate * update), m.assign(next_m),
                     v.assign(next_v))
 
 
-OPTIMIZERS = ("adamw",)
+class Lamb(AdamWeightDecay):
+  """LAMB, Algorithm 2 of You et al. (2019), with the original's clipping and slots.
+
+  For step t = global_step + 1 and a variable w with gradient g:
+    m = beta_1 m + (1 - beta_1) g            v = beta_2 v + (1 - beta_2) g^2
+    r = (m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon) + decay w
+    w = w - lr * trust * r,   trust = ||w|| / ||r||  (1 when either norm is 0)
+  where `decay` is `weight_decay_rate` and the norms are over the whole
+  variable; a variable matching `exclude_from_weight_decay` has decay 0 and
+  trust 1. epsilon is added outside the square root of the corrected v, as in
+  the paper and NVIDIA's TF LAMB. Same constructor as AdamWeightDecay.
+  """
+
+  def _update(self, variable, gradient, m, v, learning_rate, step, decay):
+    """The LAMB rule on one device."""
+    next_m, next_v = self._moments(gradient, m, v)
+    t = step + 1.0
+    m_hat = next_m / (1.0 - tf.pow(self.beta_1, t))
+    v_hat = next_v / (1.0 - tf.pow(self.beta_2, t))
+    update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
+    if decay:
+      if self.weight_decay_rate:
+        update += self.weight_decay_rate * variable
+      weight_norm, update_norm = tf.norm(variable), tf.norm(update)
+      trust = tf.where((weight_norm > 0.0) & (update_norm > 0.0),
+                       weight_norm / tf.maximum(update_norm, 1e-30), 1.0)
+      update *= trust
+    return tf.group(variable.assign_sub(learning_rate * update), m.assign(next_m),
+                    v.assign(next_v))
+
+
+# The `--optimizer` choices.
+OPTIMIZERS = {"adamw": AdamWeightDecay, "lamb": Lamb}
 
 
 def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup_steps):
   """The optimizer of the `--optimizer` flag with the original schedule.
 
   Args:
-    name: one of OPTIMIZERS; "adamw" is the original AdamWeightDecay.
+    name: one of OPTIMIZERS; "adamw" is the original AdamWeightDecay, "lamb"
+      is Lamb.
     variables: the trainable variables.
     learning_rate, num_train_steps, num_warmup_steps: the schedule.
 
@@ -172,4 +225,4 @@ def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup
   if name not in OPTIMIZERS:
     raise ValueError(f"optimizer={name!r} is not one of {', '.join(OPTIMIZERS)}")
   schedule = WarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps)
-  return AdamWeightDecay(variables, schedule)
+  return OPTIMIZERS[name](variables, schedule)

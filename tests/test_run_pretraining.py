@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import checkpoint, optimization, training
+from modeling import checkpoint, optimization, pretraining, training
 from modeling.config import BertConfig
 from tests import oracle
 
@@ -187,12 +187,17 @@ print(json.dumps(results))
 """
 
 
-def _build(config, lr, total, warmup):
+def _build(config, lr, total, warmup, optimizer="adamw", **model_args):
   """PretrainingModel and optimizer under the default strategy."""
-  import run_pretraining  # pylint: disable=import-outside-toplevel
-  model = run_pretraining.PretrainingModel(config)
-  opt = optimization.create_optimizer("adamw", model.trainable_variables, lr, total, warmup)
-  return run_pretraining, model, opt
+  model = pretraining.PretrainingModel(config, **model_args)
+  opt = optimization.create_optimizer(optimizer, model.trainable_variables, lr, total, warmup)
+  return model, opt
+
+
+def _trainer(model, opt, batch_size, strategy=None, **args):
+  """The run_pretraining Trainer of `model` (default strategy unless given)."""
+  return training.Trainer(strategy or tf.distribute.get_strategy(), model.loss, opt,
+                          batch_size, totals_fn=model.loss_totals, **args)
 
 
 def test_training_matches_original_and_checkpoints_interchange(tmp_path):
@@ -204,11 +209,10 @@ def test_training_matches_original_and_checkpoints_interchange(tmp_path):
   lr, total, warmup, steps = 1e-3, 10, 1, 3
 
   tf.random.set_seed(1)
-  run_pretraining, model, opt = _build(config, lr, total, warmup)
+  model, opt = _build(config, lr, total, warmup)
   init_prefix = checkpoint.save(tmp_path / "init" / "model.ckpt", model)
   checkpoints = training.CheckpointManager(tmp_path / "ours", [model, opt])
-  trainer = training.Trainer(tf.distribute.get_strategy(), model.loss, opt, global_batch_size=4,
-                             log_steps=1)
+  trainer = _trainer(model, opt, 4, log_steps=1)
   trainer.train(tf.data.Dataset.from_tensors(batch).repeat(), steps, checkpoints,
                 save_checkpoints_steps=steps)
   ours_prefix = checkpoints.latest
@@ -241,7 +245,7 @@ def test_training_matches_original_and_checkpoints_interchange(tmp_path):
   assert check.returncode == 0, check.stdout + check.stderr
 
   # An original TF1 training checkpoint resumes here with its step and slots.
-  _, model2, opt2 = _build(config, lr, total, warmup)
+  model2, opt2 = _build(config, lr, total, warmup)
   original_dir = training.CheckpointManager(tmp_path / "resume", [model2, opt2])
   original_dir.restore(str(tmp_path / "original" / "model.ckpt-3"))
   assert int(opt2.global_step) == steps
@@ -249,19 +253,19 @@ def test_training_matches_original_and_checkpoints_interchange(tmp_path):
   m, v = opt2.slots[name]
   np.testing.assert_array_equal(m.numpy(), expected[f"{name}/adam_m"])
   np.testing.assert_array_equal(v.numpy(), expected[f"{name}/adam_v"])
-  trainer2 = training.Trainer(tf.distribute.get_strategy(), model2.loss, opt2, 4, log_steps=1)
+  trainer2 = _trainer(model2, opt2, 4, log_steps=1)
   trainer2.train(tf.data.Dataset.from_tensors(batch).repeat(), steps + 1, original_dir, 100)
   assert trainer2.step == steps + 1
 
 
 def test_train_step_compiles_with_xla(tmp_path):
   config = BertConfig.from_json_file(write_config(tmp_path / "c.json", hidden_dropout_prob=0.1))
-  _, model, opt = _build(config, 1e-3, 10, 0)
-  trainer = training.Trainer(tf.distribute.get_strategy(), model.loss, opt, 4)
+  model, opt = _build(config, 1e-3, 10, 0)
+  trainer = _trainer(model, opt, 4)
   step = tf.function(trainer.replica_step, jit_compile=True)
   batch = {k: tf.constant(v) for k, v in batch_of(random_examples(4, seed=0)).items()}
   before = model.bert.embeddings.word_embeddings.numpy()
-  loss, _, _ = step(batch)
+  loss, _, _, _ = step(batch)
   assert np.isfinite(float(loss)) and int(opt.global_step) == 1
   assert not np.array_equal(before, model.bert.embeddings.word_embeddings.numpy())
 
@@ -275,22 +279,22 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, sys.argv[1])
-import run_pretraining
-from modeling import checkpoint, optimization, pretraining_input, training
+from modeling import checkpoint, optimization, pretraining, pretraining_input, training
 from modeling.config import BertConfig
 
 config = BertConfig.from_json_file(sys.argv[2])
 files, out = sys.argv[3].split(","), sys.argv[4]
-model = run_pretraining.PretrainingModel(config)
+model = pretraining.PretrainingModel(config)
 init = checkpoint.save(out + "/init/model.ckpt", model)
 for name, strategy in (("single", tf.distribute.get_strategy()),
                        ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
   with strategy.scope():
-    model = run_pretraining.PretrainingModel(config)
+    model = pretraining.PretrainingModel(config)
     opt = optimization.create_optimizer("adamw", model.trainable_variables, 1e-3, 10, 1)
   checkpoint.load(init, model)
-  checkpoints = training.CheckpointManager(f"{out}/{name}", [model, opt])
-  trainer = training.Trainer(strategy, model.loss, opt, 8, log_steps=2)
+  trainer = training.Trainer(strategy, model.loss, opt, 8, log_steps=2,
+                             totals_fn=model.loss_totals)
+  checkpoints = training.CheckpointManager(f"{out}/{name}", [model, opt, trainer.state])
   assert trainer.strategy.num_replicas_in_sync == (2 if name == "mirrored" else 1)
   dataset = pretraining_input.pretraining_dataset(files, 16, 4, 8, True, seed=7)
   trainer.train(dataset, 4, checkpoints, save_checkpoints_steps=4)
@@ -344,7 +348,7 @@ def _free_ports(count):
 def test_two_worker_run_matches_single_device(tmp_path):
   files = ",".join(write_records(tmp_path / f"data-{i}.tfrecord", 24, seed=i) for i in range(2))
   config_file = write_config(tmp_path / "bert_config.json")
-  model_module = _build(BertConfig.from_json_file(config_file), 1e-3, 6, 2)[1]
+  model_module = _build(BertConfig.from_json_file(config_file), 1e-3, 6, 2)[0]
   init = checkpoint.save(tmp_path / "init" / "model.ckpt", model_module)
   args = dict(init_checkpoint=init, do_eval=True)
   single = run_script(script_args(config_file, files, tmp_path / "single", **args))
@@ -517,7 +521,7 @@ def test_max_seq_length_above_max_position_embeddings(tiny):
 def test_init_checkpoint_that_does_not_fit_the_config(tiny, tmp_path):
   config, data, out = tiny
   other = BertConfig.from_json_file(write_config(tmp_path / "wide.json", hidden_size=48))
-  init = checkpoint.save(tmp_path / "wide" / "model.ckpt", _build(other, 1e-3, 6, 2)[1].bert)
+  init = checkpoint.save(tmp_path / "wide" / "model.ckpt", _build(other, 1e-3, 6, 2)[0].bert)
   with pytest.raises(ValueError, match=r"(?s)does not fit the model:.*"
                                        r"bert/embeddings/word_embeddings: checkpoint \[100, 48\]"):
     _main(config, data, out, init_checkpoint=init)
@@ -533,7 +537,7 @@ def test_output_dir_not_writable(tiny, tmp_path):
 
 def test_init_checkpoint_without_heads_starts_them_fresh(tiny, tmp_path, caplog):
   config, data, out = tiny
-  encoder = _build(BertConfig.from_json_file(config), 1e-3, 6, 2)[1].bert
+  encoder = _build(BertConfig.from_json_file(config), 1e-3, 6, 2)[0].bert
   init = checkpoint.save(tmp_path / "encoder" / "model.ckpt", encoder)
   with caplog.at_level("INFO"):
     assert _main(config, data, out, init_checkpoint=init, num_train_steps=1) == 0

@@ -1,0 +1,102 @@
+"""Masked LM and next sentence pretraining: BERT with the original's two heads and losses.
+
+`PretrainingModel` is the original run_pretraining.py `model_fn`: BertModel,
+`cls/predictions` (MLM) and `cls/seq_relationship` (NSP), total loss
+  sum(w * mlm_nll) / (sum(w) + 1e-5) + mean(nsp_nll)
+over the global batch, and the original's eval metrics.
+
+Batches are the dicts of `pretraining_input.pretraining_dataset` on one
+replica: int32 [B, S] input_ids, input_mask, segment_ids; int32 [B, P]
+masked_lm_positions, masked_lm_ids; float32 [B, P] masked_lm_weights; int32
+[B, 1] next_sentence_labels.
+"""
+
+import tensorflow as tf
+
+from modeling.heads import MaskedLMHead, NextSentenceHead
+from modeling.model import BertModel
+
+# Heads that a pretrained (encoder-only) checkpoint may lack.
+FRESH_HEADS = (r"^cls/",)
+
+
+class PretrainingModel(tf.Module):
+  """BertModel with the `cls/predictions` and `cls/seq_relationship` heads."""
+
+  def __init__(self, config, use_one_hot_embeddings=False, compute_dtype=tf.float32):
+    """Args:
+      config: a BertConfig.
+      use_one_hot_embeddings: as BertModel (the original's TPU setting).
+      compute_dtype: as BertModel: tf.float32, or tf.bfloat16 / tf.float16 for
+        mixed precision (variables and losses stay float32).
+    """
+    super().__init__()
+    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype)
+    self.masked_lm = MaskedLMHead(config, self.bert.embedding_table)
+    self.next_sentence = NextSentenceHead(config)
+
+  def _outputs(self, batch, training):
+    """Per-example losses and log-probabilities of both heads."""
+    outputs = self.bert(batch["input_ids"], batch["input_mask"], batch["segment_ids"],
+                        training=training)
+    _, mlm_loss, mlm_log_probs = self.masked_lm(
+        outputs["sequence_output"], batch["masked_lm_positions"], batch["masked_lm_ids"],
+        batch["masked_lm_weights"])  # [B*P], [B*P, V]
+    _, nsp_loss, nsp_log_probs = self.next_sentence(
+        outputs["pooled_output"], batch["next_sentence_labels"])  # [B], [B, 2]
+    return mlm_loss, mlm_log_probs, nsp_loss, nsp_log_probs
+
+  @staticmethod
+  def loss_totals(batch):
+    """What the loss divides by, summed over this batch: {name: float32 scalar}.
+
+    The training loop sums these over the replicas and the micro-batches of an
+    update, then passes them to `loss`.
+    """
+    return {"masked_lm_weight": tf.reduce_sum(batch["masked_lm_weights"]),
+            "examples": tf.cast(tf.shape(batch["next_sentence_labels"])[0], tf.float32)}
+
+  @staticmethod
+  def _loss_share(batch, totals, mlm_loss, nsp_loss):
+    """This batch's share of the original total loss of the whole update.
+
+    With `totals` summed over the global batch, the shares of its parts sum to
+    exactly the original's single-batch loss.
+    """
+    weights = tf.reshape(batch["masked_lm_weights"], [-1])  # [B*P]
+    return (tf.reduce_sum(weights * mlm_loss) / (totals["masked_lm_weight"] + 1e-5) +
+            tf.reduce_sum(nsp_loss) / totals["examples"])
+
+  def loss(self, batch, totals):
+    """Training loss share (with dropout), float32 scalar.
+
+    Args:
+      batch: a (micro-)batch.
+      totals: `loss_totals` summed over every batch of the update.
+    """
+    mlm_loss, _, nsp_loss, _ = self._outputs(batch, training=True)
+    return self._loss_share(batch, totals, mlm_loss, nsp_loss)
+
+  def eval_metrics(self, batch):
+    """The original's eval metrics as {name: (numerator, denominator)} on one replica."""
+    mlm_loss, mlm_log_probs, nsp_loss, nsp_log_probs = self._outputs(batch, training=False)
+    weights = tf.reshape(batch["masked_lm_weights"], [-1])  # [B*P]
+    ids = tf.reshape(batch["masked_lm_ids"], [-1])  # [B*P]
+    labels = tf.reshape(batch["next_sentence_labels"], [-1])  # [B]
+    mlm_correct = tf.cast(tf.equal(tf.argmax(mlm_log_probs, -1, output_type=tf.int32), ids),
+                          tf.float32)
+    nsp_correct = tf.cast(tf.equal(tf.argmax(nsp_log_probs, -1, output_type=tf.int32), labels),
+                          tf.float32)
+    batch_size = tf.cast(tf.shape(labels)[0], tf.float32)
+    total_weight = tf.reduce_sum(weights)
+    context = tf.distribute.get_replica_context()
+    totals = context.all_reduce(tf.distribute.ReduceOp.SUM, self.loss_totals(batch))
+    return {
+        "masked_lm_accuracy": (tf.reduce_sum(weights * mlm_correct), total_weight),
+        "masked_lm_loss": (tf.reduce_sum(weights * mlm_loss), total_weight),
+        "next_sentence_accuracy": (tf.reduce_sum(nsp_correct), batch_size),
+        "next_sentence_loss": (tf.reduce_sum(nsp_loss), batch_size),
+        # The mean over steps of each global batch's total loss.
+        "loss": (self._loss_share(batch, totals, mlm_loss, nsp_loss),
+                 tf.constant(1.0 / context.num_replicas_in_sync)),
+    }
