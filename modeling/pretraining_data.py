@@ -36,7 +36,6 @@ documents are tokenized and records encoded in worker processes while the main
 process draws the random choices, which stay sequential.
 """
 
-import array
 import collections
 import logging
 import multiprocessing
@@ -132,17 +131,22 @@ def randint(rng, a, b):
   return a + randbelow(rng, b - a + 1)
 
 
+_bit_lengths = []  # _bit_lengths[i] == (i + 1).bit_length(), extended as needed.
+
+
 def shuffle(items, rng):
-  """`rng.shuffle(items)`: Fisher-Yates from the end; about twice as fast, as it
-  makes no Python call per item."""
+  """`rng.shuffle(items)`: Fisher-Yates from the end, index i swapped with a j drawn
+  uniformly from 0..i by rejection on `getrandbits((i + 1).bit_length())`; about
+  twice as fast, as it makes no Python call per item but the draw."""
+  if len(_bit_lengths) < len(items):
+    _bit_lengths.extend(n.bit_length() for n in range(len(_bit_lengths) + 1, len(items) + 1))
   getrandbits = rng.getrandbits
-  for i in range(len(items) - 1, 0, -1):
-    n = i + 1
-    k = n.bit_length()
-    j = getrandbits(k)
-    while j >= n:
-      j = getrandbits(k)
-    items[i], items[j] = items[j], items[i]
+  i = len(items) - 1
+  while i > 0:
+    j = getrandbits(_bit_lengths[i])
+    if j <= i:
+      items[i], items[j] = items[j], items[i]
+      i -= 1
 
 
 def create_masked_lm_predictions(input_ids, num_segment_a, masked_lm_prob,
@@ -285,40 +289,46 @@ def _varint(value):
 class ExampleEncoder:
   """Encodes `TrainingInstance`s as serialized `tf.train.Example`s.
 
-  The bytes are written directly in the protobuf wire format: the varints of ids,
-  positions and lengths come from a table, and the features that depend only on
-  lengths (input_mask, segment_ids, masked_lm_weights, next_sentence_labels) are
-  cached. `tf.train.Example.FromString` reads them back to the features of
+  The bytes are written directly in the protobuf wire format. Every map entry of
+  `Example.features` is a header that depends only on the feature name and the
+  length of its packed values, then the values; headers come from a cache, varints of
+  ids and positions from a table, and the features that depend only on lengths
+  (input_mask, segment_ids, masked_lm_weights, next_sentence_labels) are cached
+  whole. `tf.train.Example.FromString` reads them back to the features of
   `feature_spec`, in the original's order.
   """
 
   def __init__(self, vocab_size, max_seq_length, max_predictions_per_seq):
     self.max_seq_length = max_seq_length
     self.max_predictions_per_seq = max_predictions_per_seq
-    # Every id and position; also most field lengths.
-    self._varints = [_varint(value) for value in range(max(vocab_size, max_seq_length, 1 << 14))]
-    self._cache = {}
+    self._varints = [_varint(value) for value in range(max(vocab_size, max_seq_length))]
+    self._headers = {}
+    self._features = {}
 
-  def _field(self, tag, payload):
-    """A length-delimited protobuf field: tag byte, varint length, payload."""
-    size = len(payload)
-    return tag + (self._varints[size] if size < len(self._varints) else _varint(size)) + payload
-
-  def _feature(self, name, list_tag, packed):
-    """A `Features.feature` map entry {key: name, value: Feature{<list> {packed}}};
-    `list_tag` is the tag of Feature.int64_list (field 3) or float_list (field 2)."""
-    feature = self._field(list_tag, self._field(b"\n", packed))
-    return self._field(b"\n", self._field(b"\n", name) + self._field(b"\x12", feature))
+  def _header(self, name, list_tag, size):
+    """The bytes of a `Features.feature` map entry {key: name, value: Feature{<list>
+    {packed values}}} before its `size` bytes of packed values; `list_tag` is the tag of
+    Feature.int64_list (field 3) or Feature.float_list (field 2)."""
+    key = (name, size)
+    header = self._headers.get(key)
+    if header is None:
+      values = b"\n" + _varint(size)  # Int64List/FloatList.value (1), packed.
+      feature = list_tag + _varint(len(values) + size) + values
+      value = b"\x12" + _varint(len(feature) + size) + feature
+      entry = b"\n" + _varint(len(name)) + name + value  # MapEntry key (1), value (2).
+      header = self._headers[key] = b"\n" + _varint(len(entry) + size) + entry
+    return header
 
   def _int64_feature(self, name, values, padding=0):
-    return self._feature(name, b"\x1a",
-                         b"".join(map(self._varints.__getitem__, values)) + b"\x00" * padding)
+    packed = b"".join(map(self._varints.__getitem__, values)) + b"\x00" * padding
+    return self._header(name, b"\x1a", len(packed)) + packed
 
-  def _cached(self, key, make):
-    value = self._cache.get(key)
-    if value is None:
-      value = self._cache[key] = make()
-    return value
+  def _fixed_feature(self, key, make):
+    """A feature that depends only on `key`, made once."""
+    feature = self._features.get(key)
+    if feature is None:
+      feature = self._features[key] = make()
+    return feature
 
   def encode(self, instance):
     """Returns the serialized Example of one `TrainingInstance`."""
@@ -332,20 +342,21 @@ class ExampleEncoder:
     unused = self.max_predictions_per_seq - num_masked
     features = b"".join((
         self._int64_feature(b"input_ids", instance.input_ids, padding),
-        self._cached((b"input_mask", length), lambda: self._int64_feature(
+        self._fixed_feature((b"input_mask", length), lambda: self._int64_feature(
             b"input_mask", [1] * length, padding)),
-        self._cached((b"segment_ids", num_a, length), lambda: self._int64_feature(
+        self._fixed_feature((b"segment_ids", num_a, length), lambda: self._int64_feature(
             b"segment_ids", [0] * num_a + [1] * (length - num_a), padding)),
         self._int64_feature(b"masked_lm_positions", instance.masked_lm_positions, unused),
         self._int64_feature(b"masked_lm_ids", instance.masked_lm_ids, unused),
-        self._cached((b"masked_lm_weights", num_masked), lambda: self._feature(
-            b"masked_lm_weights", b"\x12", struct.pack(
-                f"<{self.max_predictions_per_seq}f", *[1.0] * num_masked, *[0.0] * unused))),
-        self._cached((b"next_sentence_labels", instance.is_random_next),
-                     lambda: self._int64_feature(b"next_sentence_labels",
-                                                 [int(instance.is_random_next)])),
+        self._fixed_feature((b"masked_lm_weights", num_masked), lambda: (
+            self._header(b"masked_lm_weights", b"\x12", 4 * self.max_predictions_per_seq)
+            + struct.pack(f"<{self.max_predictions_per_seq}f", *[1.0] * num_masked,
+                          *[0.0] * unused))),
+        self._fixed_feature((b"next_sentence_labels", instance.is_random_next),
+                            lambda: self._int64_feature(b"next_sentence_labels",
+                                                        [int(instance.is_random_next)])),
     ))
-    return self._field(b"\n", features)  # Example.features (1).
+    return b"\n" + _varint(len(features)) + features  # Example.features (1).
 
 
 def expand_input_patterns(input_file):
@@ -402,35 +413,6 @@ def _tokenize_documents(tokenizer, raw_documents):
   return documents
 
 
-def _pack(instances):
-  """Instances -> flat int arrays, which cross process boundaries as plain bytes
-  (pickling lists of ints costs more than encoding them)."""
-  ids, lengths, positions, masked_ids, counts = (array.array("l") for _ in range(5))
-  for instance in instances:
-    ids.extend(instance.input_ids)
-    lengths.append(len(instance.input_ids))
-    lengths.append(instance.num_segment_a)
-    lengths.append(instance.is_random_next)
-    positions.extend(instance.masked_lm_positions)
-    masked_ids.extend(instance.masked_lm_ids)
-    counts.append(len(instance.masked_lm_positions))
-  return ids, lengths, positions, masked_ids, counts
-
-
-def _unpack(packed):
-  """Inverse of `_pack`: yields the instances."""
-  ids, lengths, positions, masked_ids, counts = packed
-  token_start = mask_start = 0
-  for index, count in enumerate(counts):
-    length, num_segment_a, is_random_next = lengths[3 * index:3 * index + 3]
-    yield TrainingInstance(ids[token_start:token_start + length].tolist(), num_segment_a,
-                           positions[mask_start:mask_start + count].tolist(),
-                           masked_ids[mask_start:mask_start + count].tolist(),
-                           bool(is_random_next))
-    token_start += length
-    mask_start += count
-
-
 # The tokenizer and encoder of a worker process, inherited when the pool forks.
 _worker_state = {}
 
@@ -439,9 +421,11 @@ def _worker_tokenize(raw_documents):
   return _tokenize_documents(_worker_state["tokenizer"], raw_documents)
 
 
-def _worker_encode(packed_instances):
+def _worker_encode(instances):
+  """Serialized Examples of a batch of instances, sent as plain tuples (pickled much
+  faster than namedtuples)."""
   encode = _worker_state["encoder"].encode
-  return [encode(instance) for instance in _unpack(packed_instances)]
+  return [encode(TrainingInstance._make(instance)) for instance in instances]
 
 
 def _batches(items, size):
@@ -592,15 +576,15 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
       if not documents:
         raise ValueError(f"no text in input_file {','.join(input_files)}"
                          + ("" if chunk_size is None else f" for output file {output_file}"))
-      # Records are encoded (by the workers) while instances are made; shuffling the
-      # records permutes them as the original permutes its instances.
+      # Records are encoded (by the workers) while instances are made, and take less
+      # memory; shuffling them permutes them as the original permutes its instances.
       rng = random.Random(random_seed + shard)
       instances = progress.count_instances(generate_instances(
           documents, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
           max_predictions_per_seq, vocab, do_whole_word_mask, rng))
       records = []
-      for batch in imap(_worker_encode, map(_pack, _batches(instances,
-                                                            _ENCODE_BATCH_INSTANCES))):
+      for batch in imap(_worker_encode, _batches(map(tuple, instances),
+                                                 _ENCODE_BATCH_INSTANCES)):
         records.extend(batch)
       del documents
       shuffle(records, rng)
