@@ -519,18 +519,27 @@ class Trainer:
     with _StopSignals() as signals:
       while step < num_train_steps and signals.received is None:
         stop = self._next_stop(step, num_train_steps, save_checkpoints_steps)
+        scale = self.state.loss_scale
+        scale_before = None if scale is None else float(scale.numpy())
         loss, learning_rate, grad_norm, applied = (
             float(x) for x in self._train_loop(iterator, tf.constant(stop - step)))
-        scale = self.state.loss_scale
-        if not math.isfinite(loss) and (scale is None or applied or float(scale) <= 1.0):
+        skipped = stop - step - round(applied)
+        if not math.isfinite(loss) and (scale is None or applied):
           raise FloatingPointError(
               f"the loss is {loss} in steps {step + 1}-{stop}; stopping without saving. The "
               f"last good checkpoint is {checkpoints.latest}; lower --learning_rate or check "
               "the input data")
-        if applied < stop - step:
+        if skipped:
+          if scale_before <= 1.0:
+            raise FloatingPointError(
+                f"the gradients are not finite in steps {step + 1}-{stop} even at a loss "
+                f"scale of 1; stopping without saving. The last good checkpoint is "
+                f"{checkpoints.latest}; lower --learning_rate or check the input data")
           logger.warning("skipped %d of steps %d-%d for non-finite gradients; loss scale now "
-                         "%g, %d steps skipped in all", stop - step - applied, step + 1, stop,
-                         float(scale), int(self.state.skipped_steps.numpy()))
+                         "%g, %d steps skipped in all", skipped, step + 1, stop,
+                         float(scale.numpy()), int(self.state.skipped_steps.numpy()))
+        if self.step == step:
+          continue  # Every step skipped: nothing new to log or save.
         step = self.step
         if step % self.log_steps == 0 or step == num_train_steps:
           now = time.time()

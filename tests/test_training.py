@@ -7,48 +7,60 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import checkpoint, optimization, training
+from modeling import checkpoint, layers, optimization, training
 
 BATCH = 4
 
 
 class Toy(tf.Module):
-  """y = x W + b with the original's naming, and its loss share."""
+  """y = dropout(x) W + b with the original's naming, and its loss share."""
 
-  def __init__(self):
+  def __init__(self, dropout_rate=0.0):
     super().__init__()
+    self.dropout_rate = dropout_rate
     self.kernel = tf.Variable(tf.random.stateless_normal([3, 2], seed=[1, 2]),
                               name="toy/dense/kernel")
     self.bias = tf.Variable(tf.zeros([2]), name="toy/dense/bias")
 
-  def loss(self, batch):
-    """Mean squared error over the global batch: this replica's share, float32 scalar."""
-    context = tf.distribute.get_replica_context()
-    predictions = tf.matmul(batch["x"], self.kernel) + self.bias  # [B, 2]
-    global_batch = tf.cast(tf.shape(batch["x"])[0] * context.num_replicas_in_sync, tf.float32)
-    return tf.reduce_sum(tf.square(predictions - batch["y"])) / global_batch
+  @staticmethod
+  def loss_totals(batch):
+    """The loss denominator of a batch: the sum of its example weights."""
+    return {"weight": tf.reduce_sum(batch["w"])}
+
+  def loss(self, batch, totals):
+    """Weighted squared error, sum(w * se) / sum(w) over the update: this batch's share."""
+    x = layers.dropout(batch["x"], self.dropout_rate, training=True)
+    predictions = tf.matmul(x, self.kernel) + self.bias  # [B, 2]
+    squared_error = tf.reduce_sum(tf.square(predictions - batch["y"]), -1)  # [B]
+    return tf.reduce_sum(batch["w"] * squared_error) / totals["weight"]
 
   def metrics(self, batch):
     loss = tf.reduce_sum(tf.square(tf.matmul(batch["x"], self.kernel) + self.bias - batch["y"]))
     return {"mse": (loss, tf.cast(tf.shape(batch["x"])[0], tf.float32))}
 
 
-def toy_dataset(poison_from=None):
-  """Endless batches {"x": [4, 3], "y": [4, 2]}; inputs become NaN from batch `poison_from`."""
+def toy_dataset(poisoned=(), skip=0, batch_size=BATCH):
+  """Endless batches {"x": [B, 3], "y": [B, 2], "w": [B]} from batch `skip` on.
+
+  The inputs of the batches numbered in `poisoned` (counted before `skip`) are NaN.
+  """
   rng = np.random.default_rng(0)
-  x = rng.normal(size=(64, BATCH, 3)).astype(np.float32)
-  y = rng.normal(size=(64, BATCH, 2)).astype(np.float32)
-  if poison_from is not None:
-    x[poison_from:] = np.nan
-  return tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).repeat()
+  x = rng.normal(size=(64, batch_size, 3)).astype(np.float32)
+  y = rng.normal(size=(64, batch_size, 2)).astype(np.float32)
+  w = rng.uniform(0.1, 2.0, size=(64, batch_size)).astype(np.float32)
+  for index in poisoned:
+    x[index] = np.nan
+  return tf.data.Dataset.from_tensor_slices({"x": x, "y": y, "w": w}).skip(skip).repeat()
 
 
-def make(directory, keep=5, **trainer_args):
-  model = Toy()
+def make(directory, keep=5, dropout_rate=0.0, **trainer_args):
+  model = Toy(dropout_rate)
   opt = optimization.create_optimizer("adamw", model.trainable_variables, 0.01, 100, 0)
-  checkpoints = training.CheckpointManager(directory, [model, opt], keep_checkpoint_max=keep)
-  trainer = training.Trainer(tf.distribute.get_strategy(), model.loss, opt, BATCH,
+  trainer = training.Trainer(tf.distribute.get_strategy(), model.loss, opt,
+                             trainer_args.pop("batch_size", BATCH), totals_fn=model.loss_totals,
                              **trainer_args)
+  checkpoints = training.CheckpointManager(directory, [model, opt, trainer.state],
+                                           keep_checkpoint_max=keep)
   return model, opt, checkpoints, trainer
 
 
@@ -98,7 +110,7 @@ def test_summaries_and_host_calls(tmp_path):
 def test_non_finite_loss_stops_without_saving(tmp_path):
   _, opt, checkpoints, trainer = make(tmp_path, log_steps=1)
   with pytest.raises(FloatingPointError, match=r"the loss is nan in steps 5-5.*model.ckpt-3"):
-    trainer.train(toy_dataset(poison_from=4), 20, checkpoints, save_checkpoints_steps=3)
+    trainer.train(toy_dataset(poisoned=[4]), 20, checkpoints, save_checkpoints_steps=3)
   assert checkpoints.latest == str(tmp_path / "model.ckpt-3")
   assert not tf.io.gfile.glob(str(tmp_path / "model.ckpt-5*"))
   # Nor does a direct save of non-finite weights go through.
@@ -110,10 +122,10 @@ def test_non_finite_loss_stops_without_saving(tmp_path):
 def test_sigterm_saves_and_stops(tmp_path):
   model, _, checkpoints, trainer = make(tmp_path, log_steps=1)
 
-  def send_sigterm_at_step_3(batch):
+  def send_sigterm_at_step_3(batch, totals):
     tf.py_function(lambda step: os.kill(os.getpid(), signal.SIGTERM) if step == 2 else None,
                    [trainer.optimizer.global_step], [])
-    return model.loss(batch)
+    return model.loss(batch, totals)
 
   trainer.loss_fn = send_sigterm_at_step_3
   result = trainer.train(toy_dataset(), 1000, checkpoints, save_checkpoints_steps=1000)
@@ -156,3 +168,87 @@ def test_bad_arguments_are_named(tmp_path):
   _, _, checkpoints, trainer = make(tmp_path)
   with pytest.raises(ValueError, match="save_checkpoints_steps=0"):
     trainer.train(toy_dataset(), 1, checkpoints, save_checkpoints_steps=0)
+  with pytest.raises(ValueError, match="num_accumulation_steps=3 micro-batches"):
+    make(tmp_path, num_accumulation_steps=3)
+  with pytest.raises(ValueError, match="num_accumulation_steps=2 needs a totals_fn"):
+    training.Trainer(tf.distribute.get_strategy(), lambda batch: 0.0, trainer.optimizer, BATCH,
+                     num_accumulation_steps=2)
+
+
+# ----------------------------------------------------------------------------
+# Accumulation, loss scaling, the dropout stream.
+
+def _weights(*modules):
+  """{checkpoint name: numpy value} of every variable."""
+  return {name: v.numpy() for name, v in checkpoint.named_variables(list(modules)).items()}
+
+
+def _assert_close(first, second, tolerance):
+  assert set(first) == set(second)
+  for name in first:
+    np.testing.assert_allclose(first[name], second[name], atol=tolerance, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("steps", [2, 4])
+def test_accumulation_gives_the_update_of_one_large_batch(tmp_path, steps):
+  # Batches of 8 weighted examples: the loss divides by the weight of the whole batch.
+  whole = make(tmp_path / "whole", batch_size=8)
+  whole[3].train(toy_dataset(batch_size=8), 3, whole[2], save_checkpoints_steps=3)
+  split = make(tmp_path / "split", batch_size=8, num_accumulation_steps=steps)
+  split[3].train(toy_dataset(batch_size=8), 3, split[2], save_checkpoints_steps=3)
+  assert split[3].step == 3
+  _assert_close(_weights(split[0], split[1]), _weights(whole[0], whole[1]), 1e-6)
+  assert split[3].batches_done == 3
+
+
+def test_loss_scaling_skips_non_finite_steps(tmp_path, caplog):
+  caplog.set_level("INFO")
+  model, opt, checkpoints, trainer = make(
+      tmp_path / "scaled", log_steps=1, dynamic_loss_scale=True, initial_loss_scale=8.0,
+      loss_scale_growth_steps=2, summary_dir=str(tmp_path / "scaled"))
+  trainer.train(toy_dataset(poisoned=[2]), 4, checkpoints, save_checkpoints_steps=2)
+  # Batch 2 was skipped: 4 steps took 5 batches; global_step counts the applied ones.
+  assert (trainer.step, trainer.batches_done, int(trainer.state.skipped_steps)) == (4, 5, 1)
+  # 8 -> 16 after two finite steps, 8 on the overflow, 16 after two more.
+  assert float(trainer.state.loss_scale) == 16.0
+  assert "skipped 1 of steps 3-3 for non-finite gradients; loss scale now 8" in caplog.text
+  assert "loss_scale 16 skipped 1" in caplog.text
+  assert "loss nan" not in caplog.text  # A host call of skipped steps logs no step line.
+  # The same weights as a run that never saw batch 2 (scaling by powers of 2 is exact).
+  clean = make(tmp_path / "clean")
+  dataset = toy_dataset().enumerate().filter(lambda i, _: i != 2).map(lambda _, b: b)
+  clean[3].train(dataset, 4, clean[2], save_checkpoints_steps=4)
+  _assert_close(_weights(model, opt), _weights(clean[0], clean[1]), 1e-6)
+  # The checkpoint is finite float32 with the scale under a name the original ignores,
+  # and a resumed run continues from the same batch and scale.
+  saved = tf.train.load_checkpoint(checkpoints.latest)
+  assert saved.get_tensor("bert_tf2/loss_scale") == 16.0
+  assert saved.get_tensor("bert_tf2/skipped_steps") == 1
+  resumed = make(tmp_path / "scaled", dynamic_loss_scale=True)
+  assert training.restore_or_initialize(resumed[2]) == "resumed"
+  assert (resumed[3].batches_done, float(resumed[3].state.loss_scale)) == (5, 16.0)
+  # At a scale of 1, non-finite gradients are the model's, not the scale's: stop.
+  _, _, checkpoints, trainer = make(tmp_path / "floor", dynamic_loss_scale=True,
+                                    initial_loss_scale=1.0)
+  with pytest.raises(FloatingPointError, match="not finite in steps 1-4 even at a loss scale"):
+    trainer.train(toy_dataset(poisoned=[1]), 4, checkpoints, save_checkpoints_steps=4)
+
+
+def test_dropout_stream_is_checkpointed_so_resumption_is_exact(tmp_path):
+  straight = make(tmp_path / "straight", dropout_rate=0.5, seed=3)
+  straight[3].train(toy_dataset(), 6, straight[2], save_checkpoints_steps=6)
+
+  first = make(tmp_path / "resumed", dropout_rate=0.5, seed=3)
+  first[3].train(toy_dataset(), 3, first[2], save_checkpoints_steps=3)
+  tf.random.set_seed(99)  # Op-level randomness has no say in the masks.
+  model, opt, checkpoints, trainer = make(tmp_path / "resumed", dropout_rate=0.5, seed=3)
+  assert training.restore_or_initialize(checkpoints) == "resumed"
+  trainer.train(toy_dataset(skip=trainer.batches_done), 6, checkpoints,
+                save_checkpoints_steps=6)
+  _assert_close(_weights(model, opt), _weights(straight[0], straight[1]), 0.0)
+  assert "bert_tf2/dropout_rng" in _weights(trainer.state)
+
+  # The masks matter: another seed trains other weights.
+  other = make(tmp_path / "other", dropout_rate=0.5, seed=4)
+  other[3].train(toy_dataset(), 6, other[2], save_checkpoints_steps=6)
+  assert not np.allclose(other[0].kernel.numpy(), straight[0].kernel.numpy())
