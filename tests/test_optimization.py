@@ -167,9 +167,84 @@ def test_weight_decay_exclusions_and_slot_names():
 
 
 def test_bad_arguments_are_named():
-  with pytest.raises(ValueError, match="optimizer='sgd'"):
+  with pytest.raises(ValueError, match="optimizer='sgd' is not one of adamw, lamb"):
     optimization.create_optimizer("sgd", [], 1e-4, 10, 1)
   with pytest.raises(ValueError, match="num_train_steps=0"):
     optimization.create_optimizer("adamw", [], 1e-4, 0, 1)
   with pytest.raises(ValueError, match="num_warmup_steps=-1"):
     optimization.WarmupLinearDecay(1e-4, 10, -1)
+
+
+# ----------------------------------------------------------------------------
+# LAMB against a NumPy reference of the paper's Algorithm 2.
+
+def _lamb_reference(values, gradients, rates, decayed, beta_1=0.9, beta_2=0.999,
+                    epsilon=1e-6, weight_decay=0.01, clip_norm=1.0):
+  """LAMB in NumPy float64: step t uses `gradients[t][name]` and `rates[t]`.
+
+  Args:
+    values: {name: initial np.ndarray}.
+    decayed: {name: bool}, False for the weight-decay exclusions (no decay, trust 1).
+
+  Returns:
+    {name: np.ndarray} the values after len(rates) steps.
+  """
+  values = {n: w.astype(np.float64) for n, w in values.items()}
+  m = {n: np.zeros_like(w) for n, w in values.items()}
+  v = {n: np.zeros_like(w) for n, w in values.items()}
+  for t, (grads, rate) in enumerate(zip(gradients, rates), start=1):
+    norm = np.sqrt(sum(np.sum(np.square(g.astype(np.float64))) for g in grads.values()))
+    factor = clip_norm / max(norm, clip_norm)
+    for name, w in values.items():
+      g = grads[name] * factor
+      m[name] = beta_1 * m[name] + (1 - beta_1) * g
+      v[name] = beta_2 * v[name] + (1 - beta_2) * g * g
+      m_hat, v_hat = m[name] / (1 - beta_1 ** t), v[name] / (1 - beta_2 ** t)
+      r = m_hat / (np.sqrt(v_hat) + epsilon)
+      trust = 1.0
+      if decayed[name]:
+        r = r + weight_decay * w
+        w_norm, r_norm = np.linalg.norm(w), np.linalg.norm(r)
+        trust = w_norm / r_norm if w_norm > 0 and r_norm > 0 else 1.0
+      values[name] = w - rate * trust * r
+  return values
+
+
+@pytest.mark.parametrize("gradient_scale", [0.01, 3.0], ids=["unclipped", "clipped"])
+def test_lamb_matches_numpy_reference(gradient_scale):
+  rng = np.random.default_rng(1)
+  shapes = dict(SHAPES, **{"zero/dense/kernel": (2, 2)})  # ||w|| = 0: trust ratio 1
+  init = {n: (np.zeros(s) if n.startswith("zero") else rng.normal(size=s)).astype(np.float32)
+          for n, s in shapes.items()}
+  gradients = [{n: (gradient_scale * rng.normal(size=s)).astype(np.float32)
+                for n, s in shapes.items()} for _ in range(3)]
+  variables = [tf.Variable(init[n], name=n) for n in shapes]
+  opt = optimization.create_optimizer("lamb", variables, 0.1, 100, 0)
+  assert isinstance(opt, optimization.Lamb)
+  for grads in gradients:
+    opt.apply_gradients([tf.constant(grads[n]) for n in shapes])
+  decayed = {n: not any(p in n for p in ("LayerNorm", "layer_norm", "bias")) for n in shapes}
+  rates = [0.1 * (1 - t / 100) for t in range(3)]  # The schedule, no warmup.
+  expected = _lamb_reference(init, gradients, rates, decayed)
+  for name, variable in zip(shapes, variables):
+    np.testing.assert_allclose(variable.numpy(), expected[name], rtol=1e-5, atol=1e-6,
+                               err_msg=name)
+  # The trust ratio matters: plain Adam with bias correction would move differently.
+  adam = _lamb_reference(init, gradients, rates, dict.fromkeys(shapes, False),
+                         weight_decay=0.0)
+  assert not np.allclose(adam["dense/kernel"], expected["dense/kernel"], atol=1e-4)
+  assert int(opt.global_step) == 3
+  assert sorted(optimization.variable_name(v) for v in opt.variables) == sorted(
+      ["global_step"] + [f"{n}/adam_{s}" for n in shapes for s in "mv"])
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_a_step_not_applied_changes_nothing(name):
+  variable = tf.Variable([1.0, -2.0], name="w")
+  opt = optimization.create_optimizer(name, [variable], 0.1, 10, 0)
+  opt.apply_gradients([tf.constant([0.3, -0.4])], apply=tf.constant(False))
+  np.testing.assert_array_equal(variable.numpy(), [1.0, -2.0])
+  assert int(opt.global_step) == 0
+  assert not np.any(opt.slots["w"][0].numpy())
+  opt.apply_gradients([tf.constant([0.3, -0.4])], apply=tf.constant(True))
+  assert int(opt.global_step) == 1 and variable.numpy()[0] != 1.0
