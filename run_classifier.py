@@ -99,9 +99,9 @@ def main(argv):
               for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval),
                                     ("test", FLAGS.do_predict)) if wanted}
 
+  compute_dtype = shared_flags.compute_dtype_from_flags()
   tf.random.set_seed(FLAGS.seed)
   strategy = shared_flags.strategy_from_flags()
-  compute_dtype = shared_flags.compute_dtype_from_flags()
   is_chief = distribution.is_chief(strategy)
   num_train_steps = num_warmup_steps = 0
   if FLAGS.do_train:

@@ -42,13 +42,13 @@ def main(argv):
   if FLAGS.max_seq_length > config.max_position_embeddings:
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings="
                      f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
+  compute_dtype = shared_flags.compute_dtype_from_flags()
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
   strategy = shared_flags.strategy_from_flags()
   input_files = pretraining_input.expand_input_files(FLAGS.input_file)
   logging.info("*** Input Files ***\n  %s", "\n  ".join(input_files))
   pretraining_input.check_files(input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
 
-  compute_dtype = shared_flags.compute_dtype_from_flags()
   tf.random.set_seed(FLAGS.seed)
   is_chief = distribution.is_chief(strategy)
   with strategy.scope():
