@@ -12,6 +12,7 @@ record (they are equal with one output file).
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,14 +39,20 @@ print(f"{len(ours)} records, {sum(a == b for a, b in zip(ours, theirs))} equal t
 """
 
 
+def _children_cpu_seconds():
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
 def timed(command, env=None):
-  """Runs `command`; returns its wall time in seconds, or exits with its stderr."""
-  start = time.perf_counter()
+  """Runs `command`; returns its (wall, CPU) seconds, CPU of all its processes, or exits
+  with its stderr."""
+  start, start_cpu = time.perf_counter(), _children_cpu_seconds()
   result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True)
-  elapsed = time.perf_counter() - start
+  elapsed, cpu = time.perf_counter() - start, _children_cpu_seconds() - start_cpu
   if result.returncode != 0:
     sys.exit(f"{command[:3]} failed:\n{result.stderr[-4000:]}")
-  return elapsed
+  return elapsed, cpu
 
 
 def main():
@@ -68,17 +75,20 @@ def main():
             f"--output_file={ours_file}", f"--num_workers={args.num_workers}"]
     times = {"original": [], "ours": []}
     for repeat in range(args.repeats):
-      times["original"].append(timed(original, env))
-      times["ours"].append(timed(ours, env))
-      print(f"run {repeat + 1}: original {times['original'][-1]:.2f}s, "
-            f"ours {times['ours'][-1]:.2f}s", flush=True)
+      for name, command in (("original", original), ("ours", ours)):
+        times[name].append(timed(command, env))
+      print(f"run {repeat + 1}: " + ", ".join(
+          f"{name} {wall:.2f}s (CPU {cpu:.2f}s)" for name, (wall, cpu) in
+          ((name, runs[-1]) for name, runs in times.items())), flush=True)
     comparison = subprocess.run([sys.executable, "-c", COMPARE, ours_file, theirs_file],
                                 capture_output=True, text=True, env=env, check=True).stdout
-  best_original, best_ours = min(times["original"]), min(times["ours"])
+  best = {name: (min(wall for wall, _ in runs), min(cpu for _, cpu in runs))
+          for name, runs in times.items()}
   print(f"flags: {' '.join(common)}")
-  print(f"original: {best_original:.2f}s  ours: {best_ours:.2f}s  (best of {args.repeats}, "
-        f"num_workers={args.num_workers}, {os.cpu_count()} CPUs)")
-  print(f"ratio original / ours: {best_original / best_ours:.2f}x")
+  print(f"original: {best['original'][0]:.2f}s  ours: {best['ours'][0]:.2f}s  (wall, best of "
+        f"{args.repeats}, num_workers={args.num_workers}, {os.cpu_count()} CPUs)")
+  print(f"ratio original / ours: {best['original'][0] / best['ours'][0]:.2f}x wall, "
+        f"{best['original'][1] / best['ours'][1]:.2f}x CPU time")
   print(comparison.strip())
 
 

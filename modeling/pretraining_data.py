@@ -293,8 +293,8 @@ class ExampleEncoder:
   `Example.features` is a header that depends only on the feature name and the
   length of its packed values, then the values; headers come from a cache, varints of
   ids and positions from a table, and the features that depend only on lengths
-  (input_mask, segment_ids, masked_lm_weights, next_sentence_labels) are cached
-  whole. `tf.train.Example.FromString` reads them back to the features of
+  (input_mask and segment_ids; masked_lm_weights and next_sentence_labels) are
+  cached whole. `tf.train.Example.FromString` reads them back to the features of
   `feature_spec`, in the original's order.
   """
 
@@ -303,7 +303,8 @@ class ExampleEncoder:
     self.max_predictions_per_seq = max_predictions_per_seq
     self._varints = [_varint(value) for value in range(max(vocab_size, max_seq_length))]
     self._headers = {}
-    self._features = {}
+    self._mask_and_segments_cache = {}  # (length, num_segment_a) -> bytes
+    self._weights_and_label_cache = {}  # (num_masked, is_random_next) -> bytes
 
   def _header(self, name, list_tag, size):
     """The bytes of a `Features.feature` map entry {key: name, value: Feature{<list>
@@ -323,12 +324,18 @@ class ExampleEncoder:
     packed = b"".join(map(self._varints.__getitem__, values)) + b"\x00" * padding
     return self._header(name, b"\x1a", len(packed)) + packed
 
-  def _fixed_feature(self, key, make):
-    """A feature that depends only on `key`, made once."""
-    feature = self._features.get(key)
-    if feature is None:
-      feature = self._features[key] = make()
-    return feature
+  def _mask_and_segments(self, length, num_a):
+    """input_mask and segment_ids, which depend only on the two lengths."""
+    padding = self.max_seq_length - length
+    return (self._int64_feature(b"input_mask", [1] * length, padding)
+            + self._int64_feature(b"segment_ids", [0] * num_a + [1] * (length - num_a), padding))
+
+  def _weights_and_label(self, num_masked, is_random_next):
+    """masked_lm_weights and next_sentence_labels."""
+    width = self.max_predictions_per_seq
+    weights = struct.pack(f"<{width}f", *[1.0] * num_masked, *[0.0] * (width - num_masked))
+    return (self._header(b"masked_lm_weights", b"\x12", len(weights)) + weights
+            + self._int64_feature(b"next_sentence_labels", [int(is_random_next)]))
 
   def encode(self, instance):
     """Returns the serialized Example of one `TrainingInstance`."""
@@ -337,24 +344,21 @@ class ExampleEncoder:
     if padding < 0:
       raise ValueError(f"instance of {length} tokens exceeds max_seq_length="
                        f"{self.max_seq_length}")
-    num_a = instance.num_segment_a
-    num_masked = len(instance.masked_lm_positions)
-    unused = self.max_predictions_per_seq - num_masked
+    unused = self.max_predictions_per_seq - len(instance.masked_lm_positions)
+    key = (length, instance.num_segment_a)
+    mask_and_segments = self._mask_and_segments_cache.get(key)
+    if mask_and_segments is None:
+      mask_and_segments = self._mask_and_segments_cache[key] = self._mask_and_segments(*key)
+    key = (len(instance.masked_lm_positions), instance.is_random_next)
+    weights_and_label = self._weights_and_label_cache.get(key)
+    if weights_and_label is None:
+      weights_and_label = self._weights_and_label_cache[key] = self._weights_and_label(*key)
     features = b"".join((
         self._int64_feature(b"input_ids", instance.input_ids, padding),
-        self._fixed_feature((b"input_mask", length), lambda: self._int64_feature(
-            b"input_mask", [1] * length, padding)),
-        self._fixed_feature((b"segment_ids", num_a, length), lambda: self._int64_feature(
-            b"segment_ids", [0] * num_a + [1] * (length - num_a), padding)),
+        mask_and_segments,
         self._int64_feature(b"masked_lm_positions", instance.masked_lm_positions, unused),
         self._int64_feature(b"masked_lm_ids", instance.masked_lm_ids, unused),
-        self._fixed_feature((b"masked_lm_weights", num_masked), lambda: (
-            self._header(b"masked_lm_weights", b"\x12", 4 * self.max_predictions_per_seq)
-            + struct.pack(f"<{self.max_predictions_per_seq}f", *[1.0] * num_masked,
-                          *[0.0] * unused))),
-        self._fixed_feature((b"next_sentence_labels", instance.is_random_next),
-                            lambda: self._int64_feature(b"next_sentence_labels",
-                                                        [int(instance.is_random_next)])),
+        weights_and_label,
     ))
     return b"\n" + _varint(len(features)) + features  # Example.features (1).
 
