@@ -69,7 +69,8 @@ def main():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
       [os.path.join(REPO_DIR, "tests"), os.environ.get("PYTHONPATH", "")]))
   with tempfile.TemporaryDirectory() as tmp:
-    theirs_file, ours_file = os.path.join(tmp, "original.tfrecord"), os.path.join(tmp, "ours.tfrecord")
+    theirs_file = os.path.join(tmp, "original.tfrecord")
+    ours_file = os.path.join(tmp, "ours.tfrecord")
     original = [sys.executable, "-c", RUN_ORIGINAL, *common, f"--output_file={theirs_file}"]
     ours = [sys.executable, os.path.join(REPO_DIR, "create_pretraining_data.py"), *common,
             f"--output_file={ours_file}", f"--num_workers={args.num_workers}"]
