@@ -270,6 +270,43 @@ def test_train_step_compiles_with_xla(tmp_path):
   assert not np.array_equal(before, model.bert.embeddings.word_embeddings.numpy())
 
 
+def _train_fixed(config, batch_size, steps, **trainer_args):
+  """Weights and slots after `steps` steps on fixed batches, from a fixed start."""
+  tf.random.set_seed(0)
+  model, opt = _build(config, 1e-3, 10, 1, use_one_hot_embeddings=True)
+  trainer = _trainer(model, opt, batch_size, **trainer_args)
+  examples = random_examples(batch_size * steps, seed=4)
+  dataset = tf.data.Dataset.from_tensor_slices(batch_of(examples)).batch(batch_size)
+  iterator = iter(dataset)
+  step = tf.function(lambda batch: trainer.replica_step(batch)[0])
+  for _ in range(steps):
+    step(next(iterator))
+  assert trainer.step == steps
+  return {name: v.numpy() for name, v in checkpoint.named_variables([model, opt]).items()}
+
+
+def test_accumulation_equals_one_batch_k_times_larger(tmp_path):
+  # Dense (one-hot) embedding gradients, so that clipping sees the same global norm.
+  config = BertConfig.from_json_file(write_config(tmp_path / "c.json"))
+  whole = _train_fixed(config, 8, 2)
+  accumulated = _train_fixed(config, 8, 2, num_accumulation_steps=4)
+  worst = max(float(np.max(np.abs(whole[k] - accumulated[k]))) for k in whole)
+  assert worst < 1e-5, worst
+
+
+@pytest.mark.slow
+def test_xla_step_matches_and_runs_with_dropout_and_accumulation(tmp_path):
+  config = BertConfig.from_json_file(write_config(tmp_path / "c.json"))
+  plain = _train_fixed(config, 8, 2)
+  compiled = _train_fixed(config, 8, 2, use_xla=True, num_accumulation_steps=2)
+  worst = max(float(np.max(np.abs(plain[k] - compiled[k]))) for k in plain)
+  assert worst < 1e-4, worst
+  dropout = BertConfig.from_json_file(write_config(tmp_path / "d.json", hidden_dropout_prob=0.1,
+                                                   attention_probs_dropout_prob=0.1))
+  with_dropout = _train_fixed(dropout, 8, 2, use_xla=True, num_accumulation_steps=2)
+  assert all(np.all(np.isfinite(v)) for v in with_dropout.values())
+
+
 # ----------------------------------------------------------------------------
 # Distribution: each matches a single-device run at the same global batch.
 
@@ -400,7 +437,9 @@ def _latest_step(directory):
 @pytest.mark.slow
 def test_kill_9_then_rerun_ends_as_an_uninterrupted_run(tmp_path):
   files = ",".join(write_records(tmp_path / f"data-{i}.tfrecord", 24, seed=i) for i in range(2))
-  config = write_config(tmp_path / "bert_config.json")
+  # Dropout on: its masks come from the checkpointed generator.
+  config = write_config(tmp_path / "bert_config.json", hidden_dropout_prob=0.1,
+                        attention_probs_dropout_prob=0.1)
   flags = dict(num_train_steps=12, save_checkpoints_steps=4, seed=5, keep_checkpoint_max=2)
   straight = run_script(script_args(config, files, tmp_path / "straight", **flags))
   assert straight.returncode == 0, straight.stderr[-4000:]
