@@ -1,18 +1,23 @@
 """A two-level training loop on tf.distribute with checkpoints in the original layout.
 
 Inner level (device): `Trainer.replica_step` runs on every replica through
-`strategy.run`: forward pass, this replica's share of the loss, gradients,
-an all-reduce (SUM) over replicas, then the optimizer update. A tf.function
-runs up to `iterations_per_loop` of them in one host call.
+`strategy.run`: the loss totals all-reduced, forward pass and gradients of
+this replica's share of the loss (over K micro-batches with accumulation;
+XLA-compiled with use_xla), an all-reduce (SUM) over replicas, loss
+unscaling (fp16), then the optimizer update. A tf.function runs up to
+`iterations_per_loop` of them in one host call.
 
 Outer level (host): a plain Python loop in `Trainer.train` that owns
 checkpoints, TensorBoard summaries, log lines, non-finite checks and
 SIGTERM/SIGINT.
 
 The loop knows nothing about BERT. A task supplies
-  loss_fn(batch) -> float32 scalar: this replica's share of the loss of the
-      global batch, so that the SUM over replicas is the global-batch loss
-      (e.g. a mean over the batch divides by the *global* batch size);
+  totals_fn(batch) -> {name: float32 scalar}: what its loss divides by,
+      summed over a batch (e.g. {"examples": B});
+  loss_fn(batch, totals) -> float32 scalar: the batch's share of the loss of
+      the update, `totals` being totals_fn summed over the whole global batch
+      (every replica and micro-batch), so that the shares sum to the
+      global-batch loss (e.g. a mean divides by totals["examples"]);
   metrics_fn(batch) -> {name: (numerator, denominator)} for evaluation, each a
       float32 scalar summed over replicas and steps; the metric is the ratio.
 Build the model and the optimizer under `strategy.scope()`.
@@ -20,7 +25,8 @@ Build the model and the optimizer under `strategy.scope()`.
 Checkpoints are name-based, `model.ckpt-<step>` in the output directory with
 a `checkpoint` state file, as the original Estimator writes them; they hold
 the model, `global_step` and the Adam slots, so the original code can read them
-and original training checkpoints resume here.
+and original training checkpoints resume here, plus the `TrainingState` (dropout
+random state, loss scale) under `bert_tf2/` names the original ignores.
 """
 
 import dataclasses
