@@ -360,7 +360,9 @@ class ExampleEncoder:
         self._int64_feature(b"masked_lm_ids", instance.masked_lm_ids, unused),
         weights_and_label,
     ))
-    return b"\n" + _varint(len(features)) + features  # Example.features (1).
+    size = len(features)
+    prefix = self._varints[size] if size < len(self._varints) else _varint(size)
+    return b"\n" + prefix + features  # Example.features (1).
 
 
 def expand_input_patterns(input_file):

@@ -315,6 +315,14 @@ def test_encoder_matches_protobuf(tmp_path):
       "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
           value=[1.0] * 3 + [0.0] * 27))}))
   assert tf.train.Example.FromString(encoder.encode(instance)) == expected
+  # A record longer than the varint table (vocab_size 8 < 200 tokens).
+  small = pretraining_data.ExampleEncoder(vocab_size=8, max_seq_length=200,
+                                          max_predictions_per_seq=30)
+  parsed = tf.io.parse_single_example(
+      small.encode(instance._replace(input_ids=[2] + [5] * 197 + [3, 3], masked_lm_ids=[5] * 3)),
+      pretraining_data.feature_spec(200, 30))
+  assert parsed["input_ids"].numpy().tolist() == [2] + [5] * 197 + [3, 3]
+  assert parsed["masked_lm_weights"].numpy().sum() == 3.0
   with pytest.raises(ValueError, match="max_seq_length=200"):
     encoder.encode(instance._replace(input_ids=[1] * 201))
 
