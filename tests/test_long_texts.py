@@ -283,7 +283,7 @@ def test_model_with_chunked_attention_equals_full():
 
 def test_long_training_step_compiles_with_chunks_and_dropout():
   model = BertModel(tiny_config(max_position_embeddings=8, attention_chunk_size=16,
-                                position_embedding_type="hierarchical"))
+                                position_embedding_type="hierarchical", num_hidden_layers=1))
   data = tiny_inputs(batch_size=2, seq_length=40)
 
   @tf.function(jit_compile=True)
