@@ -69,10 +69,7 @@ def check_flags(config):
   if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
     raise ValueError("At least one of `do_train`, `do_eval`, `do_predict` or `export_dir` "
                      "must be set.")
-  if FLAGS.max_seq_length > config.max_position_embeddings:
-    raise ValueError(f"Cannot use sequence length {FLAGS.max_seq_length} because the BERT "
-                     f"model was only trained up to sequence length "
-                     f"{config.max_position_embeddings} ({FLAGS.bert_config_file})")
+  config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
   if FLAGS.max_seq_length < 3:
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
   validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)

@@ -17,7 +17,7 @@ import math
 
 import tensorflow as tf
 
-from modeling.layers import dropout, get_shape_list
+from modeling.layers import dropout, dropout_seed, get_shape_list
 
 # Automatic choice (attention_chunk_size None or 0): full attention up to this many
 # "to" positions, chunked attention in blocks of AUTO_CHUNK_SIZE above.
@@ -107,10 +107,8 @@ def chunked_attention(q, k, v, mask_adder, chunk_size, dropout_rate=0.0, trainin
   adder_blocks = _split_blocks(mask_adder, 3, chunk_size,
                                _PADDING_KEY_SCORE)  # [Tb, B, 1, 1, C]
   rate = dropout_rate if training else 0.0
-  if rate:
-    seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
-  else:
-    seed = tf.zeros([2], tf.int32)
+  # From the training loop's checkpointed dropout generator, as `dropout` draws.
+  seed = dropout_seed() if rate else tf.zeros([2], tf.int64)
   out_blocks = _blocked_attention(q_blocks, k_blocks, v_blocks, adder_blocks, seed,
                                   rate)  # [Fb, B, N, C, D]
   out = tf.transpose(out_blocks, [1, 2, 0, 3, 4])  # [B, N, Fb, C, D]
@@ -244,7 +242,7 @@ def _blocked_attention(q_blocks, k_blocks, v_blocks, adder_blocks, seed, dropout
     q_blocks: float [Fb, B, N, C, D].
     k_blocks, v_blocks: float [Tb, B, N, C, D].
     adder_blocks: float [Tb, B, 1, 1, C], the mask adder per key block.
-    seed: int32 [2], seed of the dropout masks (unused when dropout_rate is 0).
+    seed: int64 [2], seed of the dropout masks (unused when dropout_rate is 0).
     dropout_rate: Python float, dropout on the probabilities (0 for none).
 
   Returns:

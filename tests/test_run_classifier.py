@@ -203,7 +203,7 @@ def test_regression_task(tmp_path, workspace):
 
 @pytest.mark.parametrize("extra, message", [
     (["--task_name=glue", "--do_train"], "unknown task_name 'glue'; known tasks: cola"),
-    (["--do_train", "--max_seq_length=65"], "Cannot use sequence length 65"),
+    (["--do_train", "--max_seq_length=65"], "(got --max_seq_length 65)"),
     (["--do_eval"], "no checkpoint in --output_dir"),
     (["--max_seq_length=16"], "At least one of `do_train`"),
 ])
