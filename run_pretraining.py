@@ -39,9 +39,7 @@ def main(argv):
   if not FLAGS.do_train and not FLAGS.do_eval:
     raise ValueError("At least one of `do_train` or `do_eval` must be True.")
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
-  if FLAGS.max_seq_length > config.max_position_embeddings:
-    raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings="
-                     f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
+  config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
   compute_dtype = shared_flags.compute_dtype_from_flags()
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
   strategy = shared_flags.strategy_from_flags()
