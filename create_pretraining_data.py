@@ -1,13 +1,10 @@
 """Creates masked-LM / next-sentence TFRecords for BERT pretraining.
 
-The flags and defaults are the original create_pretraining_data.py's, plus
---num_workers. Example:
+The flags and defaults are the original create_pretraining_data.py's. Example:
 
   python create_pretraining_data.py --input_file=corpus.txt \\
     --output_file=/tmp/tf_examples.tfrecord --vocab_file=vocab.txt
 """
-
-import os
 
 from absl import app, flags, logging
 
@@ -34,9 +31,6 @@ flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
 flags.DEFINE_float("short_seq_prob", 0.1,
                    "Probability of creating sequences which are shorter than the maximum "
                    "length.")
-flags.DEFINE_integer("num_workers", min(2, os.cpu_count() or 1),
-                     "Processes for tokenization and record encoding; the output does not "
-                     "depend on it.")
 
 FLAGS = flags.FLAGS
 
@@ -52,8 +46,7 @@ def main(_):
       input_files, output_files, tokenizer, max_seq_length=FLAGS.max_seq_length,
       max_predictions_per_seq=FLAGS.max_predictions_per_seq, random_seed=FLAGS.random_seed,
       dupe_factor=FLAGS.dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
-      short_seq_prob=FLAGS.short_seq_prob, do_whole_word_mask=FLAGS.do_whole_word_mask,
-      num_workers=FLAGS.num_workers)
+      short_seq_prob=FLAGS.short_seq_prob, do_whole_word_mask=FLAGS.do_whole_word_mask)
 
 
 if __name__ == "__main__":

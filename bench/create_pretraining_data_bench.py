@@ -62,7 +62,6 @@ def main():
   parser.add_argument("--vocab_file", default=os.path.join(
       SHARED_DIR, "models", "minilm-l6-h384-uncased", "vocab.txt"))
   parser.add_argument("--repeats", type=int, default=3, help="runs of each; the best counts")
-  parser.add_argument("--num_workers", type=int, default=2, help="ours only")
   args, flags = parser.parse_known_args()
   common = [f"--input_file={args.input_file}", f"--vocab_file={args.vocab_file}", *flags]
 
@@ -73,7 +72,7 @@ def main():
     ours_file = os.path.join(tmp, "ours.tfrecord")
     original = [sys.executable, "-c", RUN_ORIGINAL, *common, f"--output_file={theirs_file}"]
     ours = [sys.executable, os.path.join(REPO_DIR, "create_pretraining_data.py"), *common,
-            f"--output_file={ours_file}", f"--num_workers={args.num_workers}"]
+            f"--output_file={ours_file}"]
     times = {"original": [], "ours": []}
     for repeat in range(args.repeats):
       for name, command in (("original", original), ("ours", ours)):
@@ -87,7 +86,7 @@ def main():
           for name, runs in times.items()}
   print(f"flags: {' '.join(common)}")
   print(f"original: {best['original'][0]:.2f}s  ours: {best['ours'][0]:.2f}s  (wall, best of "
-        f"{args.repeats}, num_workers={args.num_workers}, {os.cpu_count()} CPUs)")
+        f"{args.repeats}, {os.cpu_count()} CPUs)")
   print(f"ratio original / ours: {best['original'][0] / best['ours'][0]:.2f}x wall, "
         f"{best['original'][1] / best['ours'][1]:.2f}x CPU time")
   print(comparison.strip())

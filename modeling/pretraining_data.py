@@ -30,15 +30,15 @@ instances). This is the original README's advice (shard the input and run the sc
 once per shard) done in one run; the difference is that random next sentences come
 from the same chunk, not the whole corpus.
 
-Speed. Tokenization caches the pieces of each word, instances hold token ids, records
-are encoded directly in the protobuf wire format, and with `num_workers > 1`
-documents are tokenized and records encoded in worker processes while the main
-process draws the random choices, which stay sequential.
+Speed. Tokenization caches the pieces of each word, instances hold token ids, the
+random draws avoid `random.Random`'s Python-level helpers (same bits, same results),
+and records are encoded directly in the protobuf wire format as instances are made.
+(Worker processes for tokenization and encoding were tried and measured slower on 2
+cores: the random choices stay sequential, and pickling costs about what encoding does.)
 """
 
 import collections
 import logging
-import multiprocessing
 import os
 import random
 import struct
@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 _CLS, _SEP, _MASK, _UNK = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
 _LOG_INTERVAL_SECONDS = 10.0
 _TOKENIZE_BATCH_DOCUMENTS = 256
-_ENCODE_BATCH_INSTANCES = 512
 
 
 def feature_spec(max_seq_length, max_predictions_per_seq):
@@ -419,21 +418,6 @@ def _tokenize_documents(tokenizer, raw_documents):
   return documents
 
 
-# The tokenizer and encoder of a worker process, inherited when the pool forks.
-_worker_state = {}
-
-
-def _worker_tokenize(raw_documents):
-  return _tokenize_documents(_worker_state["tokenizer"], raw_documents)
-
-
-def _worker_encode(instances):
-  """Serialized Examples of a batch of instances, sent as plain tuples (pickled much
-  faster than namedtuples)."""
-  encode = _worker_state["encoder"].encode
-  return [encode(TrainingInstance._make(instance)) for instance in instances]
-
-
 def _batches(items, size):
   """Yields consecutive lists of at most `size` items of an iterable."""
   batch = []
@@ -517,8 +501,7 @@ def validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, maske
 
 def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length=128,
                             max_predictions_per_seq=20, random_seed=12345, dupe_factor=10,
-                            masked_lm_prob=0.15, short_seq_prob=0.1, do_whole_word_mask=False,
-                            num_workers=1):
+                            masked_lm_prob=0.15, short_seq_prob=0.1, do_whole_word_mask=False):
   """Writes pretraining TFRecords from raw text, as the original script.
 
   Args:
@@ -529,8 +512,6 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     tokenizer: a `tokenization.FullTokenizer`.
     max_seq_length, max_predictions_per_seq, random_seed, dupe_factor, masked_lm_prob,
       short_seq_prob, do_whole_word_mask: the original flags.
-    num_workers: processes for tokenization and record encoding; the output does
-      not depend on it.
 
   Returns:
     A dict of totals: documents, instances, tokens, masked, random_next.
@@ -564,47 +545,35 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     logger.info("%d documents, in %d chunks of about %d, one per output file", num_raw,
                 num_shards, num_raw // num_shards)
 
-  _worker_state["tokenizer"] = tokenizer
-  _worker_state["encoder"] = ExampleEncoder(vocab.size, max_seq_length, max_predictions_per_seq)
+  encoder = ExampleEncoder(vocab.size, max_seq_length, max_predictions_per_seq)
   progress = _Progress()
   raw_documents = read_raw_documents(input_files)
-  # Forked workers inherit `_worker_state`; nothing big is pickled.
-  pool = multiprocessing.get_context("fork").Pool(num_workers) if num_workers > 1 else None
-  imap = pool.imap if pool else map
-  try:
-    for shard, (output_file, chunk_size) in enumerate(zip(output_files, chunk_sizes)):
-      chunk = raw_documents if chunk_size is None else _take(raw_documents, chunk_size)
-      documents = []
-      for batch in imap(_worker_tokenize, _batches(chunk, _TOKENIZE_BATCH_DOCUMENTS)):
-        documents.extend(batch)
-        progress.documents += len(batch)
-        progress.maybe_log()
-      if not documents:
-        raise ValueError(f"no text in input_file {','.join(input_files)}"
-                         + ("" if chunk_size is None else f" for output file {output_file}"))
-      # Records are encoded (by the workers) while instances are made, and take less
-      # memory; shuffling them permutes them as the original permutes its instances.
-      rng = random.Random(random_seed + shard)
-      instances = progress.count_instances(generate_instances(
-          documents, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
-          max_predictions_per_seq, vocab, do_whole_word_mask, rng))
-      records = []
-      for batch in imap(_worker_encode, _batches(map(tuple, instances),
-                                                 _ENCODE_BATCH_INSTANCES)):
-        records.extend(batch)
-      del documents
-      shuffle(records, rng)
-      if shard == 0:
-        for record in records[:3]:
-          _log_record(record, tokenizer)
-      with tf.io.TFRecordWriter(output_file) as writer:
-        for record in records:
-          writer.write(record)
-      logger.info("wrote %d instances to %s", len(records), output_file)
-  finally:
-    if pool:
-      pool.terminate()
-    _worker_state.clear()
+  for shard, (output_file, chunk_size) in enumerate(zip(output_files, chunk_sizes)):
+    chunk = raw_documents if chunk_size is None else _take(raw_documents, chunk_size)
+    documents = []
+    for batch in _batches(chunk, _TOKENIZE_BATCH_DOCUMENTS):
+      documents.extend(_tokenize_documents(tokenizer, batch))
+      progress.documents += len(batch)
+      progress.maybe_log()
+    if not documents:
+      raise ValueError(f"no text in input_file {','.join(input_files)}"
+                       + ("" if chunk_size is None else f" for output file {output_file}"))
+    # Records are encoded as instances are made, and take less memory; shuffling them
+    # permutes them as the original permutes its instances.
+    rng = random.Random(random_seed + shard)
+    records = [encoder.encode(instance) for instance in progress.count_instances(
+        generate_instances(documents, max_seq_length, dupe_factor, short_seq_prob,
+                           masked_lm_prob, max_predictions_per_seq, vocab,
+                           do_whole_word_mask, rng))]
+    del documents
+    shuffle(records, rng)
+    if shard == 0:
+      for record in records[:3]:
+        _log_record(record, tokenizer)
+    with tf.io.TFRecordWriter(output_file) as writer:
+      for record in records:
+        writer.write(record)
+    logger.info("wrote %d instances to %s", len(records), output_file)
 
   elapsed = time.monotonic() - progress.start
   totals = {"documents": progress.documents, "instances": progress.instances,
