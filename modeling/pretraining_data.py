@@ -46,8 +46,6 @@ import time
 
 import tensorflow as tf
 
-from modeling import tokenization
-
 logger = logging.getLogger(__name__)
 
 _CLS, _SEP, _MASK, _UNK = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
@@ -521,7 +519,7 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
   """
   validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
                    short_seq_prob)
-  vocab = Vocabulary(tokenizer.vocab, source=getattr(tokenizer, "vocab_file", "<vocab>"))
+  vocab = Vocabulary(tokenizer.vocab, source=tokenizer.vocab_file)
   if not output_files:
     raise ValueError("output_file: no output file given")
   for output_file in output_files:

@@ -235,6 +235,7 @@ class FullTokenizer:
   """The original FullTokenizer: basic tokenization, then WordPiece.
 
   Attributes:
+    vocab_file: the vocabulary file read.
     vocab: ordered {token: id}.
     inv_vocab: {id: token}.
     basic_tokenizer: the `BasicTokenizer`.
@@ -242,6 +243,7 @@ class FullTokenizer:
   """
 
   def __init__(self, vocab_file, do_lower_case=True):
+    self.vocab_file = vocab_file
     self.vocab = load_vocab(vocab_file)
     self.inv_vocab = {index: token for token, index in self.vocab.items()}
     self.do_lower_case = do_lower_case

@@ -356,7 +356,7 @@ def test_streams_one_chunk_at_a_time(tmp_path, monkeypatch):
     (dict(input_files=["missing.txt"]), FileNotFoundError, "missing.txt"),
     (dict(corpus_text="\n\n \n\x07\n"), ValueError, "no text in input_file"),
     (dict(corpus_text="caf\xe9\n".encode("latin-1")), ValueError, r"corpus.txt:1: not valid"),
-    (dict(vocab=[t for t in VOCAB if t != "[MASK]"]), ValueError, r"lacks.*\[MASK\]"),
+    (dict(vocab=[t for t in VOCAB if t != "[MASK]"]), ValueError, r"vocab.txt lacks.*\[MASK\]"),
     (dict(max_predictions_per_seq=10), ValueError, "max_predictions_per_seq=10 is too small"),
     (dict(max_seq_length=4), ValueError, "max_seq_length=4"),
     (dict(dupe_factor=0), ValueError, "dupe_factor=0"),
