@@ -1,8 +1,10 @@
 """Encoder forward throughput, ours vs the original TF1 code, side by side.
 
-  .venv/bin/python bench/inference.py [--config minilm] [--batch_size 32] [--seq_length 128]
+  .venv/bin/python bench/inference.py [--config minilm] [--batch_size 32] [--seq_length 128] \
+      [--dtypes float32,bfloat16] [--xla]
 
-Prints sequences/s for the original and for ours and the ratio, from one run.
+Prints sequences/s for the original (fp32) and for ours in each dtype, and the
+ratios, from one run.
 """
 
 import argparse
@@ -16,11 +18,11 @@ import common  # noqa: E402
 from modeling import BertConfig, BertModel  # noqa: E402
 
 
-def ours_seconds_per_step(settings):
+def ours_seconds_per_step(settings, dtype):
   config = BertConfig.from_dict(common.CONFIGS[settings["config"]])
   batch = common.pretraining_batch(settings["batch_size"], settings["seq_length"],
                                    settings["max_predictions"], config.vocab_size)
-  model = BertModel(config)
+  model = BertModel(config, compute_dtype=dtype)
   inputs = [tf.constant(batch[k]) for k in ("input_ids", "input_mask", "segment_ids")]
   encode = tf.function(lambda ids, mask, types: model(ids, mask, types)["pooled_output"],
                        jit_compile=settings["xla"])
@@ -35,17 +37,21 @@ def main():
   parser.add_argument("--seq_length", type=int, default=128)
   parser.add_argument("--iterations", type=int, default=10)
   parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--dtypes", default="float32,bfloat16")
   parser.add_argument("--xla", action="store_true", help="jit_compile our forward pass")
   args = parser.parse_args()
   settings = dict(vars(args), max_predictions=20)
   original = common.run_original("inference", **settings)["seconds_per_step"]
-  ours = ours_seconds_per_step(settings)
+  ours = {dtype: ours_seconds_per_step(settings, tf.as_dtype(dtype))
+          for dtype in args.dtypes.split(",")}
   per_second = lambda seconds: args.batch_size / seconds  # noqa: E731
-  print(f"inference {args.config} batch {args.batch_size} seq {args.seq_length} fp32 "
+  print(f"inference {args.config} batch {args.batch_size} seq {args.seq_length} "
         f"xla={args.xla}")
-  print(f"original: {per_second(original):8.1f} sequences/s")
-  print(f"ours:     {per_second(ours):8.1f} sequences/s")
-  print(f"ratio ours/original: {original / ours:.2f}x")
+  print(f"original fp32: {per_second(original):8.1f} sequences/s")
+  for dtype, seconds in ours.items():
+    print(f"ours {dtype}: {per_second(seconds):8.1f} sequences/s")
+  for dtype, seconds in ours.items():
+    print(f"ratio ours {dtype} / original fp32: {original / seconds:.2f}x")
 
 
 if __name__ == "__main__":
