@@ -33,8 +33,8 @@ _READ_ERRORS = (tf.errors.OpError, ValueError, IndexError)
 
 
 def checkpoint_name(variable):
-  """The checkpoint key of a variable: its name without the ":0" suffix."""
-  return variable.name[:-2] if variable.name.endswith(":0") else variable.name
+  """The checkpoint key of a variable: `variable.name` without the ":N" suffix."""
+  return re.sub(r":\d+$", "", variable.name)
 
 
 def named_variables(variables):

@@ -24,12 +24,9 @@ import re
 
 import tensorflow as tf
 
+from modeling.checkpoint import checkpoint_name
+
 EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
-
-
-def variable_name(variable):
-  """The checkpoint name of a variable: `variable.name` without the ":N" suffix."""
-  return re.sub(r":\d+$", "", variable.name)
 
 
 class WarmupLinearDecay:
@@ -105,7 +102,7 @@ class AdamWeightDecay(tf.Module):
     self.epsilon = epsilon
     self.clip_norm = clip_norm
     self.trained_variables = list(variables)
-    names = [variable_name(v) for v in self.trained_variables]
+    names = [checkpoint_name(v) for v in self.trained_variables]
     # Whether each variable is decayed (and, for LAMB, layer-adapted).
     self._decay = [not any(re.search(p, name) for p in exclude_from_weight_decay)
                    for name in names]
@@ -150,7 +147,7 @@ class AdamWeightDecay(tf.Module):
       step = tf.cast(self.global_step, tf.float32)
       updates = []
       for variable, gradient, decay in zip(self.trained_variables, gradients, self._decay):
-        m, v = self.slots[variable_name(variable)]
+        m, v = self.slots[checkpoint_name(variable)]
         updates.append(strategy.extended.update(
             variable, self._update, args=(gradient, m, v, learning_rate, step, decay)))
       with tf.control_dependencies(updates):
