@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from modeling import optimization
+from modeling.checkpoint import checkpoint_name
 from tests import oracle
 
 # Variables of a toy model: names chosen to exercise the weight decay exclusions.
@@ -82,7 +83,7 @@ def test_matches_original_create_optimizer(tmp_path, scale, warmup):
   else:
     assert max(norms) < 1.0
 
-  ours = {optimization.variable_name(v): v.numpy() for v in trained + list(opt.variables)}
+  ours = {checkpoint_name(v): v.numpy() for v in trained + list(opt.variables)}
   assert set(ours) == set(expected)
   assert int(ours["global_step"]) == int(expected["global_step"]) == steps
   for name, value in expected.items():
@@ -161,7 +162,7 @@ def test_weight_decay_exclusions_and_slot_names():
   decayed = {n for n, v in zip(names, variables) if v.numpy()[0] != 1.0}
   assert decayed == {"a/dense/kernel", "cls/seq_relationship/output_weights"}
   np.testing.assert_allclose(variables[0].numpy(), 1.0 - 0.1 * 0.01)
-  assert sorted(optimization.variable_name(v) for v in opt.variables) == sorted(
+  assert sorted(checkpoint_name(v) for v in opt.variables) == sorted(
       ["global_step"] + [f"{n}/adam_{s}" for n in names for s in "mv"])
   assert opt.global_step.dtype == tf.int64 and int(opt.global_step) == 1
 
@@ -234,7 +235,7 @@ def test_lamb_matches_numpy_reference(gradient_scale):
                          weight_decay=0.0)
   assert not np.allclose(adam["dense/kernel"], expected["dense/kernel"], atol=1e-4)
   assert int(opt.global_step) == 3
-  assert sorted(optimization.variable_name(v) for v in opt.variables) == sorted(
+  assert sorted(checkpoint_name(v) for v in opt.variables) == sorted(
       ["global_step"] + [f"{n}/adam_{s}" for n in shapes for s in "mv"])
 
 
