@@ -220,3 +220,25 @@ def test_mismatched_init_checkpoint_is_refused(workspace, tmp_path):
                           f"--init_checkpoint={other}", check=False)
   assert result.returncode != 0
   assert "bert/embeddings/word_embeddings: checkpoint" in result.stderr
+
+
+def test_sequences_longer_than_the_position_table(workspace, tmp_path):
+  """A hierarchical config fine-tunes past max_position_embeddings from the same checkpoint."""
+  config = dict(TINY_CONFIG, vocab_size=len(VOCAB), max_position_embeddings=8,
+                position_embedding_type="hierarchical")
+  (tmp_path / "long_config.json").write_text(json.dumps(config))
+  pretrained = tmp_path / "pretrained" / "bert_model.ckpt"
+  checkpoint.save(pretrained, BertModel(tiny_config(vocab_size=len(VOCAB),
+                                                    max_position_embeddings=8)))
+  output_dir = tmp_path / "out"
+  run_classifier(workspace, output_dir, f"--bert_config_file={tmp_path / 'long_config.json'}",
+                 f"--init_checkpoint={pretrained}", "--do_train", "--do_eval",
+                 "--max_seq_length=16", "--train_batch_size=16", "--num_train_epochs=1")
+  results = dict(line.split(" = ") for line in
+                 (output_dir / "eval_results.txt").read_text().splitlines())
+  assert int(results["global_step"]) == 6
+  refused = run_classifier(workspace, tmp_path / "refused",
+                           f"--bert_config_file={tmp_path / 'long_config.json'}",
+                           "--do_train", "--max_seq_length=65", check=False)
+  assert "exceeds max_position_embeddings^2=64" in refused.stderr
+  assert "(got --max_seq_length 65)" in refused.stderr
