@@ -77,11 +77,8 @@ def check_flags(config):
 
 def write_test_results(path, predictions):
   """One row per test example: tab-separated class probabilities (or the value)."""
-  temp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(temp, "w") as writer:
-    for row in predictions:
-      writer.write("\t".join(str(p) for p in np.atleast_1d(row)) + "\n")
-  tf.io.gfile.rename(temp, path, overwrite=True)
+  training.write_atomically(path, "".join(
+      "\t".join(str(p) for p in np.atleast_1d(row)) + "\n" for row in predictions))
 
 
 def main(argv):
@@ -123,8 +120,8 @@ def main(argv):
     raise ValueError(f"nothing to evaluate, predict or export: no checkpoint in --output_dir="
                      f"{FLAGS.output_dir} and no --init_checkpoint")
   if is_chief and label_list is not None:
-    with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, "labels.txt"), "w") as writer:
-      writer.write("".join(f"{label}\n" for label in label_list))
+    training.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
+                              "".join(f"{label}\n" for label in label_list))
 
   if FLAGS.do_train:
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",

@@ -134,11 +134,7 @@ class CheckpointManager:
     """Replaces the `checkpoint` file atomically, paths relative as the Estimator's."""
     lines = [f'model_checkpoint_path: "{self._kept[-1]}"']
     lines += [f'all_model_checkpoint_paths: "{p}"' for p in self._kept]
-    path = os.path.join(self.directory, STATE_FILE)
-    temp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temp, "w") as writer:
-      writer.write("\n".join(lines) + "\n")
-    tf.io.gfile.rename(temp, path, overwrite=True)
+    write_atomically(os.path.join(self.directory, STATE_FILE), "\n".join(lines) + "\n")
 
 
 def _check_writable(directory):
@@ -619,13 +615,20 @@ class Trainer:
     return results
 
 
-def write_eval_results(path, results):
-  """Writes `key = value` lines sorted by key, as the original `eval_results.txt`."""
+def write_atomically(path, text):
+  """Writes `text` to `path` through a temporary file renamed into place.
+
+  A reader never sees a half-written file, and a crash leaves the old one.
+  """
   temp = f"{path}.tmp-{os.getpid()}"
   with tf.io.gfile.GFile(temp, "w") as writer:
-    for key in sorted(results):
-      writer.write(f"{key} = {results[key]!s}\n")
+    writer.write(text)
   tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+def write_eval_results(path, results):
+  """Writes `key = value` lines sorted by key, as the original `eval_results.txt`."""
+  write_atomically(path, "".join(f"{key} = {results[key]!s}\n" for key in sorted(results)))
 
 
 def _duration(seconds):
