@@ -5,6 +5,7 @@ the other on the same machine, and prints the ratio: absolute times on shared
 CPUs are noisy, ratios measured side by side are not.
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -97,3 +98,16 @@ def matmul_peak(dtype_name, size=2048, iterations=10):
   matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
   seconds = time_calls(lambda: matmul().numpy(), 2, iterations)
   return 2 * size ** 3 / seconds
+
+
+def argument_parser(doc):
+  """The arguments every side-by-side benchmark takes; `doc` is the script's docstring."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--config", choices=sorted(CONFIGS), default="minilm")
+  parser.add_argument("--batch_size", type=int, default=32)
+  parser.add_argument("--seq_length", type=int, default=128)
+  parser.add_argument("--dtypes", default="float32,bfloat16")
+  parser.add_argument("--iterations", type=int, default=10)
+  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--xla", action="store_true", help="jit_compile our step")
+  return parser

@@ -7,7 +7,6 @@ Prints sequences/s for the original (fp32) and for ours in each dtype, and the
 ratios, from one run.
 """
 
-import argparse
 import os
 import sys
 
@@ -31,15 +30,7 @@ def ours_seconds_per_step(settings, dtype):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", choices=sorted(common.CONFIGS), default="minilm")
-  parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--seq_length", type=int, default=128)
-  parser.add_argument("--iterations", type=int, default=10)
-  parser.add_argument("--warmup", type=int, default=3)
-  parser.add_argument("--dtypes", default="float32,bfloat16")
-  parser.add_argument("--xla", action="store_true", help="jit_compile our forward pass")
-  args = parser.parse_args()
+  args = common.argument_parser(__doc__).parse_args()
   settings = dict(vars(args), max_predictions=20)
   original = common.run_original("inference", **settings)["seconds_per_step"]
   ours = {dtype: ours_seconds_per_step(settings, tf.as_dtype(dtype))

@@ -10,7 +10,6 @@ Prints examples/s, achieved FLOP/s as a fraction of the measured peak, and the r
 to the original last.
 """
 
-import argparse
 import os
 import sys
 
@@ -18,47 +17,28 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
-from modeling import BertConfig, BertModel, MaskedLMHead, NextSentenceHead  # noqa: E402
-from modeling import optimization, training  # noqa: E402
+from modeling import BertConfig, optimization, pretraining, training  # noqa: E402
 
 
 def ours_seconds_per_step(settings, dtype):
-  """Seconds per training step of our model, optimizer and train step."""
+  """Seconds per training step of run_pretraining.py's model, optimizer and train step."""
   config = BertConfig.from_dict(common.CONFIGS[settings["config"]])
   batch = common.pretraining_batch(settings["batch_size"], settings["seq_length"],
                                    settings["max_predictions"], config.vocab_size)
   batch = {k: tf.constant(v) for k, v in batch.items()}
-  model = BertModel(config, compute_dtype=dtype)
-  mlm, nsp = MaskedLMHead(config, model.embedding_table), NextSentenceHead(config)
-  variables = [v for m in (model, mlm, nsp) for v in m.trainable_variables]
-  variables = list({id(v): v for v in variables}.values())  # the embedding table is shared
-  optimizer = optimization.create_optimizer("adamw", variables, 5e-5, 100000, 10000)
-
-  def loss_fn(inputs):
-    outputs = model(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"],
-                    training=True)
-    mlm_loss, _, _ = mlm(outputs["sequence_output"], inputs["masked_lm_positions"],
-                         inputs["masked_lm_ids"], inputs["masked_lm_weights"])
-    nsp_loss, _, _ = nsp(outputs["pooled_output"], inputs["next_sentence_labels"])
-    return mlm_loss + nsp_loss
-
+  model = pretraining.PretrainingModel(config, compute_dtype=dtype)
+  optimizer = optimization.create_optimizer("adamw", model.trainable_variables, 5e-5, 100000,
+                                            10000)
   strategy = tf.distribute.get_strategy()
-  trainer = training.Trainer(strategy, loss_fn, optimizer, settings["batch_size"])
-  step = tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0],
-                     jit_compile=settings["xla"])
+  trainer = training.Trainer(strategy, model.loss, optimizer, settings["batch_size"],
+                             totals_fn=model.loss_totals, use_xla=settings["xla"])
+  step = tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0])
   return common.time_calls(lambda: step().numpy(), settings["warmup"], settings["iterations"])
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", choices=sorted(common.CONFIGS), default="minilm")
-  parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--seq_length", type=int, default=128)
+  parser = common.argument_parser(__doc__)
   parser.add_argument("--max_predictions", type=int, default=20)
-  parser.add_argument("--dtypes", default="float32,bfloat16")
-  parser.add_argument("--iterations", type=int, default=10)
-  parser.add_argument("--warmup", type=int, default=3)
-  parser.add_argument("--xla", action="store_true", help="jit_compile our train step")
   args = parser.parse_args()
   settings = vars(args)
   config = common.CONFIGS[args.config]
