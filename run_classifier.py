@@ -43,16 +43,11 @@ def to_arrays(examples, label_list, tokenizer):
   """Features of the examples as {name: np.ndarray [N, ...]}."""
   features = [classifier_data.convert_example(e, label_list, FLAGS.max_seq_length, tokenizer)
               for e in examples]
+  arrays = {name: np.array([getattr(f, name) for f in features], np.int32).reshape(
+      -1, FLAGS.max_seq_length) for name in ("input_ids", "input_mask", "segment_ids")}
   label_dtype = np.float32 if label_list is None else np.int32
-  return {
-      "input_ids": np.array([f.input_ids for f in features], np.int32).reshape(
-          -1, FLAGS.max_seq_length),
-      "input_mask": np.array([f.input_mask for f in features], np.int32).reshape(
-          -1, FLAGS.max_seq_length),
-      "segment_ids": np.array([f.segment_ids for f in features], np.int32).reshape(
-          -1, FLAGS.max_seq_length),
-      "label_ids": np.array([f.label_id for f in features], label_dtype),
-  }
+  arrays["label_ids"] = np.array([f.label_id for f in features], label_dtype)
+  return arrays
 
 
 def train_dataset(arrays, skip_batches):
