@@ -1,7 +1,27 @@
-"""bert-tf2: Google's original BERT on TensorFlow 2, with the TF1 variable names."""
+"""bert-tf2: Google's original BERT on TensorFlow 2, with the TF1 variable names.
 
-from modeling.config import BertConfig
-from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead
-from modeling.model import BertModel
+The names below are imported on first use (PEP 562), so that the modules that do
+not need TensorFlow (tokenization, pretraining_data) load without importing it.
+"""
 
-__all__ = ["BertConfig", "BertModel", "ClassifierHead", "MaskedLMHead", "NextSentenceHead"]
+import importlib
+
+_EXPORTS = {
+    "BertConfig": "modeling.config",
+    "BertModel": "modeling.model",
+    "ClassifierHead": "modeling.heads",
+    "MaskedLMHead": "modeling.heads",
+    "NextSentenceHead": "modeling.heads",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+  if name not in _EXPORTS:
+    raise AttributeError(f"module 'modeling' has no attribute {name!r}")
+  return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__():
+  return sorted(list(globals()) + __all__)

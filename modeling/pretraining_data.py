@@ -44,26 +44,13 @@ import random
 import struct
 import time
 
-import tensorflow as tf
+from modeling import files, tfrecord
 
 logger = logging.getLogger(__name__)
 
 _CLS, _SEP, _MASK, _UNK = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
 _LOG_INTERVAL_SECONDS = 10.0
 _TOKENIZE_BATCH_DOCUMENTS = 256
-
-
-def feature_spec(max_seq_length, max_predictions_per_seq):
-  """The `tf.io.parse_single_example` spec of the records, as run_pretraining's."""
-  return {
-      "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-      "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-      "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-      "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-      "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-      "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
-      "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-  }
 
 
 TrainingInstance = collections.namedtuple(
@@ -292,7 +279,7 @@ class ExampleEncoder:
   ids and positions from a table, and the features that depend only on lengths
   (input_mask and segment_ids; masked_lm_weights and next_sentence_labels) are
   cached whole. `tf.train.Example.FromString` reads them back to the features of
-  `feature_spec`, in the original's order.
+  `pretraining_input.feature_spec`, in the original's order.
   """
 
   def __init__(self, vocab_size, max_seq_length, max_predictions_per_seq):
@@ -370,7 +357,7 @@ def expand_input_patterns(input_file):
   """
   input_files = []
   for pattern in input_file.split(","):
-    matches = tf.io.gfile.glob(pattern)
+    matches = files.glob(pattern)
     if not matches:
       raise FileNotFoundError(f"input_file: {pattern!r} matches no file")
     input_files.extend(matches)
@@ -387,7 +374,7 @@ def read_raw_documents(input_files):
   """
   document = []
   for input_file in input_files:
-    with tf.io.gfile.GFile(input_file, "rb") as reader:
+    with files.open(input_file, "rb") as reader:
       for line_number, raw_line in enumerate(reader, 1):
         try:
           line = raw_line.decode("utf-8").strip()
@@ -466,13 +453,10 @@ class _Progress:
 
 def _log_record(record, tokenizer):
   """Logs the features of one serialized Example, with its tokens, as the original."""
-  features = tf.train.Example.FromString(record).features.feature
-  ids = [i for i, mask in zip(features["input_ids"].int64_list.value,
-                              features["input_mask"].int64_list.value) if mask]
+  features = tfrecord.parse_example(record)
+  ids = [i for i, mask in zip(features["input_ids"], features["input_mask"]) if mask]
   lines = ["*** Example ***", "tokens: " + " ".join(tokenizer.convert_ids_to_tokens(ids))]
-  for name, feature in features.items():
-    values = feature.int64_list.value or feature.float_list.value
-    lines.append(f"{name}: {' '.join(map(str, values))}")
+  lines.extend(f"{name}: {' '.join(map(str, values))}" for name, values in features.items())
   logger.info("\n".join(lines))
 
 
@@ -524,10 +508,10 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     raise ValueError("output_file: no output file given")
   for output_file in output_files:
     directory = os.path.dirname(output_file)
-    if directory and not tf.io.gfile.isdir(directory):
+    if directory and not files.isdir(directory):
       raise FileNotFoundError(f"output_file {output_file}: directory {directory} does not exist")
   for input_file in input_files:
-    if not tf.io.gfile.exists(input_file):
+    if not files.exists(input_file):
       raise FileNotFoundError(f"input_file not found: {input_file}")
 
   num_shards = len(output_files)
@@ -568,7 +552,7 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     if shard == 0:
       for record in records[:3]:
         _log_record(record, tokenizer)
-    with tf.io.TFRecordWriter(output_file) as writer:
+    with tfrecord.TFRecordWriter(output_file) as writer:
       for record in records:
         writer.write(record)
     logger.info("wrote %d instances to %s", len(records), output_file)

@@ -1,6 +1,6 @@
 """SavedModel export of a fine-tuned classifier that takes raw text.
 
-The serving signature tokenizes in-graph (`tokenization.InGraphTokenizer`, on
+The serving signature tokenizes in-graph (`graph_tokenization.InGraphTokenizer`, on
 tensorflow-text) and packs the word pieces exactly as
 `classifier_data.convert_example` does: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`,
 the longer segment truncated first, padded to `max_seq_length`.
@@ -12,7 +12,8 @@ import os
 
 import tensorflow as tf
 
-from modeling.tokenization import InGraphTokenizer, load_vocab
+from modeling.graph_tokenization import InGraphTokenizer
+from modeling.tokenization import load_vocab
 
 
 def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id):

@@ -1,4 +1,4 @@
-"""WordPiece tokenization as in the original BERT, in Python and in-graph.
+"""WordPiece tokenization as in the original BERT.
 
 `FullTokenizer` gives exactly the tokens of the original `tokenization.FullTokenizer`
 (BasicTokenizer, then WordpieceTokenizer) for any Unicode text:
@@ -18,9 +18,8 @@
 It is fast on large corpora: cleaning is one `str.translate` through a lazily filled
 per-character table, and the pieces of each whitespace-separated word are cached.
 
-`InGraphTokenizer` does the same in TensorFlow ops (tensorflow-text), for `tf.data`
-pipelines and exported SavedModels; README.md lists where it differs from
-`FullTokenizer`.
+This module does not import TensorFlow (create_pretraining_data starts faster
+without it). `graph_tokenization.InGraphTokenizer` does the same in TensorFlow ops.
 """
 
 import collections
@@ -28,10 +27,10 @@ import functools
 import re
 import unicodedata
 
-import tensorflow as tf
+from modeling import files
 
-_UNK = "[UNK]"
-_MAX_INPUT_CHARS_PER_WORD = 200
+UNK = "[UNK]"
+MAX_INPUT_CHARS_PER_WORD = 200
 _WORD_CACHE_SIZE = 1 << 16
 
 # Checkpoint directory names of Google's released models, by casing.
@@ -95,10 +94,10 @@ def load_vocab(vocab_file):
     FileNotFoundError: `vocab_file` does not exist.
     ValueError: the file holds no token.
   """
-  if not tf.io.gfile.exists(vocab_file):
+  if not files.exists(vocab_file):
     raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
   vocab = collections.OrderedDict()
-  with tf.io.gfile.GFile(vocab_file, "rb") as reader:
+  with files.open(vocab_file, "rb") as reader:
     for line in reader:
       vocab.setdefault(convert_to_unicode(line).strip(), len(vocab))
   if not vocab:
@@ -199,7 +198,7 @@ class BasicTokenizer:
 class WordpieceTokenizer:
   """Greedy longest-match-first WordPiece splitting, as the original."""
 
-  def __init__(self, vocab, unk_token=_UNK, max_input_chars_per_word=_MAX_INPUT_CHARS_PER_WORD):
+  def __init__(self, vocab, unk_token=UNK, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD):
     self.vocab = vocab
     self.unk_token = unk_token
     self.max_input_chars_per_word = max_input_chars_per_word
@@ -267,73 +266,3 @@ class FullTokenizer:
   def convert_ids_to_tokens(self, ids):
     """Maps ids to tokens; raises KeyError for an id not in the vocabulary."""
     return [self.inv_vocab[index] for index in ids]
-
-
-# In-graph cleaning, as `_CleaningTable`, in RE2 syntax. Python's `str.split`, which
-# the original uses, also splits on U+2028 and U+2029, so they count as whitespace.
-_GRAPH_WHITESPACE = r"[\t\n\r\p{Zs}\x{2028}\x{2029}]"
-_GRAPH_DROPPED = r"[\p{Cc}\p{Cf}\x{FFFD}]"
-# Words are split at spaces (dropped) and around punctuation and CJK ideographs (kept).
-_GRAPH_KEPT_DELIMITERS = "[!-/:-@\\[-`{-~\\p{P}%s]" % "".join(
-    r"\x{%X}-\x{%X}" % bounds for bounds in CJK_RANGES)
-_GRAPH_DELIMITERS = f" +|{_GRAPH_KEPT_DELIMITERS}"
-
-
-class InGraphTokenizer(tf.Module):
-  """`FullTokenizer` in TensorFlow ops (tensorflow-text), for tf.data and SavedModels.
-
-  `tokenizer(strings)` maps a string tensor of any shape [...] (UTF-8) to an int64
-  RaggedTensor [..., (pieces)] of word-piece ids. It runs the original's steps as
-  graph ops: invalid UTF-8 dropped, cleaning, then (with `do_lower_case`)
-  `tf.strings.lower`, NFD and removal of category Mn, then a split at spaces and
-  around punctuation and CJK ideographs (`tensorflow_text.regex_split`), then "[UNK]"
-  for words over 200 characters, then WordPiece. README.md lists the remaining
-  differences from `FullTokenizer`. A SavedModel holding it needs
-  `import tensorflow_text` before `tf.saved_model.load`, to register its ops.
-
-  Attributes:
-    vocab_table: the tf.lookup table {token: id}.
-    do_lower_case: whether text is lower-cased and stripped of accents.
-  """
-
-  def __init__(self, vocab_file, do_lower_case=True):
-    super().__init__()
-    # Imported here: tensorflow-text takes seconds to load, and only this class uses it.
-    import tensorflow_text as text  # pylint: disable=import-outside-toplevel
-    vocab = load_vocab(vocab_file)
-    if _UNK not in vocab:
-      raise ValueError(f"vocab_file {vocab_file} has no {_UNK} token")
-    self.do_lower_case = do_lower_case
-    self.vocab_table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(vocab), tf.string), tf.constant(list(vocab.values()), tf.int64)),
-        default_value=-1)
-    self._text = text
-    # Words are limited in characters below, so the byte limit must never bite.
-    self._wordpiece = text.WordpieceTokenizer(
-        self.vocab_table, max_bytes_per_word=4 * _MAX_INPUT_CHARS_PER_WORD,
-        token_out_type=tf.int64, unknown_token=_UNK)
-
-  def normalize(self, strings):
-    """Cleans, and with `do_lower_case` lower-cases and strips accents: string [...]."""
-    strings = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="ignore",
-                                           replace_control_characters=False)
-    strings = tf.strings.regex_replace(strings, _GRAPH_WHITESPACE, " ")
-    strings = tf.strings.regex_replace(strings, _GRAPH_DROPPED, "")
-    if self.do_lower_case:
-      strings = tf.strings.lower(strings, encoding="utf-8")
-      strings = self._text.normalize_utf8(strings, "NFD")
-      strings = tf.strings.regex_replace(strings, r"\p{Mn}", "")
-    return strings
-
-  def words(self, strings):
-    """The basic tokens of string [...] as a string RaggedTensor [..., (words)]."""
-    words = self._text.regex_split(self.normalize(strings), _GRAPH_DELIMITERS,
-                                   _GRAPH_KEPT_DELIMITERS)
-    too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > _MAX_INPUT_CHARS_PER_WORD
-    return words.with_flat_values(tf.where(too_long, _UNK, words.flat_values))
-
-  def __call__(self, strings):
-    """Word-piece ids of string [...] as an int64 RaggedTensor [..., (pieces)]."""
-    pieces = self._wordpiece.tokenize(self.words(tf.convert_to_tensor(strings, tf.string)))
-    return pieces.merge_dims(-2, -1)  # [..., (words), (pieces)] -> [..., (pieces)]

@@ -11,7 +11,7 @@ import oracle
 import pytest
 import tensorflow as tf
 
-from modeling import pretraining_data, tokenization
+from modeling import pretraining_data, pretraining_input, tfrecord, tokenization
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "away", "quick", "brown",
@@ -56,7 +56,7 @@ def read_records(path):
 
 def parse_records(path, max_seq_length, max_predictions_per_seq):
   """{feature: np.array [records, ...]} with the original feature spec."""
-  spec = pretraining_data.feature_spec(max_seq_length, max_predictions_per_seq)
+  spec = pretraining_input.feature_spec(max_seq_length, max_predictions_per_seq)
   examples = [tf.io.parse_single_example(r, spec) for r in read_records(path)]
   return {name: np.stack([e[name].numpy() for e in examples]) for name in spec}
 
@@ -319,7 +319,7 @@ def test_encoder_matches_protobuf(tmp_path):
                                           max_predictions_per_seq=30)
   parsed = tf.io.parse_single_example(
       small.encode(instance._replace(input_ids=[2] + [5] * 197 + [3, 3], masked_lm_ids=[5] * 3)),
-      pretraining_data.feature_spec(200, 30))
+      pretraining_input.feature_spec(200, 30))
   assert parsed["input_ids"].numpy().tolist() == [2] + [5] * 197 + [3, 3]
   assert parsed["masked_lm_weights"].numpy().sum() == 3.0
   with pytest.raises(ValueError, match="max_seq_length=200"):

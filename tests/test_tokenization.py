@@ -10,7 +10,7 @@ import oracle
 import pytest
 import tensorflow as tf
 
-from modeling import tokenization
+from modeling import graph_tokenization, tokenization
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "un", "##aff", "##able",
               "want", "##want", "##ed", "runn", "##ing", ",", ".", "!", "ca", "##fe", "e",
@@ -210,7 +210,7 @@ def test_in_graph_matches_full_tokenizer(shared_dir, lower):
   vocab_file = os.path.join(shared_dir, "models", "minilm-l6-h384-uncased", "vocab.txt")
   texts = shared_texts(shared_dir) + varied_texts() + INVALID_UTF8
   full = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
-  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
+  in_graph = graph_tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
   assert_same_tokens(texts, in_graph_ids(in_graph, texts), python_ids(full, texts))
 
 
@@ -219,7 +219,7 @@ def test_in_graph_matches_full_tokenizer_tiny_vocab(tmp_path, lower):
   vocab_file = write_vocab(tmp_path, TINY_VOCAB)
   texts = varied_texts(count=1500, seed=1) + INVALID_UTF8
   full = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
-  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
+  in_graph = graph_tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
   assert_same_tokens(texts, in_graph_ids(in_graph, texts), python_ids(full, texts))
 
 
@@ -230,7 +230,7 @@ def test_in_graph_known_difference_unicode_version(tmp_path):
   FullTokenizer. Once Python knows the character the two agree again."""
   vocab_file = write_vocab(tmp_path, TINY_VOCAB)
   full = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
-  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=True)
+  in_graph = graph_tokenization.InGraphTokenizer(vocab_file, do_lower_case=True)
   text = "a\U00011F00b"
   if unicodedata.category(text[1]) == "Cn":
     assert python_ids(full, [text]) == [[1]]  # one unknown word: [UNK]
@@ -241,12 +241,12 @@ def test_in_graph_known_difference_unicode_version(tmp_path):
 
 def test_in_graph_shapes_and_errors(tmp_path):
   vocab_file = write_vocab(tmp_path, TINY_VOCAB)
-  in_graph = tokenization.InGraphTokenizer(vocab_file)
+  in_graph = graph_tokenization.InGraphTokenizer(vocab_file)
   ids = in_graph(tf.constant([["the unaffable", ""], ["hello", "中国!"]]))
   assert ids.dtype == tf.int64
   assert ids.to_list() == [[[5, 6, 7, 8], []], [[26], [21, 22, 16]]]
   with pytest.raises(ValueError, match=r"\[UNK\]"):
-    tokenization.InGraphTokenizer(write_vocab(tmp_path, ["[PAD]", "a"]))
+    graph_tokenization.InGraphTokenizer(write_vocab(tmp_path, ["[PAD]", "a"]))
 
 
 def test_in_graph_in_tf_data_and_saved_model(tmp_path):
@@ -257,11 +257,11 @@ def test_in_graph_in_tf_data_and_saved_model(tmp_path):
   expected = python_ids(full, texts)
 
   dataset = tf.data.Dataset.from_tensor_slices(texts).batch(2).map(
-      tokenization.InGraphTokenizer(vocab_file))
+      graph_tokenization.InGraphTokenizer(vocab_file))
   assert [row for batch in dataset for row in batch.to_list()] == expected
 
   module = tf.Module()
-  module.tokenizer = tokenization.InGraphTokenizer(vocab_file)
+  module.tokenizer = graph_tokenization.InGraphTokenizer(vocab_file)
   module.tokenize = tf.function(module.tokenizer,
                                 input_signature=[tf.TensorSpec([None], tf.string)])
   tf.saved_model.save(module, str(tmp_path / "saved"))
@@ -276,7 +276,7 @@ def test_in_graph_differs_only_on_characters_python_does_not_know(shared_dir, lo
   in test_in_graph_known_difference_unicode_version (category Cn in Python)."""
   vocab_file = os.path.join(shared_dir, "models", "minilm-l6-h384-uncased", "vocab.txt")
   full = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
-  in_graph = tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
+  in_graph = graph_tokenization.InGraphTokenizer(vocab_file, do_lower_case=lower)
   chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
   for start in range(0, len(chars), 100000):
     texts = [f"a{char}b" for char in chars[start:start + 100000]]

@@ -1,0 +1,78 @@
+"""`FullTokenizer` in TensorFlow ops (tensorflow-text), for tf.data and SavedModels.
+
+README.md lists where `InGraphTokenizer` differs from `tokenization.FullTokenizer`.
+"""
+
+import tensorflow as tf
+
+from modeling.tokenization import CJK_RANGES, MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
+
+# Cleaning, as `tokenization._CleaningTable`, in RE2 syntax. Python's `str.split`, which
+# the original uses, also splits on U+2028 and U+2029, so they count as whitespace.
+_GRAPH_WHITESPACE = r"[\t\n\r\p{Zs}\x{2028}\x{2029}]"
+_GRAPH_DROPPED = r"[\p{Cc}\p{Cf}\x{FFFD}]"
+# Words are split at spaces (dropped) and around punctuation and CJK ideographs (kept).
+_GRAPH_KEPT_DELIMITERS = "[!-/:-@\\[-`{-~\\p{P}%s]" % "".join(
+    r"\x{%X}-\x{%X}" % bounds for bounds in CJK_RANGES)
+_GRAPH_DELIMITERS = f" +|{_GRAPH_KEPT_DELIMITERS}"
+
+
+class InGraphTokenizer(tf.Module):
+  """`FullTokenizer` in TensorFlow ops (tensorflow-text), for tf.data and SavedModels.
+
+  `tokenizer(strings)` maps a string tensor of any shape [...] (UTF-8) to an int64
+  RaggedTensor [..., (pieces)] of word-piece ids. It runs the original's steps as
+  graph ops: invalid UTF-8 dropped, cleaning, then (with `do_lower_case`)
+  `tf.strings.lower`, NFD and removal of category Mn, then a split at spaces and
+  around punctuation and CJK ideographs (`tensorflow_text.regex_split`), then "[UNK]"
+  for words over 200 characters, then WordPiece. README.md lists the remaining
+  differences from `FullTokenizer`. A SavedModel holding it needs
+  `import tensorflow_text` before `tf.saved_model.load`, to register its ops.
+
+  Attributes:
+    vocab_table: the tf.lookup table {token: id}.
+    do_lower_case: whether text is lower-cased and stripped of accents.
+  """
+
+  def __init__(self, vocab_file, do_lower_case=True):
+    super().__init__()
+    # Imported here: tensorflow-text takes seconds to load, and only this class uses it.
+    import tensorflow_text as text  # pylint: disable=import-outside-toplevel
+    vocab = load_vocab(vocab_file)
+    if UNK not in vocab:
+      raise ValueError(f"vocab_file {vocab_file} has no {UNK} token")
+    self.do_lower_case = do_lower_case
+    self.vocab_table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(vocab), tf.string), tf.constant(list(vocab.values()), tf.int64)),
+        default_value=-1)
+    self._text = text
+    # Words are limited in characters below, so the byte limit must never bite.
+    self._wordpiece = text.WordpieceTokenizer(
+        self.vocab_table, max_bytes_per_word=4 * MAX_INPUT_CHARS_PER_WORD,
+        token_out_type=tf.int64, unknown_token=UNK)
+
+  def normalize(self, strings):
+    """Cleans, and with `do_lower_case` lower-cases and strips accents: string [...]."""
+    strings = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="ignore",
+                                           replace_control_characters=False)
+    strings = tf.strings.regex_replace(strings, _GRAPH_WHITESPACE, " ")
+    strings = tf.strings.regex_replace(strings, _GRAPH_DROPPED, "")
+    if self.do_lower_case:
+      strings = tf.strings.lower(strings, encoding="utf-8")
+      strings = self._text.normalize_utf8(strings, "NFD")
+      strings = tf.strings.regex_replace(strings, r"\p{Mn}", "")
+    return strings
+
+  def words(self, strings):
+    """The basic tokens of string [...] as a string RaggedTensor [..., (words)]."""
+    words = self._text.regex_split(self.normalize(strings), _GRAPH_DELIMITERS,
+                                   _GRAPH_KEPT_DELIMITERS)
+    lengths = tf.strings.length(words.flat_values, unit="UTF8_CHAR")
+    too_long = lengths > MAX_INPUT_CHARS_PER_WORD
+    return words.with_flat_values(tf.where(too_long, UNK, words.flat_values))
+
+  def __call__(self, strings):
+    """Word-piece ids of string [...] as an int64 RaggedTensor [..., (pieces)]."""
+    pieces = self._wordpiece.tokenize(self.words(tf.convert_to_tensor(strings, tf.string)))
+    return pieces.merge_dims(-2, -1)  # [..., (words), (pieces)] -> [..., (pieces)]
