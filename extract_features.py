@@ -1,0 +1,120 @@
+"""Extracts per-token feature vectors from BERT, as the original extract_features.py.
+
+Same flags, defaults and output as the original. Each line of --input_file is
+`text_a` or `text_a ||| text_b`; each line of --output_file is the JSON object
+
+  {"linex_index": N, "features": [{"token": "[CLS]", "layers": [{"index": -1,
+   "values": [H floats, rounded to 6 decimals]}, ...one per --layers]}, ...one per token]}
+
+in input order. Lines are read, run and written a chunk at a time; the output
+appears, complete, under its name only at the end.
+
+  python extract_features.py --input_file=/tmp/input.txt --output_file=/tmp/output.jsonl \
+    --vocab_file=$BERT_DIR/vocab.txt --bert_config_file=$BERT_DIR/bert_config.json \
+    --init_checkpoint=$BERT_DIR/bert_model.ckpt --layers=-1,-2,-3,-4 \
+    --max_seq_length=128 --batch_size=8
+"""
+
+import itertools
+import os
+import time
+
+import tensorflow as tf
+from absl import app, flags, logging
+
+from modeling import checkpoint, distribution, feature_extraction
+from modeling.config import BertConfig
+from modeling.model import BertModel
+from modeling.tokenization import FullTokenizer
+
+flags.DEFINE_string("input_file", None, "Text, one `text_a` or `text_a ||| text_b` a line.")
+flags.DEFINE_string("output_file", None, "Where the JSON lines are written.")
+flags.DEFINE_string("layers", "-1,-2,-3,-4", "Encoder layers to output, comma-separated "
+                    "(-1 is the last).")
+flags.DEFINE_string("bert_config_file", None,
+                    "The config json file corresponding to the pre-trained BERT model. "
+                    "This specifies the model architecture.")
+flags.DEFINE_integer("max_seq_length", 128,
+                     "The maximum total input sequence length after WordPiece tokenization. "
+                     "Sequences longer than this will be truncated, and sequences shorter "
+                     "than this will be padded.")
+flags.DEFINE_string("init_checkpoint", None,
+                    "Initial checkpoint (usually from a pre-trained BERT model).")
+flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True "
+                  "for uncased models and False for cased models.")
+flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+flags.DEFINE_string("master", None, "If using a TPU, the address of the master.")
+flags.DEFINE_integer("num_tpu_cores", 8,
+                     "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+flags.DEFINE_bool("use_one_hot_embeddings", False,
+                  "If True, tf.one_hot will be used for embedding lookups, otherwise "
+                  "tf.nn.embedding_lookup will be used. On TPUs, this should be True "
+                  "since it is much faster.")
+
+FLAGS = flags.FLAGS
+
+LOG_EVERY_SECONDS = 30
+
+
+def check_flags(config):
+  """Checks the flags before anything is built; returns the layer indexes."""
+  config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
+  if FLAGS.max_seq_length < 3:
+    raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
+  if FLAGS.batch_size < 1:
+    raise ValueError(f"--batch_size={FLAGS.batch_size} must be at least 1")
+  if FLAGS.use_tpu and not FLAGS.master:
+    raise ValueError("--use_tpu needs --master (the TPU's name or grpc://address:8470)")
+  output_dir = os.path.dirname(FLAGS.output_file)
+  if output_dir and not tf.io.gfile.isdir(output_dir):
+    raise FileNotFoundError(f"--output_file={FLAGS.output_file}: no directory {output_dir}")
+  return feature_extraction.parse_layers(FLAGS.layers, config.num_hidden_layers, "--layers")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  config = BertConfig.from_json_file(FLAGS.bert_config_file)
+  layer_indexes = check_flags(config)
+  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  examples = feature_extraction.read_examples(FLAGS.input_file)
+  first = next(examples, None)
+  if first is None:
+    raise ValueError(f"--input_file={FLAGS.input_file} is empty: nothing to extract")
+
+  strategy = distribution.get_strategy(FLAGS.use_tpu, master=FLAGS.master,
+                                       num_tpu_cores=FLAGS.num_tpu_cores)
+  with strategy.scope():
+    model = BertModel(config, FLAGS.use_one_hot_embeddings)
+  report = checkpoint.load(FLAGS.init_checkpoint, model,
+                           allow_missing=feature_extraction.UNUSED_VARIABLES)
+  logging.info("Loaded %s", report)
+  extractor = feature_extraction.FeatureExtractor(model, layer_indexes, strategy)
+
+  temp = f"{FLAGS.output_file}.tmp-{os.getpid()}"
+  start = last_log = time.time()
+  count = 0
+  try:
+    with tf.io.gfile.GFile(temp, "w") as writer:
+      for unique_id, tokens, values in extractor.extract(
+          itertools.chain([first], examples), tokenizer, FLAGS.max_seq_length,
+          FLAGS.batch_size):
+        writer.write(feature_extraction.json_line(unique_id, tokens, layer_indexes, values))
+        count += 1
+        if time.time() - last_log > LOG_EVERY_SECONDS:
+          last_log = time.time()
+          logging.info("%d lines, %.1f lines/s", count, count / (last_log - start))
+    tf.io.gfile.rename(temp, FLAGS.output_file, overwrite=True)
+  finally:
+    if tf.io.gfile.exists(temp):
+      tf.io.gfile.remove(temp)
+  logging.info("Wrote %d lines of layers %s to %s in %.1f s", count, FLAGS.layers,
+               FLAGS.output_file, time.time() - start)
+
+
+if __name__ == "__main__":
+  for name in ("input_file", "vocab_file", "bert_config_file", "init_checkpoint", "output_file"):
+    flags.mark_flag_as_required(name)
+  app.run(main)
