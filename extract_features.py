@@ -19,10 +19,9 @@ import itertools
 import os
 import time
 
-import tensorflow as tf
 from absl import app, flags, logging
 
-from modeling import checkpoint, distribution, feature_extraction
+from modeling import checkpoint, distribution, feature_extraction, files
 from modeling.config import BertConfig
 from modeling.model import BertModel
 from modeling.tokenization import FullTokenizer
@@ -68,7 +67,7 @@ def check_flags(config):
   if FLAGS.use_tpu and not FLAGS.master:
     raise ValueError("--use_tpu needs --master (the TPU's name or grpc://address:8470)")
   output_dir = os.path.dirname(FLAGS.output_file)
-  if output_dir and not tf.io.gfile.isdir(output_dir):
+  if output_dir and not files.isdir(output_dir):
     raise FileNotFoundError(f"--output_file={FLAGS.output_file}: no directory {output_dir}")
   return feature_extraction.parse_layers(FLAGS.layers, config.num_hidden_layers, "--layers")
 
@@ -97,7 +96,7 @@ def main(argv):
   start = last_log = time.time()
   count = 0
   try:
-    with tf.io.gfile.GFile(temp, "w") as writer:
+    with files.open(temp, "w") as writer:
       for unique_id, tokens, values in extractor.extract(
           itertools.chain([first], examples), tokenizer, FLAGS.max_seq_length,
           FLAGS.batch_size):
@@ -106,10 +105,9 @@ def main(argv):
         if time.time() - last_log > LOG_EVERY_SECONDS:
           last_log = time.time()
           logging.info("%d lines, %.1f lines/s", count, count / (last_log - start))
-    tf.io.gfile.rename(temp, FLAGS.output_file, overwrite=True)
+    files.replace(temp, FLAGS.output_file)
   finally:
-    if tf.io.gfile.exists(temp):
-      tf.io.gfile.remove(temp)
+    files.remove(temp)
   logging.info("Wrote %d lines of layers %s to %s in %.1f s", count, FLAGS.layers,
                FLAGS.output_file, time.time() - start)
 

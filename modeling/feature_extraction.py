@@ -15,6 +15,7 @@ outputs are held at a time, however long the input.
 
 import itertools
 import json
+import os
 import queue
 import re
 import threading
@@ -22,6 +23,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from modeling import files
 from modeling.classifier import padded_dataset
 from modeling.classifier_data import InputExample, convert_example
 from modeling.tokenization import convert_to_unicode
@@ -54,10 +56,11 @@ def read_examples(input_file):
   Raises:
     FileNotFoundError: `input_file` does not exist (raised on the first `next`).
   """
-  if not tf.io.gfile.exists(input_file):
+  input_file = os.fspath(input_file)
+  if not files.exists(input_file):
     raise FileNotFoundError(f"input_file not found: {input_file}")
-  with tf.io.gfile.GFile(input_file, "rb") as reader:
-    for unique_id, line in enumerate(iter(reader.readline, b"")):
+  with files.open(input_file, "rb") as reader:
+    for unique_id, line in enumerate(reader):
       yield parse_line(line, unique_id)
 
 

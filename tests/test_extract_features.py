@@ -1,10 +1,8 @@
 """extract_features.py against the original's, which runs unchanged as the oracle.
 
-The oracle process runs the original `bert.extract_features.main` itself: its
-read_examples, convert_examples_to_features, model_fn (the original BertModel,
-restored by `init_from_checkpoint`) and JSON writer. TF 2 has no `tf.estimator`, so
-a stand-in TPUEstimator runs the model_fn in a TF1 session, batch by batch, and
-records the raw layer outputs before the original rounds them.
+The oracle process (original_extract_features.py) runs the original
+`bert.extract_features.main` itself, with a stand-in for the TPUEstimator that TF 2
+lacks, and records the raw layer outputs before the original rounds them.
 """
 
 import json
@@ -24,58 +22,7 @@ from tiny import TINY_CONFIG, tiny_config
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ORACLE_SCRIPT = """
-import json, sys, types
-import numpy as np
-import original_bert
-
-tf = original_bert.tf
-spec = json.load(open(sys.argv[1]))
-raw = {}
-
-
-class TPUEstimatorSpec:
-  def __init__(self, mode, predictions, scaffold_fn=None):
-    self.predictions = predictions
-
-
-class TPUEstimator:
-  def __init__(self, use_tpu, model_fn, config, predict_batch_size):
-    self.model_fn, self.batch_size = model_fn, predict_batch_size
-
-  def predict(self, input_fn, yield_single_examples=True):
-    with tf.Graph().as_default():
-      params = {"batch_size": self.batch_size}
-      features = tf.data.make_one_shot_iterator(input_fn(params)).get_next()
-      predictions = self.model_fn(features, None, "infer", params).predictions
-      with tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())  # init_from_checkpoint's values
-        while True:
-          try:
-            batch = sess.run(predictions)
-          except tf.errors.OutOfRangeError:
-            return
-          for i in range(len(batch["unique_id"])):
-            row = {k: v[i] for k, v in batch.items()}
-            for k, v in row.items():
-              raw["%s_%d" % (k, row["unique_id"])] = v
-            yield row
-
-
-tf.estimator = types.SimpleNamespace(
-    ModeKeys=types.SimpleNamespace(PREDICT="infer"),
-    tpu=types.SimpleNamespace(
-        RunConfig=lambda **kwargs: None, TPUConfig=lambda **kwargs: None,
-        InputPipelineConfig=types.SimpleNamespace(PER_HOST_V2=2),
-        TPUEstimator=TPUEstimator, TPUEstimatorSpec=TPUEstimatorSpec))
-
-from bert import extract_features
-
-for name, value in spec["flags"].items():
-  setattr(extract_features.FLAGS, name, value)
-extract_features.main(None)
-np.savez(spec["raw"], **raw)
-"""
+ORIGINAL_SCRIPT = os.path.join(oracle.TESTS_DIR, "original_extract_features.py")
 
 # Pairs, the last " ||| " splitting, truncation of single lines and of pairs,
 # blank and whitespace lines, unicode (accents, CJK, Cyrillic, emoji), CRLF.
@@ -133,7 +80,8 @@ def run_original(tmp_path, input_file, flags):
                         output_file=str(tmp_path / "original.jsonl")),
           "raw": str(tmp_path / "original_raw.npz")}
   (tmp_path / "spec.json").write_text(json.dumps(spec))
-  oracle.run(ORACLE_SCRIPT, tmp_path / "spec.json")
+  with open(ORIGINAL_SCRIPT, encoding="utf-8") as reader:
+    oracle.run(reader.read(), tmp_path / "spec.json")
   lines = (tmp_path / "original.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
   return lines, dict(np.load(spec["raw"]))
 
@@ -184,6 +132,7 @@ def test_tiny_checkpoint_matches_original(tiny_model_dir, tmp_path):
   ours = list(extractor.extract(feature_extraction.read_examples(input_file), tokenizer, 24, 4,
                                 batches_per_chunk=2))
   _check_against_original(ours, original_lines, raw, [1, -1, 0, -2])
+  assert extractor._run.experimental_get_tracing_count() == 1  # One graph for every chunk.
   assert any(len(tokens) == 24 for _, tokens, _ in ours)  # Truncation was exercised.
   assert "[UNK]" in ours[8][1]
 
