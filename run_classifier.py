@@ -50,15 +50,6 @@ def to_arrays(examples, label_list, tokenizer):
   return arrays
 
 
-def train_dataset(arrays, skip_batches):
-  """Shuffled (seeded, reshuffled each epoch), repeated global batches from a step on."""
-  count = len(arrays["label_ids"])
-  dataset = tf.data.Dataset.from_tensor_slices(
-      dict(arrays, is_real_example=np.ones(count, np.float32)))
-  dataset = dataset.shuffle(count, seed=FLAGS.seed, reshuffle_each_iteration=True).repeat()
-  return dataset.batch(FLAGS.train_batch_size, drop_remainder=True).skip(skip_batches)
-
-
 def check_flags(config):
   """The original's flag checks, with the value at fault named."""
   if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
@@ -122,7 +113,9 @@ def main(argv):
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
     arrays = to_arrays(examples["train"], label_list, tokenizer)
-    result = trainer.train(train_dataset(arrays, trainer.batches_done), num_train_steps,
+    dataset = classifier.train_dataset(arrays, FLAGS.train_batch_size, FLAGS.seed,
+                                       trainer.batches_done)
+    result = trainer.train(dataset, num_train_steps,
                            checkpoints, FLAGS.save_checkpoints_steps)
     if result.signal is not None:
       logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",

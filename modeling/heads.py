@@ -4,6 +4,8 @@
 - `NextSentenceHead`: `cls/seq_relationship/...`, the original `get_next_sentence_output`.
 - `ClassifierHead`: top-level `output_weights`/`output_bias`, the original
   `run_classifier.create_model`.
+- `SquadHead`: `cls/squad/output_weights`/`output_bias`, the original
+  `run_squad.create_model`.
 
 Shape legend: B batch, S sequence, P masked positions per sequence, H hidden,
 V vocabulary, C classes.
@@ -89,15 +91,16 @@ class MaskedLMHead(tf.Module):
 
 
 class _PooledLinearHead(tf.Module):
-  """A linear map of the pooled output with `[C, H]` weights used transposed."""
+  """A linear map of hidden vectors (the pooled output) with `[C, H]` weights used
+  transposed, initialised with stddev `stddev` (default: the config's)."""
 
-  def __init__(self, scope, num_outputs, config):
+  def __init__(self, scope, num_outputs, config, stddev=None):
     super().__init__()
     prefix = f"{scope}/" if scope else ""
     self.num_outputs = num_outputs
-    self.output_weights = new_variable(f"{prefix}output_weights",
-                                       [num_outputs, config.hidden_size],
-                                       truncated_normal(config.initializer_range))
+    self.output_weights = new_variable(
+        f"{prefix}output_weights", [num_outputs, config.hidden_size],
+        truncated_normal(config.initializer_range if stddev is None else stddev))
     self.output_bias = new_variable(f"{prefix}output_bias", [num_outputs], tf.zeros)
 
   def logits(self, pooled_output):
@@ -153,3 +156,44 @@ class ClassifierHead(_PooledLinearHead):
     logits = self.logits(dropout(pooled_output, self.dropout_rate, training))
     loss, per_example_loss, _ = self._loss(logits, labels)
     return loss, per_example_loss, logits, tf.nn.softmax(logits, axis=-1)
+
+
+class SquadHead(_PooledLinearHead):
+  """`cls/squad/output_weights` [2, H] and `output_bias` [2]: answer start and end
+  logits of every token, the original `run_squad.create_model` (whose weights are
+  initialised with stddev 0.02 whatever the config says)."""
+
+  def __init__(self, config):
+    super().__init__("cls/squad", 2, config, stddev=0.02)
+
+  def __call__(self, sequence_output):
+    """Start and end logits.
+
+    Args:
+      sequence_output: float [B, S, H].
+
+    Returns:
+      (start_logits, end_logits), float32 [B, S] each.
+    """
+    batch_size, seq_length, width = get_shape_list(sequence_output)
+    logits = self.logits(tf.reshape(sequence_output, [-1, width]))  # [B*S, 2]
+    logits = tf.reshape(logits, [batch_size, seq_length, 2])  # [B, S, 2]
+    return logits[:, :, 0], logits[:, :, 1]
+
+  @staticmethod
+  def per_example_loss(start_logits, end_logits, start_positions, end_positions):
+    """Mean of the start and end cross-entropies of each example.
+
+    Args:
+      start_logits, end_logits: float32 [B, S].
+      start_positions, end_positions: int [B] (0, [CLS], for no answer).
+
+    Returns:
+      float32 [B]; its mean is the original's loss.
+    """
+    seq_length = start_logits.shape[-1]
+    start_loss = _weighted_nll(tf.nn.log_softmax(start_logits, axis=-1), start_positions,
+                               seq_length)
+    end_loss = _weighted_nll(tf.nn.log_softmax(end_logits, axis=-1), end_positions,
+                             seq_length)
+    return (start_loss + end_loss) / 2.0
