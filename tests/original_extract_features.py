@@ -2,11 +2,12 @@
 
   python tests/original_extract_features.py SPEC.json
 
-SPEC.json: {"flags": {the original's flags}, "raw": "raw.npz"}. The original's
+SPEC.json: {"flags": {the original's flags}, "raw": "raw.npz" or null}. The original's
 `main` reads the input, converts it, builds its model_fn and writes its JSON lines;
 TF 2 has no `tf.estimator`, so a stand-in TPUEstimator runs the model_fn in a TF1
 session batch by batch (its init_from_checkpoint sets the initial values) and
-records each raw layer output, `layer_output_{j}_{unique_id}` [S, H], in raw.npz.
+records each raw layer output, `layer_output_{j}_{unique_id}` [S, H], in raw.npz
+(when "raw" is given).
 Needs tests/ on sys.path (for original_bert); run it in its own process.
 """
 
@@ -32,7 +33,7 @@ class TPUEstimatorSpec:
 class TPUEstimator:
   """`predict` as the real one on CPU; `raw` collects every example's outputs."""
 
-  raw = {}
+  raw = None  # {name: array} to record into, or None
 
   def __init__(self, use_tpu, model_fn, config, predict_batch_size):
     del use_tpu, config
@@ -53,8 +54,9 @@ class TPUEstimator:
             return
           for i in range(len(batch["unique_id"])):
             row = {key: value[i] for key, value in batch.items()}
-            for key, value in row.items():
-              TPUEstimator.raw[f"{key}_{row['unique_id']}"] = value
+            if TPUEstimator.raw is not None:
+              TPUEstimator.raw.update({f"{key}_{row['unique_id']}": value
+                                       for key, value in row.items()})
             yield row
 
 
@@ -67,11 +69,14 @@ def main(spec_file):
           RunConfig=lambda **kwargs: None, TPUConfig=lambda **kwargs: None,
           InputPipelineConfig=types.SimpleNamespace(PER_HOST_V2=2),
           TPUEstimator=TPUEstimator, TPUEstimatorSpec=TPUEstimatorSpec))
+  if spec.get("raw"):
+    TPUEstimator.raw = {}
   from bert import extract_features  # pylint: disable=import-outside-toplevel
   for name, value in spec["flags"].items():
     setattr(extract_features.FLAGS, name, value)
   extract_features.main(None)
-  np.savez(spec["raw"], **TPUEstimator.raw)
+  if spec.get("raw"):
+    np.savez(spec["raw"], **TPUEstimator.raw)
 
 
 if __name__ == "__main__":
