@@ -33,6 +33,15 @@ class SquadModel(tf.Module):
     self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype)
     self.head = SquadHead(config)
 
+  @property
+  def trained_variables(self):
+    """What fine-tuning updates: every trainable variable but the pooler's.
+
+    The span head reads the sequence output, so the pooler gets no gradient; the
+    original's optimizer skips it and makes no Adam slots for it, and so does ours.
+    """
+    return [v for v in self.trainable_variables if not v.name.startswith("bert/pooler/")]
+
   def logits(self, batch, training=False):
     """(start_logits, end_logits), float32 [B, S] each."""
     sequence_output = self.bert(batch["input_ids"], batch["input_mask"], batch["segment_ids"],

@@ -1,0 +1,192 @@
+"""Fine-tunes BERT on SQuAD 1.1 or 2.0 and predicts answers, as the original run_squad.py.
+
+Same flags and defaults as the original (max_seq_length 384 here), plus the flags of
+shared_flags.py. Writes checkpoints, predictions.json, nbest_predictions.json and,
+with --version_2_with_negative, null_odds.json to --output_dir; ours in addition,
+when --predict_file has answers: eval_results.txt with the official EM and F1.
+
+  python run_squad.py --vocab_file=$BERT_DIR/vocab.txt \
+    --bert_config_file=$BERT_DIR/bert_config.json \
+    --init_checkpoint=$BERT_DIR/bert_model.ckpt --do_train --do_predict \
+    --train_file=$SQUAD_DIR/train-v1.1.json --predict_file=$SQUAD_DIR/dev-v1.1.json \
+    --train_batch_size=12 --learning_rate=3e-5 --num_train_epochs=2.0 \
+    --max_seq_length=384 --doc_stride=128 --output_dir=/tmp/squad_base
+"""
+
+import logging as python_logging
+import os
+
+import tensorflow as tf
+from absl import app, flags, logging
+
+import shared_flags
+from modeling import classifier, distribution, optimization, squad, squad_data, squad_metrics
+from modeling import training
+from modeling.config import BertConfig
+from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
+
+flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
+flags.DEFINE_string("predict_file", None,
+                    "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
+flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text.")
+flags.DEFINE_integer("doc_stride", 128, "When splitting up a long document into chunks, how "
+                     "much stride to take between chunks.")
+flags.DEFINE_integer("max_query_length", 64, "The maximum number of tokens for the question; "
+                     "longer questions are truncated to this length.")
+flags.DEFINE_bool("do_predict", False, "Whether to run eval on the dev set.")
+flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predictions.")
+flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
+flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear "
+                   "learning rate warmup for.")
+flags.DEFINE_integer("n_best_size", 20, "The total number of n-best predictions to generate "
+                     "in the nbest_predictions.json output file.")
+flags.DEFINE_integer("max_answer_length", 30, "The maximum length of an answer that can be "
+                     "generated (start and end are predicted independently).")
+flags.DEFINE_bool("verbose_logging", False, "Log every answer whose text could not be mapped "
+                  "back to the context.")
+flags.DEFINE_bool("version_2_with_negative", False,
+                  "If true, the SQuAD examples contain some that do not have an answer.")
+flags.DEFINE_float("null_score_diff_threshold", 0.0,
+                   "If null_score - best_non_null is greater than the threshold predict null.")
+# The original's default; shared_flags' is run_classifier's and run_pretraining's 128.
+flags.FLAGS.set_default("max_seq_length", 384)
+
+FLAGS = flags.FLAGS
+
+
+def check_flags(config):
+  """The original's `validate_flags_or_throw`, plus ours; messages name the flags."""
+  validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+  if not FLAGS.do_train and not FLAGS.do_predict:
+    raise ValueError("At least one of `do_train` or `do_predict` must be True.")
+  if FLAGS.do_eval:
+    raise ValueError("run_squad.py has no --do_eval: --do_predict writes the predictions and, "
+                     "when --predict_file has answers, eval_results.txt")
+  if FLAGS.do_train and not FLAGS.train_file:
+    raise ValueError("If `do_train` is True, then `train_file` must be specified.")
+  if FLAGS.do_predict and not FLAGS.predict_file:
+    raise ValueError("If `do_predict` is True, then `predict_file` must be specified.")
+  config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
+  if FLAGS.max_seq_length <= FLAGS.max_query_length + 3:
+    raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} must be greater than "
+                     f"--max_query_length={FLAGS.max_query_length} + 3")
+  for name in ("doc_stride", "n_best_size", "max_answer_length"):
+    if FLAGS[name].value < 1:
+      raise ValueError(f"--{name}={FLAGS[name].value} must be positive")
+
+
+def read_examples(input_file, is_training):
+  return squad_data.read_squad_examples(input_file, is_training, FLAGS.version_2_with_negative)
+
+
+def to_features(examples, is_training, tokenizer):
+  return squad_data.convert_examples_to_features(
+      examples, tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
+      is_training)
+
+
+def evaluate(predictions, null_odds):
+  """Official EM/F1 of the predictions on --predict_file's answers, or None without them."""
+  gold = squad_data.read_gold_answers(FLAGS.predict_file)
+  answered = [question_id for question_id, answers in gold.items() if answers]
+  if not answered:
+    logging.info("%s has no answers: nothing to evaluate", FLAGS.predict_file)
+    return None
+  if FLAGS.version_2_with_negative:
+    return squad_metrics.evaluate_v2(gold, predictions, null_odds)
+  if len(answered) < len(gold):
+    unanswered = next(q for q, answers in gold.items() if not answers)
+    logging.warning("Not evaluating: question %s of %s has no answers (SQuAD 2.0 data? pass "
+                    "--version_2_with_negative)", unanswered, FLAGS.predict_file)
+    return None
+  return squad_metrics.evaluate_v1(gold, predictions)
+
+
+def predict(strategy, model, tokenizer, examples, global_step, is_chief):
+  """Writes the answers to --predict_file's questions, and their EM/F1 if it has answers."""
+  features = to_features(examples, False, tokenizer)
+  logging.info("***** Running predictions: %d questions, %d features, batch size %d *****",
+               len(examples), len(features), FLAGS.predict_batch_size)
+  outputs = classifier.predict(strategy, model.predict_step,
+                               squad_data.feature_arrays(features, False),
+                               FLAGS.predict_batch_size)
+  results = [squad_data.RawResult(f.unique_id, start, end) for f, start, end in
+             zip(features, outputs["start_logits"], outputs["end_logits"])]
+  predictions, nbest, null_odds = squad_data.predict_answers(
+      examples, features, results, FLAGS.n_best_size, FLAGS.max_answer_length,
+      FLAGS.do_lower_case, FLAGS.version_2_with_negative, FLAGS.null_score_diff_threshold)
+  if not is_chief:
+    return
+  for path in squad_data.write_predictions(FLAGS.output_dir, predictions, nbest, null_odds):
+    logging.info("Wrote %s", path)
+  results = evaluate(predictions, null_odds)
+  if results is not None:
+    results["global_step"] = global_step
+    logging.info("***** Eval results (%d questions) *****\n%s", len(examples),
+                 "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
+    training.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  if FLAGS.verbose_logging:
+    python_logging.getLogger(squad_data.__name__).setLevel(python_logging.DEBUG)
+  config = BertConfig.from_json_file(FLAGS.bert_config_file)
+  check_flags(config)
+  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  # Both files are read first, so that a bad one fails before training, not after.
+  train_examples = read_examples(FLAGS.train_file, True) if FLAGS.do_train else None
+  predict_examples = read_examples(FLAGS.predict_file, False) if FLAGS.do_predict else None
+
+  compute_dtype = shared_flags.compute_dtype_from_flags()
+  tf.random.set_seed(FLAGS.seed)
+  strategy = shared_flags.strategy_from_flags()
+  is_chief = distribution.is_chief(strategy)
+  num_train_steps = num_warmup_steps = 0
+  if FLAGS.do_train:
+    train_features = to_features(train_examples, True, tokenizer)
+    num_train_steps = int(len(train_examples) / FLAGS.train_batch_size *
+                          FLAGS.num_train_epochs)
+    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+    if num_train_steps < 1:
+      raise ValueError(f"{len(train_examples)} training questions in {FLAGS.train_file} make "
+                       f"no step of --train_batch_size={FLAGS.train_batch_size}")
+  with strategy.scope():
+    model = squad.SquadModel(config, FLAGS.use_tpu, compute_dtype)
+    optimizer = optimization.create_optimizer(
+        FLAGS.optimizer, model.trained_variables, FLAGS.learning_rate,
+        max(num_train_steps, 1), num_warmup_steps)
+  trainer = shared_flags.trainer_from_flags(strategy, model, optimizer, is_chief)
+  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
+                                           FLAGS.keep_checkpoint_max, is_chief)
+  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model,
+                                         squad.FRESH_HEAD)
+  if start == "fresh" and not FLAGS.do_train:
+    raise ValueError(f"nothing to predict with: no checkpoint in --output_dir="
+                     f"{FLAGS.output_dir} and no --init_checkpoint")
+
+  if FLAGS.do_train:
+    logging.info("***** Running training: %d questions, %d features, batch size %d, %d steps "
+                 "*****", len(train_examples), len(train_features), FLAGS.train_batch_size,
+                 num_train_steps)
+    dataset = classifier.train_dataset(squad_data.feature_arrays(train_features, True),
+                                       FLAGS.train_batch_size, FLAGS.seed,
+                                       trainer.batches_done)
+    result = trainer.train(dataset, num_train_steps, checkpoints, FLAGS.save_checkpoints_steps)
+    if result.signal is not None:
+      logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",
+                      result.signal, result.step)
+      return 128 + result.signal
+
+  if FLAGS.do_predict:
+    predict(strategy, model, tokenizer, predict_examples, int(optimizer.global_step.numpy()),
+            is_chief)
+  return 0
+
+
+if __name__ == "__main__":
+  for name in ("vocab_file", "bert_config_file", "output_dir"):
+    flags.mark_flag_as_required(name)
+  app.run(main)
