@@ -256,3 +256,23 @@ def test_background_iteration_raises_and_stops():
   assert next(iterator) == 0
   iterator.close()  # Joins the thread, which stops within one item of the queue.
   assert len(produced) <= 3
+
+
+def test_checkpoint_without_pooler_extracts_the_same(tiny_model_dir, tmp_path):
+  """The pooler is no feature: a checkpoint without it gives the same layers."""
+  config = tiny_config(vocab_size=len(TINY_VOCAB))
+  full = BertModel(config)
+  checkpoint.load(tiny_model_dir / "bert_model.ckpt", full,
+                  allow_missing=feature_extraction.UNUSED_VARIABLES)
+  encoder_only = [v for v in full.variables if not v.name.startswith("bert/pooler/")]
+  checkpoint.save(tmp_path / "no_pooler.ckpt", encoder_only)
+  model = BertModel(config)
+  report = checkpoint.load(tmp_path / "no_pooler.ckpt", model,
+                           allow_missing=feature_extraction.UNUSED_VARIABLES)
+  assert report.missing == ["bert/pooler/dense/bias", "bert/pooler/dense/kernel"]
+  tokenizer = FullTokenizer(str(tiny_model_dir / "vocab.txt"))
+  examples = [feature_extraction.parse_line(line, i) for i, line in enumerate(LINES[:4])]
+  (ours, theirs) = ([values for _, _, values in feature_extraction.FeatureExtractor(
+      m, [-1, 0]).extract(examples, tokenizer, 16, 2)] for m in (model, full))
+  for a, b in zip(ours, theirs, strict=True):
+    np.testing.assert_array_equal(a, b)
