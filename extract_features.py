@@ -92,22 +92,17 @@ def main(argv):
   logging.info("Loaded %s", report)
   extractor = feature_extraction.FeatureExtractor(model, layer_indexes, strategy)
 
-  temp = f"{FLAGS.output_file}.tmp-{os.getpid()}"
   start = last_log = time.time()
   count = 0
-  try:
-    with files.open(temp, "w") as writer:
-      for unique_id, tokens, values in extractor.extract(
-          itertools.chain([first], examples), tokenizer, FLAGS.max_seq_length,
-          FLAGS.batch_size):
-        writer.write(feature_extraction.json_line(unique_id, tokens, layer_indexes, values))
-        count += 1
-        if time.time() - last_log > LOG_EVERY_SECONDS:
-          last_log = time.time()
-          logging.info("%d lines, %.1f lines/s", count, count / (last_log - start))
-    files.replace(temp, FLAGS.output_file)
-  finally:
-    files.remove(temp)
+  with files.atomic_open(FLAGS.output_file, "w") as writer:
+    for unique_id, tokens, values in extractor.extract(
+        itertools.chain([first], examples), tokenizer, FLAGS.max_seq_length,
+        FLAGS.batch_size):
+      writer.write(feature_extraction.json_line(unique_id, tokens, layer_indexes, values))
+      count += 1
+      if time.time() - last_log > LOG_EVERY_SECONDS:
+        last_log = time.time()
+        logging.info("%d lines, %.1f lines/s", count, count / (last_log - start))
   logging.info("Wrote %d lines of layers %s to %s in %.1f s", count, FLAGS.layers,
                FLAGS.output_file, time.time() - start)
 

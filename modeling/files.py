@@ -7,6 +7,7 @@ is imported then.
 """
 
 import builtins
+import contextlib
 import glob as _glob
 import os
 
@@ -61,3 +62,19 @@ def remove(path):
       os.remove(path)
     else:
       _gfile().remove(path)
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w"):
+  """Opens a temporary file that becomes `path` when the block ends without error.
+
+  A reader never sees a half-written `path`; if the block raises, the temporary
+  file is deleted and a file already at `path` is left as it was.
+  """
+  temp = f"{path}.tmp-{os.getpid()}"
+  try:
+    with open(temp, mode) as writer:
+      yield writer
+    replace(temp, path)
+  finally:
+    remove(temp)

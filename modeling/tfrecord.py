@@ -6,7 +6,6 @@ and the masked CRC32C of the data. `tf.data.TFRecordDataset` reads these files, 
 `read_records` reads TensorFlow's, checking both checksums.
 """
 
-import os
 import struct
 
 import google_crc32c
@@ -30,32 +29,26 @@ def frame(record):
 
 
 class TFRecordWriter:
-  """Writes records to `path` atomically: to a temporary file renamed on success.
+  """Writes records to `path` atomically (`files.atomic_open`): a context manager.
 
-  Use as a context manager. If the block raises, the temporary file is deleted and
-  an existing file at `path` is left as it was.
+  If the block raises, no file is written and a file already at `path` is left as
+  it was.
   """
 
   def __init__(self, path):
-    self.path = path
-    self._temp = f"{path}.tmp-{os.getpid()}"
+    self._opener = files.atomic_open(path, "wb")
     self._file = None
 
   def __enter__(self):
-    self._file = files.open(self._temp, "wb")
+    self._file = self._opener.__enter__()
     return self
 
   def write(self, record):
     """Appends one record (bytes)."""
     self._file.write(frame(record))
 
-  def __exit__(self, exc_type, exc, traceback):
-    self._file.close()
-    if exc_type is None:
-      files.replace(self._temp, self.path)
-    else:
-      files.remove(self._temp)
-    return False
+  def __exit__(self, *exc_info):
+    return self._opener.__exit__(*exc_info)
 
 
 def read_records(path):

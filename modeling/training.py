@@ -40,7 +40,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from modeling import checkpoint, layers
+from modeling import checkpoint, files, layers
 
 logger = logging.getLogger(__name__)
 
@@ -620,10 +620,8 @@ def write_atomically(path, text):
 
   A reader never sees a half-written file, and a crash leaves the old one.
   """
-  temp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(temp, "w") as writer:
+  with files.atomic_open(path, "w") as writer:
     writer.write(text)
-  tf.io.gfile.rename(temp, path, overwrite=True)
 
 
 def write_eval_results(path, results):
