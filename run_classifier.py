@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import classifier, classifier_data, distribution, optimization, serving, training
+from modeling import classifier, classifier_data, distribution, serving, training
 from modeling.config import BertConfig
 from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
 
@@ -85,23 +85,13 @@ def main(argv):
   is_chief = distribution.is_chief(strategy)
   num_train_steps = num_warmup_steps = 0
   if FLAGS.do_train:
-    num_train_steps = int(len(examples["train"]) / FLAGS.train_batch_size *
-                          FLAGS.num_train_epochs)
-    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
-    if num_train_steps < 1:
-      raise ValueError(f"{len(examples['train'])} training examples make no step of "
-                       f"--train_batch_size={FLAGS.train_batch_size}")
-  with strategy.scope():
-    model = classifier.ClassifierModel(config, len(label_list or [None]),
-                                       processor.is_regression, FLAGS.use_tpu, compute_dtype)
-    optimizer = optimization.create_optimizer(
-        FLAGS.optimizer, model.trainable_variables, FLAGS.learning_rate,
-        max(num_train_steps, 1), num_warmup_steps)
-  trainer = shared_flags.trainer_from_flags(strategy, model, optimizer, is_chief)
-  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
-                                           FLAGS.keep_checkpoint_max, is_chief)
-  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model,
-                                         classifier.FRESH_HEAD)
+    num_train_steps, num_warmup_steps = shared_flags.fine_tuning_schedule(
+        len(examples["train"]), FLAGS.num_train_epochs, FLAGS.warmup_proportion)
+  model, optimizer, trainer, checkpoints, start = shared_flags.training_from_flags(
+      strategy, lambda: classifier.ClassifierModel(
+          config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
+          compute_dtype),
+      num_train_steps, num_warmup_steps, is_chief, classifier.FRESH_HEAD)
   if start == "fresh" and not FLAGS.do_train:
     raise ValueError(f"nothing to evaluate, predict or export: no checkpoint in --output_dir="
                      f"{FLAGS.output_dir} and no --init_checkpoint")
@@ -115,12 +105,9 @@ def main(argv):
     arrays = to_arrays(examples["train"], label_list, tokenizer)
     dataset = classifier.train_dataset(arrays, FLAGS.train_batch_size, FLAGS.seed,
                                        trainer.batches_done)
-    result = trainer.train(dataset, num_train_steps,
-                           checkpoints, FLAGS.save_checkpoints_steps)
-    if result.signal is not None:
-      logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",
-                      result.signal, result.step)
-      return 128 + result.signal
+    status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
+    if status is not None:
+      return status
 
   if FLAGS.do_eval:
     arrays = to_arrays(examples["dev"], label_list, tokenizer)

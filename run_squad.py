@@ -20,8 +20,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import classifier, distribution, optimization, squad, squad_data, squad_metrics
-from modeling import training
+from modeling import classifier, distribution, squad, squad_data, squad_metrics, training
 from modeling.config import BertConfig
 from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
 
@@ -147,22 +146,11 @@ def main(argv):
   num_train_steps = num_warmup_steps = 0
   if FLAGS.do_train:
     train_features = to_features(train_examples, True, tokenizer)
-    num_train_steps = int(len(train_examples) / FLAGS.train_batch_size *
-                          FLAGS.num_train_epochs)
-    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
-    if num_train_steps < 1:
-      raise ValueError(f"{len(train_examples)} training questions in {FLAGS.train_file} make "
-                       f"no step of --train_batch_size={FLAGS.train_batch_size}")
-  with strategy.scope():
-    model = squad.SquadModel(config, FLAGS.use_tpu, compute_dtype)
-    optimizer = optimization.create_optimizer(
-        FLAGS.optimizer, model.trained_variables, FLAGS.learning_rate,
-        max(num_train_steps, 1), num_warmup_steps)
-  trainer = shared_flags.trainer_from_flags(strategy, model, optimizer, is_chief)
-  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
-                                           FLAGS.keep_checkpoint_max, is_chief)
-  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model,
-                                         squad.FRESH_HEAD)
+    num_train_steps, num_warmup_steps = shared_flags.fine_tuning_schedule(
+        len(train_examples), FLAGS.num_train_epochs, FLAGS.warmup_proportion)
+  model, optimizer, trainer, checkpoints, start = shared_flags.training_from_flags(
+      strategy, lambda: squad.SquadModel(config, FLAGS.use_tpu, compute_dtype),
+      num_train_steps, num_warmup_steps, is_chief, squad.FRESH_HEAD)
   if start == "fresh" and not FLAGS.do_train:
     raise ValueError(f"nothing to predict with: no checkpoint in --output_dir="
                      f"{FLAGS.output_dir} and no --init_checkpoint")
@@ -174,11 +162,9 @@ def main(argv):
     dataset = classifier.train_dataset(squad_data.feature_arrays(train_features, True),
                                        FLAGS.train_batch_size, FLAGS.seed,
                                        trainer.batches_done)
-    result = trainer.train(dataset, num_train_steps, checkpoints, FLAGS.save_checkpoints_steps)
-    if result.signal is not None:
-      logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",
-                      result.signal, result.step)
-      return 128 + result.signal
+    status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
+    if status is not None:
+      return status
 
   if FLAGS.do_predict:
     predict(strategy, model, tokenizer, predict_examples, int(optimizer.global_step.numpy()),

@@ -1,11 +1,11 @@
-"""Flags shared by run_pretraining.py and run_classifier.py, defined once.
+"""Flags shared by run_pretraining.py, run_classifier.py and run_squad.py, defined once.
 
 Names and defaults are the original scripts'; the last group is ours. Library
 code never reads flags: the scripts pass values on.
 """
 
 import tensorflow as tf
-from absl import flags
+from absl import flags, logging
 
 from modeling import distribution, optimization, training
 
@@ -86,3 +86,56 @@ def strategy_from_flags():
   """The tf.distribute strategy the TPU flags and the machine call for."""
   return distribution.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name, FLAGS.tpu_zone,
                                    FLAGS.gcp_project, FLAGS.master, FLAGS.num_tpu_cores)
+
+
+def fine_tuning_schedule(num_examples, num_train_epochs, warmup_proportion):
+  """(num_train_steps, num_warmup_steps) as the original fine-tuning scripts count them.
+
+  Raises:
+    ValueError: the examples make no step of --train_batch_size.
+  """
+  num_train_steps = int(num_examples / FLAGS.train_batch_size * num_train_epochs)
+  if num_train_steps < 1:
+    raise ValueError(f"{num_examples} training examples make no step of "
+                     f"--train_batch_size={FLAGS.train_batch_size}")
+  return num_train_steps, int(num_train_steps * warmup_proportion)
+
+
+def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps, is_chief,
+                        fresh_heads):
+  """A task's model, optimizer, trainer and checkpoints, resumed or initialised.
+
+  Args:
+    strategy: the tf.distribute strategy.
+    make_model: () -> the task's tf.Module (with `loss` and `loss_totals`, and
+      optionally `trained_variables`, else all its trainable variables are
+      trained), called under the strategy's scope.
+    num_train_steps, num_warmup_steps: the learning-rate schedule (0 when not
+      training).
+    is_chief: whether this worker writes.
+    fresh_heads: regexes of the variables --init_checkpoint may lack.
+
+  Returns:
+    (model, optimizer, trainer, checkpoints, start), `start` as
+    `training.restore_or_initialize` returns it.
+  """
+  with strategy.scope():
+    model = make_model()
+    optimizer = optimization.create_optimizer(
+        FLAGS.optimizer, getattr(model, "trained_variables", model.trainable_variables),
+        FLAGS.learning_rate, max(num_train_steps, 1), num_warmup_steps)
+  trainer = trainer_from_flags(strategy, model, optimizer, is_chief)
+  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
+                                           FLAGS.keep_checkpoint_max, is_chief)
+  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads)
+  return model, optimizer, trainer, checkpoints, start
+
+
+def train_from_flags(trainer, dataset, num_train_steps, checkpoints):
+  """Trains to num_train_steps; returns None, or the exit status after a stop signal."""
+  result = trainer.train(dataset, num_train_steps, checkpoints, FLAGS.save_checkpoints_steps)
+  if result.signal is None:
+    return None
+  logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",
+                  result.signal, result.step)
+  return 128 + result.signal
