@@ -80,7 +80,8 @@ def read_examples(input_file, is_training):
 
 
 def to_features(examples, is_training, tokenizer):
-  return squad_data.convert_examples_to_features(
+  """The features of the examples, one at a time."""
+  return squad_data.iter_features(
       examples, tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
       is_training)
 
@@ -104,7 +105,7 @@ def evaluate(predictions, null_odds):
 
 def predict(strategy, model, tokenizer, examples, global_step, is_chief):
   """Writes the answers to --predict_file's questions, and their EM/F1 if it has answers."""
-  features = to_features(examples, False, tokenizer)
+  features = list(to_features(examples, False, tokenizer))
   logging.info("***** Running predictions: %d questions, %d features, batch size %d *****",
                len(examples), len(features), FLAGS.predict_batch_size)
   outputs = classifier.predict(strategy, model.predict_step,
@@ -138,6 +139,9 @@ def main(argv):
   # Both files are read first, so that a bad one fails before training, not after.
   train_examples = read_examples(FLAGS.train_file, True) if FLAGS.do_train else None
   predict_examples = read_examples(FLAGS.predict_file, False) if FLAGS.do_predict else None
+  for flag, examples in (("train_file", train_examples), ("predict_file", predict_examples)):
+    if examples == []:
+      raise ValueError(f"--{flag}={FLAGS[flag].value} has no question to use")
 
   compute_dtype = shared_flags.compute_dtype_from_flags()
   tf.random.set_seed(FLAGS.seed)
@@ -145,9 +149,10 @@ def main(argv):
   is_chief = distribution.is_chief(strategy)
   num_train_steps = num_warmup_steps = 0
   if FLAGS.do_train:
-    train_features = to_features(train_examples, True, tokenizer)
     num_train_steps, num_warmup_steps = shared_flags.fine_tuning_schedule(
         len(train_examples), FLAGS.num_train_epochs, FLAGS.warmup_proportion)
+    # Only the inputs are kept: the features' token maps would take several GB for SQuAD.
+    train_arrays = squad_data.feature_arrays(to_features(train_examples, True, tokenizer), True)
   model, optimizer, trainer, checkpoints, start = shared_flags.training_from_flags(
       strategy, lambda: squad.SquadModel(config, FLAGS.use_tpu, compute_dtype),
       num_train_steps, num_warmup_steps, is_chief, squad.FRESH_HEAD)
@@ -157,10 +162,9 @@ def main(argv):
 
   if FLAGS.do_train:
     logging.info("***** Running training: %d questions, %d features, batch size %d, %d steps "
-                 "*****", len(train_examples), len(train_features), FLAGS.train_batch_size,
-                 num_train_steps)
-    dataset = classifier.train_dataset(squad_data.feature_arrays(train_features, True),
-                                       FLAGS.train_batch_size, FLAGS.seed,
+                 "*****", len(train_examples), len(train_arrays["input_ids"]),
+                 FLAGS.train_batch_size, num_train_steps)
+    dataset = classifier.train_dataset(train_arrays, FLAGS.train_batch_size, FLAGS.seed,
                                        trainer.batches_done)
     status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
     if status is not None:

@@ -374,9 +374,12 @@ def _span_positions(answer, span_start, span_length, doc_offset):
   return start - span_start + doc_offset, end - span_start + doc_offset
 
 
-def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride,
-                                 max_query_length, is_training):
-  """The features of every document span of every example, as the original.
+def iter_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length,
+                  is_training):
+  """Yields the features of every document span of every example, as the original.
+
+  A generator, so that training can keep only the model inputs (`feature_arrays`),
+  not the token maps of every feature.
 
   Args:
     examples: SquadExamples.
@@ -386,8 +389,8 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride
     max_query_length: most question pieces kept.
     is_training: set start and end positions.
 
-  Returns:
-    A list of InputFeatures; unique ids count up from FIRST_UNIQUE_ID.
+  Yields:
+    InputFeatures; unique ids count up from FIRST_UNIQUE_ID.
 
   Raises:
     ValueError: doc_stride < 1, or no room for the document after the question.
@@ -397,7 +400,7 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride
   if max_seq_length <= max_query_length + 3:
     raise ValueError(f"max_seq_length={max_seq_length} must be greater than "
                      f"max_query_length={max_query_length} + 3")
-  features = []
+  unique_id = FIRST_UNIQUE_ID
   for example_index, example in enumerate(examples):
     query = tokenizer.tokenize(example.question_text)[:max_query_length]
     pieces, piece_to_word, word_to_first_piece = _tokenize_words(example.doc_tokens, tokenizer)
@@ -415,8 +418,8 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride
       if is_training:
         positions = ((0, 0) if example.is_impossible
                      else _span_positions(answer, span_start, span_length, doc_offset))
-      features.append(InputFeatures(
-          unique_id=FIRST_UNIQUE_ID + len(features), example_index=example_index,
+      yield InputFeatures(
+          unique_id=unique_id, example_index=example_index,
           doc_span_index=span_index, tokens=tokens,
           token_to_orig_map={doc_offset + k: piece_to_word[i] for k, i in enumerate(span)},
           token_is_max_context={doc_offset + k: best_span[i] == span_index
@@ -425,18 +428,33 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride
           input_mask=_pad([1] * len(input_ids), max_seq_length),
           segment_ids=_pad(segment_ids, max_seq_length),
           start_position=positions[0], end_position=positions[1],
-          is_impossible=example.is_impossible))
-  return features
+          is_impossible=example.is_impossible)
+      unique_id += 1
+
+
+def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride,
+                                 max_query_length, is_training):
+  """The list of `iter_features`: every feature of every example, as the original."""
+  return list(iter_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length,
+                            is_training))
 
 
 def feature_arrays(features, is_training):
-  """Model inputs of features: {name: np.int32 array [N, S]} (and [N] positions)."""
-  arrays = {name: np.array([getattr(f, name) for f in features], np.int32)
-            for name in ("input_ids", "input_mask", "segment_ids")}
+  """Model inputs of features (any iterable, read once).
+
+  Returns:
+    {name: np.int32 array}: input_ids, input_mask, segment_ids [N, S], and
+    with is_training start_positions, end_positions [N].
+  """
+  columns = {"input_ids": "input_ids", "input_mask": "input_mask",
+             "segment_ids": "segment_ids"}
   if is_training:
-    for name in ("start_position", "end_position"):
-      arrays[f"{name}s"] = np.array([getattr(f, name) for f in features], np.int32)
-  return arrays
+    columns.update(start_positions="start_position", end_positions="end_position")
+  rows = {name: [] for name in columns}
+  for feature in features:
+    for name, field in columns.items():
+      rows[name].append(np.asarray(getattr(feature, field), np.int32))
+  return {name: np.stack(values) for name, values in rows.items()}
 
 
 # ----------------------------------------------------------------------------

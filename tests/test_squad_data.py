@@ -356,3 +356,8 @@ def test_feature_arrays(workspace):
   assert arrays["start_positions"].tolist() == [f.start_position for f in features]
   assert sorted(squad_data.feature_arrays(features, False)) == ["input_ids", "input_mask",
                                                                 "segment_ids"]
+  examples, _ = _ours(workspace, "v2_train")
+  streamed = squad_data.feature_arrays(squad_data.iter_features(
+      examples, FullTokenizer(workspace["vocab"]), 40, 9, 8, True), True)
+  for name, values in arrays.items():
+    np.testing.assert_array_equal(streamed[name], values)
