@@ -31,6 +31,10 @@ from modeling.tokenization import convert_to_unicode
 # The pooler is not a feature: a checkpoint without it still extracts.
 UNUSED_VARIABLES = (r"^bert/pooler/",)
 
+# Each batch runs at the length of its longest line rounded up to a multiple of this
+# (at most max_seq_length): a few compiled shapes, little work on padding.
+BATCH_LENGTH_MULTIPLE = 32
+
 # As the original's read_examples: the last " ||| " splits a pair.
 _PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
 
@@ -117,25 +121,29 @@ def json_line(unique_id, tokens, layer_indexes, values):
 class FeatureExtractor:
   """Runs a BertModel over batches and returns only the requested layers."""
 
-  def __init__(self, model, layer_indexes, strategy=None):
+  def __init__(self, model, layer_indexes, strategy=None,
+               length_multiple=BATCH_LENGTH_MULTIPLE):
     """Args:
       model: a BertModel (built under `strategy.scope()`).
       layer_indexes: ints, as `parse_layers` returns them.
       strategy: the tf.distribute.Strategy (default: the current one).
+      length_multiple: each batch runs at its longest line rounded up to a
+        multiple of this (`crop_padding`).
     """
     self.model = model
     self.layer_indexes = parse_layers(layer_indexes, model.config.num_hidden_layers)
     self.strategy = strategy or tf.distribute.get_strategy()
-    self._run = tf.function(self._global_step)
+    self.length_multiple = length_multiple
+    self._run = tf.function(self._global_step, reduce_retracing=True)
 
   def layers(self, batch):
     """The requested layers of one replica's batch.
 
     Args:
-      batch: {"input_ids", "input_mask", "segment_ids"}: int32 [B, S].
+      batch: {"input_ids", "input_mask", "segment_ids"}: int32 [B, W].
 
     Returns:
-      float32 [B, L, S, H], layer `layer_indexes[j]` at [:, j].
+      float32 [B, L, W, H], layer `layer_indexes[j]` at [:, j].
     """
     outputs = self.model(batch["input_ids"], batch["input_mask"], batch["segment_ids"])
     all_layers = outputs["all_encoder_layers"]
@@ -145,7 +153,7 @@ class FeatureExtractor:
   def _global_step(self, batch):
     values = self.strategy.run(self.layers, args=(batch,))
     # Replicas hold consecutive slices of the global batch: gather them in order.
-    return self.strategy.gather(values, axis=0)  # [global B, L, S, H]
+    return self.strategy.gather(values, axis=0)  # [global B, L, W, H]
 
   def extract(self, examples, tokenizer, max_seq_length, batch_size, batches_per_chunk=16):
     """Yields the features of each example, in order.
@@ -179,8 +187,8 @@ class FeatureExtractor:
         unique_id += 1
 
   def _batches(self, examples, tokenizer, max_seq_length, batch_size, batches_per_chunk):
-    """Yields (input_ids int32 [b, S], lengths [b], values float32 [b, L, S, H]) of the
-    real rows of each batch."""
+    """Yields (input_ids int32 [b, S], lengths [b], values float32 [b, L, W, H]) of the
+    real rows of each batch, W the batch's `crop_padding` length."""
     examples = iter(examples)
     while chunk := list(itertools.islice(examples, batch_size * batches_per_chunk)):
       features = [convert_example(e, None, max_seq_length, tokenizer) for e in chunk]
@@ -188,11 +196,26 @@ class FeatureExtractor:
                 for name in ("input_ids", "input_mask", "segment_ids")}  # [n, S]
       lengths = arrays["input_mask"].sum(axis=1)  # [n]
       dataset, num_batches = padded_dataset(arrays, batch_size)
+      dataset = dataset.map(lambda batch: crop_padding(batch, self.length_multiple))
       iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
       for start in range(0, num_batches * batch_size, batch_size):
-        values = self._run(next(iterator)).numpy()  # [batch_size, L, S, H]
+        values = self._run(next(iterator)).numpy()  # [batch_size, L, W, H]
         real = slice(start, min(start + batch_size, len(chunk)))
         yield arrays["input_ids"][real], lengths[real], values[:real.stop - start]
+
+
+def crop_padding(batch, multiple=BATCH_LENGTH_MULTIPLE):
+  """Cuts a batch's [B, S] features to [B, W]: W is its longest row (by input_mask)
+  rounded up to a multiple of `multiple`, at most S. Other features pass as they are.
+
+  The cut columns are padding, which the real tokens never attend to (their attention
+  weight is exactly 0), so the real tokens' layers are the same.
+  """
+  longest = tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1))
+  seq_length = tf.shape(batch["input_mask"])[1]
+  width = tf.minimum(seq_length, -(-longest // multiple) * multiple)
+  return {name: value[:, :width] if value.shape.rank == 2 else value
+          for name, value in batch.items()}
 
 
 def _in_background(generator, size=1):
