@@ -7,7 +7,8 @@ setup(
     description=("Google's original BERT on TensorFlow 2: same numerics, same TF1 "
                  "checkpoint names, same flags."),
     packages=find_packages(include=["modeling", "modeling.*"]),
-    py_modules=["create_pretraining_data", "run_pretraining", "run_classifier", "run_squad"],
+    py_modules=["create_pretraining_data", "run_pretraining", "run_classifier", "run_squad",
+                "extract_features", "shared_flags"],
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
