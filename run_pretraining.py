@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import distribution, optimization, pretraining, pretraining_input, training
+from modeling import distribution, pretraining, pretraining_input, training
 from modeling.config import BertConfig
 
 FLAGS = flags.FLAGS
@@ -49,16 +49,9 @@ def main(argv):
 
   tf.random.set_seed(FLAGS.seed)
   is_chief = distribution.is_chief(strategy)
-  with strategy.scope():
-    model = pretraining.PretrainingModel(config, FLAGS.use_tpu, compute_dtype)
-    optimizer = optimization.create_optimizer(
-        FLAGS.optimizer, model.trainable_variables, FLAGS.learning_rate, FLAGS.num_train_steps,
-        FLAGS.num_warmup_steps)
-  trainer = shared_flags.trainer_from_flags(strategy, model, optimizer, is_chief)
-  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
-                                           FLAGS.keep_checkpoint_max, is_chief)
-  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model,
-                                         pretraining.FRESH_HEADS)
+  model, _, trainer, checkpoints, start = shared_flags.training_from_flags(
+      strategy, lambda: pretraining.PretrainingModel(config, FLAGS.use_tpu, compute_dtype),
+      FLAGS.num_train_steps, FLAGS.num_warmup_steps, is_chief, pretraining.FRESH_HEADS)
   if not FLAGS.do_train and start == "fresh":
     raise ValueError(f"--do_eval without --do_train needs a checkpoint in --output_dir="
                      f"{FLAGS.output_dir} or an --init_checkpoint")
@@ -71,18 +64,16 @@ def main(argv):
   if FLAGS.do_train:
     try:
       skip_records = trainer.batches_done * FLAGS.train_batch_size
-      result = trainer.train(
-          dataset(FLAGS.train_batch_size, True, skip_records),
-          FLAGS.num_train_steps, checkpoints, FLAGS.save_checkpoints_steps)
+      status = shared_flags.train_from_flags(
+          trainer, dataset(FLAGS.train_batch_size, True, skip_records), FLAGS.num_train_steps,
+          checkpoints)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
       # Name the file at fault when the input is (raises ValueError), else re-raise.
       pretraining_input.check_files(input_files, FLAGS.max_seq_length,
                                     FLAGS.max_predictions_per_seq, scan_all=True)
       raise
-    if result.signal is not None:
-      logging.warning("Stopped by signal %d at step %d; rerun the same command to resume",
-                      result.signal, result.step)
-      return 128 + result.signal
+    if status is not None:
+      return status
 
   if FLAGS.do_eval:
     if FLAGS.eval_batch_size % strategy.num_replicas_in_sync:
