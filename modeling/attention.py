@@ -17,7 +17,7 @@ import math
 
 import tensorflow as tf
 
-from modeling.layers import dropout, dropout_seed, get_shape_list
+from modeling.layers import dropout, dropout_seed, get_shape_list, stateless_dropout
 
 # Automatic choice (attention_chunk_size None or 0): full attention up to this many
 # "to" positions, chunked attention in blocks of AUTO_CHUNK_SIZE above.
@@ -294,4 +294,4 @@ class _Blocks:
       return x
     block_seed = tf.random.experimental.stateless_fold_in(
         self.seed, i * self.num_key_blocks + j)
-    return tf.nn.experimental.stateless_dropout(x, self.dropout_rate, block_seed)
+    return stateless_dropout(x, self.dropout_rate, block_seed)

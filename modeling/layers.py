@@ -149,4 +149,28 @@ def dropout(inputs, rate, training):
   """
   if not training or rate == 0.0:
     return inputs
-  return tf.nn.experimental.stateless_dropout(inputs, rate=rate, seed=dropout_seed())
+  return stateless_dropout(inputs, rate, dropout_seed())
+
+
+def stateless_dropout(inputs, rate, seed):
+  """Zeroes entries of `inputs` with probability `rate`, scales the rest by 1 / (1 - rate).
+
+  As `tf.nn.experimental.stateless_dropout`, a function of `seed`, but each entry
+  is kept or dropped by 16 random bits, two entries per 32-bit draw: half the
+  random numbers, which cost about a tenth of a training step on CPUs. The rate is
+  rounded to a multiple of 1/65536 (0.1 becomes 0.1000061).
+
+  Args:
+    inputs: float tensor of any shape.
+    rate: Python float in [0, 1).
+    seed: int64 [2], the seed of the mask.
+  """
+  count = tf.size(inputs)
+  bits = tf.random.stateless_uniform([(count + 1) // 2], seed, minval=None, maxval=None,
+                                     dtype=tf.int32)  # [ceil(n / 2)]
+  halves = tf.reshape(tf.bitcast(bits, tf.int16), [-1])[:count]  # [n], uniform int16
+  # P(halves >= threshold) = (32768 - threshold) / 65536 = 1 - dropped / 65536.
+  dropped = min(round(rate * 65536), 65535)
+  keep = tf.reshape(halves >= tf.constant(dropped - 32768, tf.int16), tf.shape(inputs))
+  scale = tf.constant(1.0 / (1.0 - rate), inputs.dtype)
+  return tf.where(keep, inputs * scale, tf.zeros_like(inputs))

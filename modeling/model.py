@@ -101,8 +101,10 @@ class SelfAttention(tf.Module):
     bias = tf.cast(tf.concat([p.bias for p in projections], axis=0), x.dtype)  # [3H]
     qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)  # [B*S, 3H]
     qkv = tf.reshape(qkv, [batch_size, seq_length, 3, self.num_heads, self.head_size])
-    qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # [3, B, N, S, D]
-    context = dot_product_attention(qkv[0], qkv[1], qkv[2], mask_adder, self.dropout_rate,
+    # Unstacked, not indexed: the gradient of unstack is one stack, where three
+    # slices would each scatter into a zero tensor of the whole [3, B, N, S, D].
+    query, key, value = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))  # [B, N, S, D] each
+    context = dot_product_attention(query, key, value, mask_adder, self.dropout_rate,
                                     training, self.chunk_size)  # [B, N, S, D]
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, S, N, D]
     return tf.reshape(context, [-1, self.num_heads * self.head_size])  # [B*S, H]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import BertModel, ClassifierHead, MaskedLMHead, NextSentenceHead
+from modeling import BertModel, ClassifierHead, MaskedLMHead, NextSentenceHead, layers
 from tiny import tiny_config, tiny_inputs
 
 
@@ -215,3 +215,28 @@ def test_mixed_precision_compute_with_float32_variables(dtype):
                              expected["sequence_output"], atol=0.1)
   np.testing.assert_allclose(tf.cast(outputs["pooled_output"], tf.float32),
                              expected["pooled_output"], atol=0.05)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_stateless_dropout_rate_scale_and_seed(dtype):
+  inputs = tf.ones([3, 1001], dtype)  # An odd number of entries: one draw is half used.
+  seed = tf.constant([7, 11], tf.int64)
+  outputs = layers.stateless_dropout(inputs, 0.1, seed).numpy().astype(np.float32)
+  assert outputs.shape == (3, 1001)
+  kept = outputs != 0
+  np.testing.assert_allclose(outputs[kept], 1 / 0.9, rtol=1e-2 if dtype == tf.bfloat16 else 1e-6)
+  # 3003 entries, dropped with p = 6554 / 65536: within 4 standard deviations.
+  assert abs((~kept).mean() - 0.1) < 4 * np.sqrt(0.1 * 0.9 / kept.size)
+  np.testing.assert_array_equal(
+      outputs, layers.stateless_dropout(inputs, 0.1, seed).numpy().astype(np.float32))
+  other = layers.stateless_dropout(inputs, 0.1, seed + 1).numpy().astype(np.float32)
+  assert (other != outputs).any()
+  # Both 16-bit halves of a draw are used, and neither alone decides: the masks of
+  # the first and second half of the entries are not copies of each other.
+  flat = kept.reshape(-1)
+  assert (flat[:1501] != flat[1501:3002]).any()
+
+
+def test_stateless_dropout_rate_is_exact_in_expectation():
+  kept = layers.stateless_dropout(tf.ones([1 << 20]), 0.25, tf.constant([1, 2], tf.int64))
+  assert abs(np.mean(kept.numpy() == 0) - 0.25) < 4 * np.sqrt(0.25 * 0.75 / (1 << 20))
