@@ -3,8 +3,8 @@
   .venv/bin/python bench/inference.py [--config minilm] [--batch_size 32] [--seq_length 128] \
       [--dtypes float32,bfloat16] [--xla]
 
-Prints sequences/s for the original (fp32) and for ours in each dtype, and the
-ratios, from one run.
+Prints sequences/s for the original (fp32) and for ours in each dtype, achieved
+FLOP/s as a fraction of the matmul peak measured in the same run, and the ratios.
 """
 
 import os
@@ -32,15 +32,24 @@ def ours_seconds_per_step(settings, dtype):
 def main():
   args = common.argument_parser(__doc__).parse_args()
   settings = dict(vars(args), max_predictions=20)
+  flops = common.encoder_flops(common.CONFIGS[args.config], args.batch_size, args.seq_length)
+  peaks = {dtype: common.matmul_peak(dtype) for dtype in ("float32", "bfloat16")}
   original = common.run_original("inference", **settings)["seconds_per_step"]
   ours = {dtype: ours_seconds_per_step(settings, tf.as_dtype(dtype))
           for dtype in args.dtypes.split(",")}
-  per_second = lambda seconds: args.batch_size / seconds  # noqa: E731
   print(f"inference {args.config} batch {args.batch_size} seq {args.seq_length} "
-        f"xla={args.xla}")
-  print(f"original fp32: {per_second(original):8.1f} sequences/s")
+        f"xla={args.xla}; {flops / 1e9:.0f} GFLOP/batch")
+  print(f"matmul peak: {peaks['float32'] / 1e9:.0f} GFLOP/s fp32, "
+        f"{peaks['bfloat16'] / 1e9:.0f} GFLOP/s bf16")
+
+  def line(name, seconds, peak_dtype):
+    achieved = flops / seconds
+    print(f"{name:15s} {args.batch_size / seconds:7.1f} sequences/s  {achieved / 1e9:6.0f} "
+          f"GFLOP/s = {achieved / peaks[peak_dtype]:.0%} of {peak_dtype} peak")
+
+  line("original fp32", original, "float32")
   for dtype, seconds in ours.items():
-    print(f"ours {dtype}: {per_second(seconds):8.1f} sequences/s")
+    line(f"ours {dtype}", seconds, dtype)
   for dtype, seconds in ours.items():
     print(f"ratio ours {dtype} / original fp32: {original / seconds:.2f}x")
 
