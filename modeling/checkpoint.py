@@ -10,7 +10,7 @@ conversion table and ours load into the original code.
 Command line:
   python -m modeling.checkpoint inspect CKPT
   python -m modeling.checkpoint check --bert_config_file CONFIG CKPT \
-      [--task encoder|pretraining|classifier]
+      [--task encoder|pretraining|classifier|squad]
 """
 
 import argparse
@@ -23,8 +23,9 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
+from modeling import classifier, pretraining, squad
 from modeling.config import BertConfig
-from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead
+from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
 from modeling.model import BertModel
 
 
@@ -261,7 +262,8 @@ def implied_dimensions(entries):
     dims["intermediate_size"] = shape("bert/encoder/layer_0/intermediate/dense/kernel")[1]
   heads = [head for head, key in (("pretraining MLM", "cls/predictions/output_bias"),
                                   ("pretraining NSP", "cls/seq_relationship/output_bias"),
-                                  ("classifier", "output_bias")) if key in entries]
+                                  ("classifier", "output_bias"),
+                                  ("SQuAD span", "cls/squad/output_bias")) if key in entries]
   if "output_bias" in entries:
     dims["num_labels"] = entries["output_bias"][0][0]
   dims["heads"] = ", ".join(heads) or "none (encoder only)"
@@ -285,7 +287,7 @@ def inspect_checkpoint(ckpt_path, out=sys.stdout):
     print(f"{key}: {value}", file=out)
 
 
-TASKS = ("encoder", "pretraining", "classifier")
+TASKS = ("encoder", "pretraining", "classifier", "squad")
 
 
 def expected_variables(config, task, num_labels=2):
@@ -297,12 +299,15 @@ def expected_variables(config, task, num_labels=2):
       modules += [MaskedLMHead(config, model.embedding_table), NextSentenceHead(config)]
     elif task == "classifier":
       modules.append(ClassifierHead(config, num_labels))
+    elif task == "squad":
+      modules.append(SquadHead(config))
   return {name: (tuple(v.shape.as_list()), v.dtype)
           for name, v in named_variables(modules).items()}
 
 
 # Heads a user's checkpoint may lack for each task: they start fresh.
-FRESH_HEADS = {"encoder": (), "pretraining": (r"^cls/",), "classifier": (r"^output_(weights|bias)$",)}
+FRESH_HEADS = {"encoder": (), "pretraining": pretraining.FRESH_HEADS,
+               "classifier": classifier.FRESH_HEAD, "squad": squad.FRESH_HEAD}
 
 
 def check_checkpoint(config_file, ckpt_path, task="encoder", out=sys.stdout):

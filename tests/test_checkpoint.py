@@ -133,6 +133,9 @@ def test_cli_check_accepts_a_fitting_checkpoint(saved):
   classifier = _cli("check", "--bert_config_file", config_file, prefix, "--task", "classifier")
   assert classifier.returncode == 0
   assert "initialised fresh: output_bias, output_weights" in classifier.stdout
+  squad = _cli("check", "--bert_config_file", config_file, prefix, "--task", "squad")
+  assert squad.returncode == 0, squad.stdout + squad.stderr
+  assert "initialised fresh: cls/squad/output_bias, cls/squad/output_weights" in squad.stdout
 
 
 def test_cli_check_rejects_vocab_mismatch(saved, tmp_path):
