@@ -34,8 +34,8 @@ import math
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from modeling import files
 from modeling.tokenization import BasicTokenizer, whitespace_tokenize
 from modeling.training import write_atomically
 
@@ -112,9 +112,9 @@ def load_squad_json(input_file):
     FileNotFoundError: no such file.
     ValueError: not JSON, or no "data" list (the message names the file).
   """
-  if not tf.io.gfile.exists(input_file):
+  if not files.exists(input_file):
     raise FileNotFoundError(f"SQuAD file not found: {input_file}")
-  with tf.io.gfile.GFile(input_file, "r") as reader:
+  with files.open(input_file, "r") as reader:
     try:
       contents = json.load(reader)
     except json.JSONDecodeError as error:
