@@ -100,6 +100,30 @@ def matmul_peak(dtype_name, size=2048, iterations=10):
   return 2 * size ** 3 / seconds
 
 
+def report(unit, batch_size, flops, peaks, original_seconds, ours_seconds):
+  """Prints the peaks, then each run's throughput and FLOP/s against the peak of its
+  dtype, then the ratios to the original, last.
+
+  Args:
+    unit: what one item of a batch is ("examples", "sequences").
+    batch_size: items per call.
+    flops: FLOPs per call.
+    peaks: {"float32": FLOP/s, "bfloat16": FLOP/s}, from `matmul_peak`.
+    original_seconds: seconds per call of the original (fp32).
+    ours_seconds: {dtype name: seconds per call of ours}.
+  """
+  print(f"matmul peak: {peaks['float32'] / 1e9:.0f} GFLOP/s fp32, "
+        f"{peaks['bfloat16'] / 1e9:.0f} GFLOP/s bf16")
+  rows = [("original fp32", original_seconds, "float32")]
+  rows += [(f"ours {dtype}", seconds, dtype) for dtype, seconds in ours_seconds.items()]
+  for name, seconds, dtype in rows:
+    achieved = flops / seconds
+    print(f"{name:18s} {batch_size / seconds:7.1f} {unit}/s  {achieved / 1e9:6.0f} GFLOP/s = "
+          f"{achieved / peaks[dtype]:.0%} of {dtype} peak")
+  for dtype, seconds in ours_seconds.items():
+    print(f"ratio ours {dtype} / original fp32: {original_seconds / seconds:.2f}x")
+
+
 def argument_parser(doc):
   """The arguments every side-by-side benchmark takes; `doc` is the script's docstring."""
   parser = argparse.ArgumentParser(description=doc.splitlines()[0])

@@ -51,20 +51,7 @@ def main():
 
   print(f"pretraining step, {args.config}, batch {args.batch_size}, seq {args.seq_length}, "
         f"{args.max_predictions} predictions, xla={args.xla}; {flops / 1e9:.0f} GFLOP/step")
-  print(f"matmul peak: {peaks['float32'] / 1e9:.0f} GFLOP/s fp32, "
-        f"{peaks['bfloat16'] / 1e9:.0f} GFLOP/s bf16")
-
-  def line(name, seconds, peak_dtype):
-    achieved = flops / seconds
-    print(f"{name:18s} {args.batch_size / seconds:7.1f} examples/s  "
-          f"{achieved / 1e9:6.0f} GFLOP/s = {achieved / peaks[peak_dtype]:.0%} of "
-          f"{peak_dtype} peak")
-
-  line("original fp32", original, "float32")
-  for dtype, seconds in ours.items():
-    line(f"ours {dtype}", seconds, dtype)
-  for dtype, seconds in ours.items():
-    print(f"ratio ours {dtype} / original fp32: {original / seconds:.2f}x")
+  common.report("examples", args.batch_size, flops, peaks, original, ours)
 
 
 if __name__ == "__main__":
