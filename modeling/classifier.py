@@ -21,6 +21,11 @@ from modeling.model import BertModel
 FRESH_HEAD = (r"^output_(weights|bias)$",)
 
 
+def example_totals(batch):
+  """What a fine-tuning loss divides by, summed over a batch: {"examples": float32 scalar}."""
+  return {"examples": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32)}
+
+
 class ClassifierModel(tf.Module):
   """BertModel plus the original classifier head."""
 
@@ -55,10 +60,7 @@ class ClassifierModel(tf.Module):
     _, per_example_loss, _, probabilities = self.head(pooled, batch["label_ids"], training)
     return per_example_loss, probabilities
 
-  @staticmethod
-  def loss_totals(batch):
-    """What the loss divides by, summed over this batch: {"examples": float32 scalar}."""
-    return {"examples": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32)}
+  loss_totals = staticmethod(example_totals)
 
   def loss(self, batch, totals):
     """This batch's share of the update's mean loss (with dropout), float32 scalar.

@@ -90,9 +90,9 @@ class MaskedLMHead(tf.Module):
     return loss, per_example_loss, log_probs
 
 
-class _PooledLinearHead(tf.Module):
-  """A linear map of hidden vectors (the pooled output) with `[C, H]` weights used
-  transposed, initialised with stddev `stddev` (default: the config's)."""
+class _LinearHead(tf.Module):
+  """A linear map of hidden vectors (the pooled output, or every token's) with `[C, H]`
+  weights used transposed, initialised with stddev `stddev` (default: the config's)."""
 
   def __init__(self, scope, num_outputs, config, stddev=None):
     super().__init__()
@@ -116,7 +116,7 @@ class _PooledLinearHead(tf.Module):
     return tf.reduce_mean(per_example_loss), per_example_loss, log_probs
 
 
-class NextSentenceHead(_PooledLinearHead):
+class NextSentenceHead(_LinearHead):
   """`cls/seq_relationship`: 2-way "is next" classifier; label 0 means "is next"."""
 
   def __init__(self, config):
@@ -135,7 +135,7 @@ class NextSentenceHead(_PooledLinearHead):
     return self._loss(self.logits(pooled_output), labels)
 
 
-class ClassifierHead(_PooledLinearHead):
+class ClassifierHead(_LinearHead):
   """Top-level `output_weights` [C, H] and `output_bias` [C] of `run_classifier`."""
 
   def __init__(self, config, num_labels, dropout_rate=0.1):
@@ -158,7 +158,7 @@ class ClassifierHead(_PooledLinearHead):
     return loss, per_example_loss, logits, tf.nn.softmax(logits, axis=-1)
 
 
-class SquadHead(_PooledLinearHead):
+class SquadHead(_LinearHead):
   """`cls/squad/output_weights` [2, H] and `output_bias` [2]: answer start and end
   logits of every token, the original `run_squad.create_model` (whose weights are
   initialised with stddev 0.02 whatever the config says)."""

@@ -12,6 +12,7 @@ token, where the span holds no answer).
 
 import tensorflow as tf
 
+from modeling.classifier import example_totals
 from modeling.heads import SquadHead
 from modeling.model import BertModel
 
@@ -48,10 +49,7 @@ class SquadModel(tf.Module):
                                 training=training)["sequence_output"]  # [B, S, H]
     return self.head(sequence_output)
 
-  @staticmethod
-  def loss_totals(batch):
-    """What the loss divides by, summed over this batch: {"examples": float32 scalar}."""
-    return {"examples": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32)}
+  loss_totals = staticmethod(example_totals)
 
   def loss(self, batch, totals):
     """This batch's share of the update's mean loss (with dropout), float32 scalar.

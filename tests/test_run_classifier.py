@@ -37,6 +37,7 @@ def workspace(tmp_path_factory):
   (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
   config = dict(TINY_CONFIG, vocab_size=len(VOCAB))
   (root / "bert_config.json").write_text(json.dumps(config))
+  tf.random.set_seed(0)  # The same "pretrained" weights whatever ran before.
   checkpoint.save(root / "pretrained" / "bert_model.ckpt",
                   BertModel(tiny_config(vocab_size=len(VOCAB))))
   rng = np.random.RandomState(0)

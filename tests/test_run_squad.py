@@ -57,6 +57,7 @@ def workspace(tmp_path_factory):
   root = tmp_path_factory.mktemp("squad")
   (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
   (root / "bert_config.json").write_text(json.dumps(dict(TINY_CONFIG, vocab_size=len(VOCAB))))
+  tf.random.set_seed(0)  # The same "pretrained" weights whatever ran before.
   checkpoint.save(root / "pretrained" / "bert_model.ckpt",
                   BertModel(tiny_config(vocab_size=len(VOCAB))))
   rng = np.random.RandomState(0)
