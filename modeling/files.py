@@ -10,6 +10,7 @@ import builtins
 import contextlib
 import glob as _glob
 import os
+import shutil
 
 
 def is_local(path):
@@ -64,17 +65,137 @@ def remove(path):
       _gfile().remove(path)
 
 
+def temp_path(path, tag=None):
+  """A temporary name beside `path` that no glob of the name matches.
+
+  `dir/.name.tmp-<tag>`: dot-prefixed, so `name*` and `*` (which skip dot-files)
+  never pick it up, and tagged with this process id (or `tag`) so that
+  `remove_stale_temps` can tell a dead writer's leftovers from a live one's.
+  """
+  directory, name = _split(path)
+  return _join(directory, f".{name}.tmp-{os.getpid() if tag is None else tag}")
+
+
+def remove_stale_temps(path):
+  """Deletes the temporary files (and directories) of `path` that crashed writers left.
+
+  On a local disk only those whose process is gone are removed, so a writer
+  running beside us keeps its own; elsewhere (`gs://`...) every one is. Returns
+  the paths removed.
+  """
+  directory, name = _split(path)
+  pattern = _join(directory, f".{_glob.escape(name)}.tmp-*")
+  removed = []
+  for stale in glob(pattern):
+    tag = stale.rsplit(".tmp-", 1)[1]
+    if is_local(stale) and tag.isdigit() and _process_alive(int(tag)):
+      continue
+    if isdir(stale):
+      _rmtree(stale)
+    else:
+      remove(stale)
+    removed.append(stale)
+  return removed
+
+
+def _split(path):
+  if is_local(path):
+    return os.path.split(path)
+  directory, _, name = path.rstrip("/").rpartition("/")
+  return directory, name
+
+
+def _join(directory, name):
+  if is_local(directory):
+    return os.path.join(directory, name)
+  return f"{directory}/{name}"
+
+
+def _process_alive(pid):
+  if pid == os.getpid():
+    return False  # A leftover of an earlier process that had our id.
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def _rmtree(path):
+  if is_local(path):
+    shutil.rmtree(path)
+  else:
+    _gfile().rmtree(path)
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode="w"):
   """Opens a temporary file that becomes `path` when the block ends without error.
 
   A reader never sees a half-written `path`; if the block raises, the temporary
-  file is deleted and a file already at `path` is left as it was.
+  file is deleted and a file already at `path` is left as it was. The temporary
+  name (`temp_path`) matches no glob of the output's name, and the leftovers of
+  a killed writer are removed by the next one.
+
+  Raises:
+    IsADirectoryError: `path` is a directory (named in the message).
+    OSError: the file cannot be written (disk full...), with `path` and the cause.
   """
-  temp = f"{path}.tmp-{os.getpid()}"
+  if isdir(path):
+    raise IsADirectoryError(f"{path} is a directory; name a file to write")
+  remove_stale_temps(path)
+  temp = temp_path(path)
   try:
     with open(temp, mode) as writer:
       yield writer
     replace(temp, path)
+  except OSError as error:
+    if error.filename not in (None, temp):
+      raise  # Not ours: e.g. an input the block failed to open, which names itself.
+    raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}; "
+                  "nothing was written there") from error
   finally:
     remove(temp)
+
+
+def file_identity(path):
+  """What tells two paths apart after links: (device, inode) of an existing local
+  file, else the absolute path with links resolved (the path itself off the
+  local disk)."""
+  if not is_local(path):
+    return path
+  try:
+    status = os.stat(path)
+    return (status.st_dev, status.st_ino)
+  except OSError:
+    return os.path.realpath(path)
+
+
+def check_outputs(outputs, inputs=()):
+  """Refuses, before any work, outputs that would destroy an input or each other.
+
+  Args:
+    outputs: [(flag, path)] the files a run will write, e.g.
+      [("--output_file", "out.tfrecord")].
+    inputs: [(flag, path)] the files it reads (globs already expanded).
+
+  Raises:
+    ValueError: an output is one of the inputs (the same file after resolving
+      links), an output is listed twice, or an output is an existing directory.
+  """
+  seen = {}
+  for flag, path in outputs:
+    if isdir(path):
+      raise ValueError(f"{flag}={path} is an existing directory; name a file to write")
+    identity = file_identity(path)
+    if identity in seen:
+      raise ValueError(f"{flag}: {path} is listed twice (also as {seen[identity]}); each "
+                       "output must be a different file")
+    seen[identity] = path
+  for flag, path in inputs:
+    identity = file_identity(path)
+    if identity in seen:
+      raise ValueError(f"{flag}={path} is also an output ({seen[identity]}); writing it would "
+                       "destroy the input: choose another output path")
