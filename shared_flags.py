@@ -113,7 +113,8 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
     num_train_steps, num_warmup_steps: the learning-rate schedule (0 when not
       training).
     is_chief: whether this worker writes.
-    fresh_heads: regexes of the variables --init_checkpoint may lack.
+    fresh_heads: regexes of the variables --init_checkpoint may lack when
+      training (--do_train); without training, none may be absent.
 
   Returns:
     (model, optimizer, trainer, checkpoints, start), `start` as
@@ -127,7 +128,8 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
   trainer = trainer_from_flags(strategy, model, optimizer, is_chief)
   checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
                                            FLAGS.keep_checkpoint_max, is_chief)
-  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads)
+  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
+                                         training=FLAGS.do_train)
   return model, optimizer, trainer, checkpoints, start
 
 

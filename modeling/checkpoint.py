@@ -229,15 +229,23 @@ def save(ckpt_prefix, variables):
   names = sorted(by_name)
   directory = os.path.dirname(ckpt_prefix) or "."
   tf.io.gfile.makedirs(directory)
-  temp_prefix = f"{ckpt_prefix}.tmp-{uuid.uuid4().hex}"
-  with tf.device("/cpu:0"):
-    tf.raw_ops.SaveV2(prefix=temp_prefix, tensor_names=names,
-                      shape_and_slices=[""] * len(names),
-                      tensors=[tf.convert_to_tensor(by_name[n]) for n in names])
-  temp_files = tf.io.gfile.glob(temp_prefix + ".*")
-  data_files = sorted(f for f in temp_files if not f.endswith(".index"))
-  for path in data_files + [temp_prefix + ".index"]:
-    tf.io.gfile.rename(path, ckpt_prefix + path[len(temp_prefix):], overwrite=True)
+  # Dot-prefixed, so no glob of the checkpoint's name (`model.ckpt-*`) sees it.
+  temp_prefix = os.path.join(directory, f".{os.path.basename(ckpt_prefix)}.tmp-{uuid.uuid4().hex}")
+  try:
+    with tf.device("/cpu:0"):
+      tf.raw_ops.SaveV2(prefix=temp_prefix, tensor_names=names,
+                        shape_and_slices=[""] * len(names),
+                        tensors=[tf.convert_to_tensor(by_name[n]) for n in names])
+    temp_files = tf.io.gfile.glob(temp_prefix + ".*")
+    data_files = sorted(f for f in temp_files if not f.endswith(".index"))
+    for path in data_files + [temp_prefix + ".index"]:
+      tf.io.gfile.rename(path, ckpt_prefix + path[len(temp_prefix):], overwrite=True)
+  except (tf.errors.OpError, OSError) as error:
+    for path in tf.io.gfile.glob(temp_prefix + ".*"):
+      tf.io.gfile.remove(path)
+    cause = getattr(error, "message", None) or error.strerror or str(error)
+    raise OSError(f"cannot write checkpoint {ckpt_prefix}: {cause} (is the disk full?); "
+                  "nothing was written under that name") from None
   return ckpt_prefix
 
 

@@ -61,6 +61,12 @@ class CheckpointManager:
   under a temporary name and renames, then the `checkpoint` state file (what
   `tf.train.latest_checkpoint` reads) is replaced atomically. A crash at any
   moment leaves the last good checkpoint in place and named by the state file.
+
+  The files decide, not the state file: a run resumes from the newest complete
+  checkpoint in the directory (index and every data shard present) even when
+  the state file is missing or names a checkpoint that is gone, and it never
+  starts afresh over `<basename>-*` files nor writes over an existing
+  checkpoint.
   """
 
   def __init__(self, directory, variables, keep_checkpoint_max=5, is_chief=True,
@@ -75,6 +81,8 @@ class CheckpointManager:
 
     Raises:
       PermissionError: the directory cannot be created or written.
+      FileExistsError: the directory holds `<basename>-*` files but no complete
+        checkpoint (a fresh start would overwrite them).
     """
     self.directory = os.fspath(directory)
     self.variables = variables
@@ -83,15 +91,55 @@ class CheckpointManager:
     self.basename = basename
     if is_chief:
       _check_writable(self.directory)
-      for stale in tf.io.gfile.glob(os.path.join(self.directory, f"{basename}-*.tmp-*")):
-        tf.io.gfile.remove(stale)  # Left by a crash during a save.
+      for stale in tf.io.gfile.glob(os.path.join(self.directory, f".{basename}-*.tmp-*")):
+        tf.io.gfile.remove(stale)  # Left by a crash (or a full disk) during a save.
+    complete = self.complete_checkpoints()
     state = tf.train.get_checkpoint_state(self.directory)
-    self._kept = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+    recorded = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+    latest_recorded = os.path.basename(state.model_checkpoint_path) if state else None
+    newest = max(complete) if complete else None
+    if newest is None:
+      leftovers = tf.io.gfile.glob(os.path.join(self.directory, f"{basename}-*"))
+      if leftovers:
+        raise FileExistsError(
+            f"{self.directory} holds {len(leftovers)} {basename}-* files (e.g. "
+            f"{os.path.basename(sorted(leftovers)[0])}) but no complete checkpoint to "
+            "resume from (an index and all its data files); starting afresh would overwrite "
+            "them: move them away or choose another --output_dir")
+    elif latest_recorded != complete[newest]:
+      logger.warning(
+          "%s: %s; resuming from the newest complete checkpoint, %s", self.directory,
+          f"the state file names {latest_recorded}, which is missing or incomplete"
+          if latest_recorded and latest_recorded not in complete.values()
+          else "the state file is missing" if state is None
+          else f"the state file names {latest_recorded}, older than the files",
+          complete[newest])
+    # Retention goes on with the state file's list (those still there) and any
+    # newer complete checkpoint it does not know; older unknown ones are left alone.
+    known = {os.path.basename(p) for p in recorded}
+    since = max((s for s, n in complete.items() if n in known), default=-1)
+    self._kept = [complete[s] for s in sorted(complete) if complete[s] in known or s > since]
+    self._latest = newest
+
+  def complete_checkpoints(self):
+    """{step: basename} of the complete checkpoints in the directory."""
+    found = {}
+    prefix = os.path.join(self.directory, f"{self.basename}-")
+    for index in tf.io.gfile.glob(prefix + "*.index"):
+      step = index[len(prefix):-len(".index")]
+      if not step.isdigit():
+        continue
+      shards = tf.io.gfile.glob(f"{index[:-len('.index')]}.data-*-of-*")
+      if shards and len(shards) == int(shards[0].rsplit("-of-", 1)[1]):
+        found[int(step)] = f"{self.basename}-{step}"
+    return found
 
   @property
   def latest(self):
     """The newest complete checkpoint prefix, or None."""
-    return tf.train.latest_checkpoint(self.directory)
+    if self._latest is None:
+      return None
+    return os.path.join(self.directory, f"{self.basename}-{self._latest}")
 
   def restore(self, prefix):
     """Loads every variable from `prefix`; returns the LoadReport.
@@ -108,10 +156,17 @@ class CheckpointManager:
 
     Raises:
       FloatingPointError: a variable holds NaN or Inf (nothing is written).
+      FileExistsError: a checkpoint of that step exists already (it is kept).
+      OSError: the disk is full or not writable (the path and cause named; the
+        last good checkpoint stays the latest).
     """
     if not self.is_chief:
       return None
     prefix = os.path.join(self.directory, f"{self.basename}-{step}")
+    if tf.io.gfile.glob(prefix + ".*"):
+      raise FileExistsError(
+          f"not saving step {step}: {prefix} exists already and is not overwritten; the last "
+          f"checkpoint of this run is {self.latest}")
     for name, variable in checkpoint.named_variables(self.variables).items():
       if variable.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable))):
         raise FloatingPointError(
@@ -120,6 +175,7 @@ class CheckpointManager:
     checkpoint.save(prefix, self.variables)
     name = os.path.basename(prefix)
     self._kept = [p for p in self._kept if p != name] + [name]
+    self._latest = step
     dropped = []
     if self.keep_checkpoint_max:
       dropped = self._kept[:-self.keep_checkpoint_max]
@@ -151,7 +207,7 @@ def _check_writable(directory):
 
 
 def restore_or_initialize(checkpoints, init_checkpoint=None, init_variables=None,
-                          allow_missing=()):
+                          allow_missing=(), training=True):
   """Resumes from the latest checkpoint of a run, else starts from `init_checkpoint`.
 
   Args:
@@ -163,9 +219,14 @@ def restore_or_initialize(checkpoints, init_checkpoint=None, init_variables=None
       starts fresh, as the original's `init_from_checkpoint`).
     allow_missing: regexes of `init_variables` that may be absent from
       `init_checkpoint` and start freshly initialised (e.g. `^cls/`).
+    training: whether the run trains. Without training, a variable absent from
+      `init_checkpoint` would stay random in every result: refused.
 
   Returns:
     "resumed", "initialized" or "fresh".
+
+  Raises:
+    ValueError: not training, and `init_checkpoint` lacks variables (named).
   """
   latest = checkpoints.latest
   if latest:
@@ -175,6 +236,11 @@ def restore_or_initialize(checkpoints, init_checkpoint=None, init_variables=None
   if init_checkpoint:
     report = checkpoint.load(init_checkpoint, init_variables, allow_missing=allow_missing)
     logger.info("Initialised from %s", report)
+    if report.missing and not training:
+      raise ValueError(
+          f"--init_checkpoint={init_checkpoint} has no {', '.join(report.missing)}: without "
+          "training (--do_train) they would stay random and every result would be noise. "
+          "Train first, or give a fine-tuned checkpoint (or an --output_dir holding one)")
     if report.missing:
       logger.info("Freshly initialised (absent from %s): %s", init_checkpoint,
                   ", ".join(report.missing))

@@ -81,9 +81,9 @@ def test_checkpoints_retention_and_state_file(tmp_path):
                                 opt.slots["toy/dense/kernel"][1].numpy())
 
   # A new manager continues the retention list; stale temporary files are removed.
-  (tmp_path / "model.ckpt-11.tmp-0123.index").write_text("half written")
+  (tmp_path / ".model.ckpt-11.tmp-0123.index").write_text("half written")
   model2, opt2, checkpoints2, trainer2 = make(tmp_path, keep=2)
-  assert not (tmp_path / "model.ckpt-11.tmp-0123.index").exists()
+  assert not (tmp_path / ".model.ckpt-11.tmp-0123.index").exists()
   assert training.restore_or_initialize(checkpoints2) == "resumed"
   assert trainer2.step == 10
   np.testing.assert_array_equal(model2.kernel.numpy(), model.kernel.numpy())
@@ -91,6 +91,89 @@ def test_checkpoints_retention_and_state_file(tmp_path):
   assert [os.path.basename(p) for p in
           tf.train.get_checkpoint_state(str(tmp_path)).all_model_checkpoint_paths] == [
               "model.ckpt-10", "model.ckpt-12"]
+
+
+def _train_to_12(directory):
+  """A run that saved every step, keeping model.ckpt-8 to -12; its final kernel."""
+  model, _, checkpoints, trainer = make(directory, keep=5)
+  trainer.train(toy_dataset(), 12, checkpoints, save_checkpoints_steps=1)
+  return model.kernel.numpy()
+
+
+def _steps(directory):
+  return sorted(int(p.split("-")[-1].split(".")[0])
+                for p in tf.io.gfile.glob(str(directory / "model.ckpt-*.index")))
+
+
+def test_a_missing_latest_checkpoint_resumes_from_the_newest_that_exists(tmp_path, caplog):
+  _train_to_12(tmp_path)
+  kernel_11 = tf.train.load_checkpoint(str(tmp_path / "model.ckpt-11")).get_tensor(
+      "toy/dense/kernel")
+  for path in tf.io.gfile.glob(str(tmp_path / "model.ckpt-12.*")):
+    os.remove(path)
+  model, _, checkpoints, trainer = make(tmp_path, keep=5)
+  assert "names model.ckpt-12, which is missing" in caplog.text
+  assert training.restore_or_initialize(checkpoints) == "resumed"
+  assert trainer.step == 11
+  np.testing.assert_array_equal(model.kernel.numpy(), kernel_11)
+  trainer.train(toy_dataset(skip=11), 13, checkpoints, save_checkpoints_steps=1)
+  assert _steps(tmp_path) == [9, 10, 11, 12, 13]
+  # ckpt-11 is the one that was there, not overwritten.
+  np.testing.assert_array_equal(tf.train.load_checkpoint(str(tmp_path / "model.ckpt-11"))
+                                .get_tensor("toy/dense/kernel"), kernel_11)
+
+
+def test_a_missing_state_file_resumes_from_the_newest_checkpoint(tmp_path, caplog):
+  kernel = _train_to_12(tmp_path)
+  os.remove(tmp_path / "checkpoint")
+  model, _, checkpoints, trainer = make(tmp_path, keep=5)
+  assert "the state file is missing" in caplog.text
+  assert training.restore_or_initialize(checkpoints) == "resumed"
+  assert trainer.step == 12
+  np.testing.assert_array_equal(model.kernel.numpy(), kernel)
+  assert _steps(tmp_path) == [8, 9, 10, 11, 12]
+
+
+def test_an_incomplete_checkpoint_is_passed_over(tmp_path):
+  _train_to_12(tmp_path)
+  for path in tf.io.gfile.glob(str(tmp_path / "model.ckpt-12.data-*")):
+    os.remove(path)
+  _, _, checkpoints, trainer = make(tmp_path, keep=5)
+  assert checkpoints.latest == str(tmp_path / "model.ckpt-11")
+  training.restore_or_initialize(checkpoints)
+  # Reaching step 12 again would overwrite what is left of ckpt-12: refused.
+  with pytest.raises(FileExistsError, match="model.ckpt-12 exists already"):
+    trainer.train(toy_dataset(skip=11), 12, checkpoints, save_checkpoints_steps=1)
+
+
+def test_never_starts_afresh_over_checkpoint_files(tmp_path):
+  _train_to_12(tmp_path)
+  for path in tf.io.gfile.glob(str(tmp_path / "model.ckpt-*.index")):
+    os.remove(path)
+  with pytest.raises(FileExistsError, match="no complete checkpoint to resume from"):
+    make(tmp_path, keep=5)
+  assert len(tf.io.gfile.glob(str(tmp_path / "model.ckpt-*.data-*"))) == 5
+
+
+def test_a_full_disk_during_a_save_names_the_path_and_keeps_the_last_checkpoint(tmp_path):
+  """RLIMIT_FSIZE makes a write fail with EFBIG ("File too large"), as a full disk would."""
+  resource = pytest.importorskip("resource")
+  model, opt, checkpoints, trainer = make(tmp_path, keep=5)
+  trainer.train(toy_dataset(), 2, checkpoints, save_checkpoints_steps=2)
+  big = tf.Variable(tf.zeros([64, 1024]), name="toy/big")  # 256 KB: over the limit below.
+  checkpoints.variables = [model, opt, trainer.state, big]
+  soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+  previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))
+  try:
+    with pytest.raises(OSError, match=r"cannot write checkpoint .*model.ckpt-3: .*too large"):
+      checkpoints.save(3)
+  finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous)
+  assert checkpoints.latest == str(tmp_path / "model.ckpt-2")
+  assert sorted(os.listdir(tmp_path)) == sorted(
+      ["checkpoint", "model.ckpt-2.index", "model.ckpt-2.data-00000-of-00001"])
 
 
 def test_summaries_and_host_calls(tmp_path):
@@ -142,6 +225,9 @@ def test_restore_or_initialize(tmp_path):
   with pytest.raises(ValueError, match="missing from the checkpoint: toy/dense/bias"):
     training.restore_or_initialize(checkpoints, init, model)
   assert training.restore_or_initialize(checkpoints, init, model, (r"/bias$",)) == "initialized"
+  # Without training, a variable the checkpoint lacks would stay random: refused.
+  with pytest.raises(ValueError, match="has no toy/dense/bias: without training"):
+    training.restore_or_initialize(checkpoints, init, model, (r"/bias$",), training=False)
   np.testing.assert_array_equal(model.kernel.numpy(), np.ones([3, 2]))
 
 
