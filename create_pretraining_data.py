@@ -19,6 +19,9 @@ flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model
 flags.DEFINE_bool("do_lower_case", True,
                   "Whether to lower case the input text. Should be True for uncased models "
                   "and False for cased models.")
+flags.DEFINE_bool("preserve_unused_tokens", False,
+                  "Keep a word that is an [unusedN] entry of the vocabulary whole, as "
+                  "bert-tensorflow 1.0.4's flag of the same name.")
 flags.DEFINE_bool("do_whole_word_mask", False,
                   "Whether to use whole word masking rather than per-WordPiece masking.")
 flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
@@ -37,7 +40,8 @@ FLAGS = flags.FLAGS
 
 def main(_):
   logging.set_verbosity(logging.INFO)
-  tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+  tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
+                                         preserve_unused_tokens=FLAGS.preserve_unused_tokens)
   input_files = pretraining_data.expand_input_patterns(FLAGS.input_file)
   output_files = FLAGS.output_file.split(",")
   logging.info("*** Reading from input files ***\n  %s", "\n  ".join(input_files))

@@ -42,6 +42,9 @@ flags.DEFINE_string("init_checkpoint", None,
 flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True "
                   "for uncased models and False for cased models.")
+flags.DEFINE_bool("preserve_unused_tokens", False,
+                  "Keep a word that is an [unusedN] entry of the vocabulary whole, as "
+                  "bert-tensorflow 1.0.4's flag of the same name.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
 flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
 flags.DEFINE_string("master", None, "If using a TPU, the address of the master.")
@@ -77,7 +80,7 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   layer_indexes = check_flags(config)
-  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
   examples = feature_extraction.read_examples(FLAGS.input_file)
   first = next(examples, None)
   if first is None:

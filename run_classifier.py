@@ -59,6 +59,9 @@ def check_flags(config):
   if FLAGS.max_seq_length < 3:
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
   validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+  if FLAGS.preserve_unused_tokens and FLAGS.export_dir:
+    raise ValueError("--preserve_unused_tokens is not supported with --export_dir: the "
+                     "exported in-graph tokenizer would split [unusedN] words")
 
 
 def write_test_results(path, predictions):
@@ -74,7 +77,7 @@ def main(argv):
   check_flags(config)
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
   label_list = None if processor.is_regression else processor.get_labels()
-  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
   examples = {split: processor.get_examples(FLAGS.data_dir, split)
               for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval),
                                     ("test", FLAGS.do_predict)) if wanted}

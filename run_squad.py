@@ -135,7 +135,7 @@ def main(argv):
     python_logging.getLogger(squad_data.__name__).setLevel(python_logging.DEBUG)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
-  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
   # Both files are read first, so that a bad one fails before training, not after.
   train_examples = read_examples(FLAGS.train_file, True) if FLAGS.do_train else None
   predict_examples = read_examples(FLAGS.predict_file, False) if FLAGS.do_predict else None

@@ -15,6 +15,9 @@ flags.DEFINE_string("output_dir", None,
                     "Where checkpoints, summaries and results are written.")
 flags.DEFINE_string("init_checkpoint", None,
                     "Initial checkpoint (usually from a pre-trained BERT model).")
+flags.DEFINE_bool("preserve_unused_tokens", False,
+                  "Keep a word that is an [unusedN] entry of the vocabulary whole, as "
+                  "bert-tensorflow 1.0.4's flag of the same name.")
 flags.DEFINE_integer("max_seq_length", 128,
                      "The maximum total input sequence length after WordPiece tokenization.")
 flags.DEFINE_bool("do_train", False, "Whether to run training.")

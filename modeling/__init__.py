@@ -12,6 +12,14 @@ _EXPORTS = {
     "ClassifierHead": "modeling.heads",
     "MaskedLMHead": "modeling.heads",
     "NextSentenceHead": "modeling.heads",
+    # The original modeling.py's helpers, under its names.
+    "assert_rank": "modeling.layers",
+    "create_initializer": "modeling.layers",
+    "gelu": "modeling.layers",
+    "get_activation": "modeling.layers",
+    "get_shape_list": "modeling.layers",
+    "reshape_from_matrix": "modeling.layers",
+    "reshape_to_matrix": "modeling.layers",
 }
 
 __all__ = list(_EXPORTS)

@@ -116,11 +116,6 @@ class BertConfig:
       raise self._error("initializer_range", "must be a positive number")
     if self.hidden_act not in ACTIVATIONS:
       raise self._error("hidden_act", f"is not one of {', '.join(ACTIVATIONS)}")
-    if self.hidden_size % self.num_attention_heads:
-      raise ValueError(
-          f"{self._source}: the hidden size (hidden_size={self.hidden_size}) is not a "
-          f"multiple of the number of attention heads "
-          f"(num_attention_heads={self.num_attention_heads})")
     if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
       raise self._error("position_embedding_type",
                         f"is not one of {', '.join(POSITION_EMBEDDING_TYPES)}")
@@ -136,6 +131,20 @@ class BertConfig:
                               or value < 0):
       raise self._error("attention_chunk_size",
                         "must be a positive integer, or 0 or null for automatic")
+
+  def check_attention_heads(self):
+    """Raises ValueError unless hidden_size is a multiple of num_attention_heads.
+
+    Not part of the constructor's checks: as the original, a config built in code
+    may hold any sizes (its own test builds hidden_size=37 with 12 heads); a config
+    read from a file or dict, and every config a `BertModel` is built from, is
+    checked.
+    """
+    if self.hidden_size % self.num_attention_heads:
+      raise ValueError(
+          f"{self._source}: the hidden size (hidden_size={self.hidden_size}) is not a "
+          f"multiple of the number of attention heads "
+          f"(num_attention_heads={self.num_attention_heads})")
 
   @property
   def attention_head_size(self):
@@ -184,7 +193,9 @@ class BertConfig:
     if "vocab_size" not in json_object:
       raise ValueError(f"{source}: the required key vocab_size is missing")
     values = dict(json_object)
-    return cls(values.pop("vocab_size"), source=source, **values)
+    config = cls(values.pop("vocab_size"), source=source, **values)
+    config.check_attention_heads()
+    return config
 
   @classmethod
   def from_json_file(cls, json_file):

@@ -19,6 +19,11 @@ def truncated_normal(stddev):
   return initializer
 
 
+def create_initializer(initializer_range=0.02):
+  """The original's name and default for `truncated_normal(initializer_range)`."""
+  return truncated_normal(initializer_range)
+
+
 def gelu(x):
   """GELU, tanh approximation, as the original `modeling.gelu` at HEAD."""
   cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
@@ -40,17 +45,62 @@ _ACTIVATIONS = {
 
 
 def get_activation(name):
-  """Maps a config `hidden_act` string to a function (None for "linear")."""
-  if name not in _ACTIVATIONS:
+  """Maps a config `hidden_act` string (any case) to a function.
+
+  As the original: None, "" and "linear" give None, and a non-string (already a
+  function) is returned as it is.
+
+  Raises:
+    ValueError: an unknown name.
+  """
+  if not isinstance(name, str):
+    return name
+  if not name:
+    return None
+  if name.lower() not in _ACTIVATIONS:
     raise ValueError(f"hidden_act={name!r} is not one of {', '.join(_ACTIVATIONS)}")
-  return _ACTIVATIONS[name]
+  return _ACTIVATIONS[name.lower()]
 
 
-def get_shape_list(tensor):
-  """Returns the shape of `tensor` as a list: Python ints where static, scalars otherwise."""
+def assert_rank(tensor, expected_rank, name=None):
+  """Raises ValueError unless `tensor` has rank `expected_rank` (an int or ints)."""
+  expected = {expected_rank} if isinstance(expected_rank, int) else set(expected_rank)
+  if tensor.shape.rank not in expected:
+    raise ValueError(f"For the tensor `{name or 'tensor'}`, the actual rank "
+                     f"`{tensor.shape.rank}` (shape = {tensor.shape}) is not equal to the "
+                     f"expected rank `{expected_rank}`")
+
+
+def get_shape_list(tensor, expected_rank=None, name=None):
+  """Returns the shape of `tensor` as a list: Python ints where static, scalars otherwise.
+
+  Raises:
+    ValueError: `expected_rank` is given and the rank differs (see `assert_rank`).
+  """
+  if expected_rank is not None:
+    assert_rank(tensor, expected_rank, name)
   static = tensor.shape.as_list()
+  if None not in static:
+    return static
   dynamic = tf.shape(tensor)
   return [dim if dim is not None else dynamic[i] for i, dim in enumerate(static)]
+
+
+def reshape_to_matrix(input_tensor):
+  """Reshapes float [..., W] (rank >= 2) to [M, W], as the original keeps activations."""
+  if input_tensor.shape.rank < 2:
+    raise ValueError(f"Input tensor must have at least rank 2. Shape = {input_tensor.shape}")
+  if input_tensor.shape.rank == 2:
+    return input_tensor
+  return tf.reshape(input_tensor, [-1, input_tensor.shape[-1]])  # [M, W]
+
+
+def reshape_from_matrix(output_tensor, orig_shape_list):
+  """Reshapes [M, W'] back to `orig_shape_list[:-1] + [W']`, undoing `reshape_to_matrix`."""
+  if len(orig_shape_list) == 2:
+    return output_tensor
+  width = get_shape_list(output_tensor)[-1]
+  return tf.reshape(output_tensor, list(orig_shape_list[:-1]) + [width])  # [..., W']
 
 
 def new_variable(name, shape, initializer):

@@ -156,8 +156,12 @@ class BertModel(tf.Module):
       compute_dtype: the dtype of the encoder's matmuls and activations:
         tf.float32, or tf.bfloat16 / tf.float16 for mixed precision (embeddings,
         LayerNorm and softmax stay in float32).
+
+    Raises:
+      ValueError: hidden_size is not a multiple of num_attention_heads.
     """
     super().__init__()
+    config.check_attention_heads()
     self.config = config
     self.compute_dtype = tf.as_dtype(compute_dtype)
     self.embeddings = Embeddings(config, use_one_hot_embeddings)

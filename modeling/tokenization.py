@@ -13,7 +13,9 @@
   character and every character of a Unicode category P*;
 - each word is split greedily, longest match first, into vocabulary pieces, later
   pieces prefixed with "##"; a word of more than 200 characters, or one that cannot be
-  split, becomes "[UNK]".
+  split, becomes "[UNK]";
+- with `preserve_unused_tokens` (bert-tensorflow 1.0.4), a cleaned word that is a
+  vocabulary entry of the form "[unusedN]" is kept whole: not lower-cased, not split.
 
 It is fast on large corpora: cleaning is one `str.translate` through a lazily filled
 per-character table, and the pieces of each whitespace-separated word are cached.
@@ -30,6 +32,7 @@ import unicodedata
 from modeling import files
 
 UNK = "[UNK]"
+_UNUSED_TOKEN_RE = re.compile(r"^\[unused\d+\]$")
 MAX_INPUT_CHARS_PER_WORD = 200
 _WORD_CACHE_SIZE = 1 << 16
 
@@ -84,6 +87,10 @@ def convert_to_unicode(text):
   raise ValueError(f"Unsupported string type: {type(text)}")
 
 
+# On Python 3 the original's `printable_text` is `convert_to_unicode`.
+printable_text = convert_to_unicode
+
+
 def load_vocab(vocab_file):
   """Reads a vocabulary file, one token a line, into an ordered {token: id} dict.
 
@@ -103,6 +110,21 @@ def load_vocab(vocab_file):
   if not vocab:
     raise ValueError(f"vocab_file {vocab_file} is empty")
   return vocab
+
+
+def convert_by_vocab(vocab, items):
+  """Maps each item through `vocab` (a dict); raises KeyError for an unknown item."""
+  return [vocab[item] for item in items]
+
+
+def convert_tokens_to_ids(vocab, tokens):
+  """Token -> id through `vocab` {token: id}, as `convert_by_vocab`."""
+  return convert_by_vocab(vocab, tokens)
+
+
+def convert_ids_to_tokens(inv_vocab, ids):
+  """Id -> token through `inv_vocab` {id: token}, as `convert_by_vocab`."""
+  return convert_by_vocab(inv_vocab, ids)
 
 
 def whitespace_tokenize(text):
@@ -131,6 +153,34 @@ def is_punctuation(char):
 def is_cjk_character(cp):
   """True when code point `cp` is in a CJK Unified Ideographs block."""
   return any(low <= cp <= high for low, high in CJK_RANGES)
+
+
+# The original's private names, which SQuAD and NER code derived from it calls.
+_is_whitespace = is_whitespace
+_is_control = is_control
+_is_punctuation = is_punctuation
+
+
+def strip_accents(text):
+  """NFD, then characters of category Mn dropped."""
+  text = unicodedata.normalize("NFD", text)
+  return "".join(char for char in text if unicodedata.category(char) != "Mn")
+
+
+def split_on_punctuation(text):
+  """Splits `text` into runs of non-punctuation and single punctuation characters."""
+  pieces = []
+  start_new_piece = True
+  for char in text:
+    if is_punctuation(char):
+      pieces.append(char)
+      start_new_piece = True
+    elif start_new_piece:
+      pieces.append(char)
+      start_new_piece = False
+    else:
+      pieces[-1] += char
+  return pieces
 
 
 class _CleaningTable(dict):
@@ -165,10 +215,19 @@ def _clean_words(text):
 
 class BasicTokenizer:
   """Cleaning, CJK splitting, optional lower-casing and accent stripping, and
-  punctuation splitting, as the original BasicTokenizer."""
+  punctuation splitting, as the original BasicTokenizer.
 
-  def __init__(self, do_lower_case=True):
+  Args:
+    do_lower_case: lower-case and strip accents.
+    vocab: the vocabulary whose "[unusedN]" entries a word equal to one of them
+      keeps whole (the original's "tokens to not mutate"); FullTokenizer passes it
+      with `preserve_unused_tokens`, the default () preserves nothing.
+  """
+
+  def __init__(self, do_lower_case=True, vocab=()):
     self.do_lower_case = do_lower_case
+    self.vocab = vocab
+    self._preserved = frozenset(token for token in vocab if _UNUSED_TOKEN_RE.match(token))
 
   def tokenize(self, text):
     """Returns the list of basic tokens of `text` (str or UTF-8 bytes)."""
@@ -177,22 +236,17 @@ class BasicTokenizer:
   def split_word(self, word):
     """Lower-cases and strips accents (with `do_lower_case`) and splits punctuation
     off one cleaned, whitespace-free word; returns a list of tokens."""
+    if word in self._preserved:
+      return [word]
     if self.do_lower_case:
-      word = unicodedata.normalize("NFD", word.lower())
-      word = "".join(char for char in word if unicodedata.category(char) != "Mn")
-    pieces = []
-    start_new_piece = True
-    for char in word:
-      if is_punctuation(char):
-        pieces.append(char)
-        start_new_piece = True
-      elif start_new_piece:
-        pieces.append(char)
-        start_new_piece = False
-      else:
-        pieces[-1] += char
+      word = strip_accents(word.lower())
     # Lower-casing can, in principle, produce whitespace; split as the original does.
-    return " ".join(pieces).split()
+    return " ".join(split_on_punctuation(word)).split()
+
+  # The original's private helpers, for code that calls them.
+  _run_strip_accents = staticmethod(strip_accents)
+  _run_split_on_punc = staticmethod(split_on_punctuation)
+  _is_chinese_char = staticmethod(is_cjk_character)
 
 
 class WordpieceTokenizer:
@@ -233,6 +287,13 @@ class WordpieceTokenizer:
 class FullTokenizer:
   """The original FullTokenizer: basic tokenization, then WordPiece.
 
+  Args:
+    vocab_file: the vocabulary file, one token a line.
+    do_lower_case: lower-case and strip accents.
+    preserve_unused_tokens: keep a word that is an "[unusedN]" entry of the
+      vocabulary whole, as bert-tensorflow 1.0.4 with its absl flag
+      `--preserve_unused_tokens`; here a plain argument, no flag parsing needed.
+
   Attributes:
     vocab_file: the vocabulary file read.
     vocab: ordered {token: id}.
@@ -241,12 +302,15 @@ class FullTokenizer:
     wordpiece_tokenizer: the `WordpieceTokenizer`.
   """
 
-  def __init__(self, vocab_file, do_lower_case=True):
+  def __init__(self, vocab_file, do_lower_case=True, preserve_unused_tokens=False):
     self.vocab_file = vocab_file
     self.vocab = load_vocab(vocab_file)
     self.inv_vocab = {index: token for token, index in self.vocab.items()}
     self.do_lower_case = do_lower_case
-    self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
+    self.preserve_unused_tokens = preserve_unused_tokens
+    # A preserved "[unusedN]" is a vocabulary entry, so WordPiece keeps it whole.
+    self.basic_tokenizer = BasicTokenizer(
+        do_lower_case=do_lower_case, vocab=self.vocab if preserve_unused_tokens else ())
     self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
     self._word_pieces = functools.lru_cache(maxsize=_WORD_CACHE_SIZE)(self._split_word)
 
@@ -261,8 +325,8 @@ class FullTokenizer:
 
   def convert_tokens_to_ids(self, tokens):
     """Maps tokens to ids; raises KeyError for a token not in the vocabulary."""
-    return [self.vocab[token] for token in tokens]
+    return convert_by_vocab(self.vocab, tokens)
 
   def convert_ids_to_tokens(self, ids):
     """Maps ids to tokens; raises KeyError for an id not in the vocabulary."""
-    return [self.inv_vocab[index] for index in ids]
+    return convert_by_vocab(self.inv_vocab, ids)
