@@ -8,8 +8,10 @@ features exactly as the original `run_classifier.convert_single_example`:
 Every row a processor cannot read is reported as `ValueError("file:line: ...")`.
 """
 
+import codecs
 import csv
 import dataclasses
+import io
 import os
 
 
@@ -33,12 +35,33 @@ class InputFeatures:
 
 
 def read_tsv(path):
-  """Reads a tab-separated file (no quoting, as the original) into (line number, row) pairs."""
+  """Reads a tab-separated file (no quoting, as the original) into (line number, row) pairs.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: the file is not UTF-8 (a UTF-8 byte-order mark is accepted), with
+      `file:line`.
+  """
   if not os.path.isfile(path):
     raise FileNotFoundError(f"data file not found: {path}")
-  with open(path, encoding="utf-8", newline="") as reader:
-    return [(number, row) for number, row in
-            enumerate(csv.reader(reader, delimiter="\t", quoting=csv.QUOTE_NONE), start=1)]
+  with open(path, "rb") as reader:
+    data = reader.read()
+  data = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+  try:
+    text = data.decode("utf-8")
+  except UnicodeDecodeError as error:
+    line = data[:error.start].count(b"\n") + 1
+    raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {data[error.start]:#04x}); save "
+                     "the file as UTF-8") from None
+  return list(enumerate(csv.reader(io.StringIO(text, newline=""), delimiter="\t",
+                                   quoting=csv.QUOTE_NONE), start=1))
+
+
+def require_examples(path, examples):
+  """Returns `examples`, refusing an empty list with the file named."""
+  if not examples:
+    raise ValueError(f"{path}: no examples (nothing after the header)")
+  return examples
 
 
 class Row:
@@ -99,7 +122,7 @@ class Processor:
         label = self._check_label(row, label)
       examples.append(InputExample(f"{split}-{guid if guid is not None else index}",
                                    text_a, text_b, label))
-    return examples
+    return require_examples(path, examples)
 
   def _check_label(self, row, label):
     if self.is_regression:
@@ -208,8 +231,9 @@ class TsvProcessor(Processor):
   """A user's own labelled TSV files with a header row.
 
   The header names a `label` column and one or two text columns (in file order:
-  text_a, then text_b). Labels are those found in train.tsv, sorted. test.tsv may
-  lack the label column.
+  text_a, then text_b). Labels are those found in train.tsv, stripped of
+  surrounding whitespace, sorted; an empty label is an error. test.tsv may lack
+  the label column.
   """
 
   def __init__(self, data_dir):
@@ -246,12 +270,14 @@ class TsvProcessor(Processor):
       if len(values) != len(header):
         raise row.error(f"found {len(values)} columns, the header has {len(header)}")
       texts = [row[i] for i in text_columns]
-      label = row[label_column] if label_column is not None else None
+      label = row[label_column].strip() if label_column is not None else None
+      if label == "":
+        raise row.error("empty label")
       if check_labels and label is not None:
         label = self._check_label(row, label)
       examples.append(InputExample(f"{split}-{index}", texts[0],
                                    texts[1] if len(texts) > 1 else None, label))
-    return examples
+    return require_examples(path, examples)
 
 
 PROCESSORS = {

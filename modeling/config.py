@@ -41,6 +41,24 @@ _EXTENSIONS = {
 
 POSITION_EMBEDDING_TYPES = ("learned", "hierarchical", "sinusoidal")
 
+# An unknown key this close to a known, absent key is taken for a typo of it.
+_TYPO_DISTANCE = 2
+
+
+def _edit_distance(a, b):
+  """Edits (insert, delete, substitute, swap two neighbours) turning `a` into `b`."""
+  previous2, previous = None, list(range(len(b) + 1))
+  for i, char_a in enumerate(a, 1):
+    current = [i]
+    for j, char_b in enumerate(b, 1):
+      cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+      if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+        cost = min(cost, previous2[j - 2] + 1)
+      current.append(cost)
+    previous2, previous = previous, current
+  return previous[-1]
+
+
 _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                   "intermediate_size", "max_position_embeddings", "type_vocab_size")
 _PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
@@ -94,10 +112,20 @@ class BertConfig:
     self._extra_keys = sorted(set(kwargs) - set(_DEFAULTS) - set(_EXTENSIONS))
     for key, value in values.items():
       setattr(self, key, value)
+    self._check_misspellings(set(kwargs) | {"vocab_size"})
     self._validate()
     if self._extra_keys:
       logger.info("%s: keeping keys unknown to BertConfig: %s", source,
                   ", ".join(self._extra_keys))
+
+  def _check_misspellings(self, given):
+    """An unknown key a typo away from a known key that is absent is an error: the
+    model would silently take that key's default."""
+    for key in self._extra_keys:
+      for known in list(_DEFAULTS) + list(_EXTENSIONS):
+        if known not in given and _edit_distance(key, known) <= _TYPO_DISTANCE:
+          raise ValueError(f"{self._source}: unknown key {key!r}; did you mean {known!r}? "
+                           f"(without it, {known}={getattr(self, known)!r} is used)")
 
   def _error(self, key, message):
     return ValueError(f"{self._source}: {key}={getattr(self, key)!r} {message}")
@@ -183,6 +211,20 @@ class BertConfig:
     if limit is not None and seq_length > limit:
       raise ValueError(f"{self._source}: {self.position_limit_message()} "
                        f"(got {name} {seq_length})")
+
+  def check_vocab_size(self, num_entries, vocab_file):
+    """Raises ValueError when a vocabulary has ids the embeddings lack.
+
+    Scripts call it with their --vocab_file before building anything: an id at
+    or above vocab_size would read no embedding (zeros with one-hot embeddings,
+    an error or, on GPU, garbage with a gather). A vocabulary smaller than
+    vocab_size is fine (some configs round vocab_size up).
+    """
+    if num_entries > self.vocab_size:
+      raise ValueError(
+          f"--vocab_file={vocab_file} has {num_entries} entries but {self._source} has "
+          f"vocab_size={self.vocab_size}: ids from {self.vocab_size} on have no embedding; "
+          "use the vocabulary and config of the same model")
 
   @classmethod
   def from_dict(cls, json_object, source="<dict>"):

@@ -150,6 +150,35 @@ def test_generic_tsv_errors(tmp_path, rows, message):
     get_processor("tsv", str(tmp_path)).get_examples(str(tmp_path), "train")
 
 
+def test_generic_tsv_labels_are_stripped_and_never_empty(tmp_path):
+  _write(tmp_path, "train.tsv", [["label", "text"], ["science ", "a"], [" art", "b"],
+                                 ["science", "c"]])
+  processor = get_processor("tsv", str(tmp_path))
+  assert processor.get_labels() == ["art", "science"]
+  assert [e.label for e in processor.get_examples(str(tmp_path), "train")] == [
+      "science", "art", "science"]
+  _write(tmp_path, "train.tsv", [["label", "text"], ["art", "a"], [" ", "b"]])
+  with pytest.raises(ValueError, match=r"train.tsv:3: empty label"):
+    get_processor("tsv", str(tmp_path)).get_labels()
+
+
+@pytest.mark.parametrize("task", ["tsv", "sst-2"])
+def test_a_file_with_only_a_header_is_refused(tmp_path, task):
+  _write(tmp_path, "test.tsv", [["index", "text"] if task == "sst-2" else ["text"]])
+  with pytest.raises(ValueError, match=r"test.tsv: no examples"):
+    get_processor(task, str(tmp_path)).get_examples(str(tmp_path), "test")
+
+
+def test_non_utf8_names_file_and_line_and_a_bom_is_accepted(tmp_path):
+  (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbflabel\ttext\nart\tcaf\xc3\xa9\n"
+                                       b"art\tna\xefve\n")
+  with pytest.raises(ValueError, match=r"train.tsv:3: not valid UTF-8 \(byte 0xef\)"):
+    get_processor("tsv", str(tmp_path)).get_examples(str(tmp_path), "train")
+  (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbflabel\ttext\nart\tcaf\xc3\xa9\n")
+  example, = get_processor("tsv", str(tmp_path)).get_examples(str(tmp_path), "train")
+  assert (example.label, example.text_a) == ("art", "caf\u00e9")
+
+
 def test_dev_label_unseen_in_train(tmp_path):
   _write(tmp_path, "train.tsv", [["label", "text"], ["art", "a"]])
   _write(tmp_path, "dev.tsv", [["label", "text"], ["art", "a"], ["science", "b"]])

@@ -91,3 +91,35 @@ def test_replace_validates():
   assert config.replace(hidden_dropout_prob=0.0).hidden_dropout_prob == 0.0
   with pytest.raises(ValueError, match="num_attention_heads"):
     config.replace(num_attention_heads=5)
+
+
+@pytest.mark.parametrize("typo, known", [("num_hiden_layers", "num_hidden_layers"),
+                                         ("hidden_szie", "hidden_size"),
+                                         ("intermediate_sizes", "intermediate_size"),
+                                         ("type_vocab_szie", "type_vocab_size")])
+def test_a_misspelled_key_is_an_error(tmp_path, typo, known):
+  path = tmp_path / "bert_config.json"
+  path.write_text(json.dumps({"vocab_size": 30, typo: 2}))
+  with pytest.raises(ValueError, match=rf"bert_config.json: unknown key '{typo}'; did you "
+                                       rf"mean '{known}'\?"):
+    BertConfig.from_json_file(path)
+
+
+def test_multilingual_keys_and_a_typo_beside_its_key_are_kept():
+  extra = {"directionality": "bidi", "pooler_fc_size": 768, "pooler_num_attention_heads": 12,
+           "pooler_num_fc_layers": 3, "pooler_size_per_head": 128,
+           "pooler_type": "first_token_transform"}
+  assert BertConfig.from_dict({"vocab_size": 9, **extra}).to_dict()["pooler_type"] == (
+      "first_token_transform")
+  config = BertConfig.from_dict({"vocab_size": 9, "num_hidden_layers": 2,
+                                 "num_hiden_layers": 3})
+  assert config.num_hidden_layers == 2
+
+
+def test_a_vocabulary_larger_than_vocab_size_is_refused():
+  config = BertConfig.from_dict({"vocab_size": 1000}, source="bert_config.json")
+  config.check_vocab_size(1000, "vocab.txt")
+  config.check_vocab_size(990, "vocab.txt")  # Configs may round vocab_size up.
+  with pytest.raises(ValueError, match=r"--vocab_file=vocab.txt has 1010 entries but "
+                                       r"bert_config.json has vocab_size=1000"):
+    config.check_vocab_size(1010, "vocab.txt")
