@@ -16,6 +16,7 @@ setup(
         "absl-py>=2.1",
         "numpy>=1.26,<3",
         "google-crc32c>=1.5",
+        "safetensors>=0.5",
     ],
     extras_require={
         "test": ["pytest>=8", "bert-tensorflow==1.0.4", "tf-keras>=2.21,<2.22"],

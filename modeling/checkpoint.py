@@ -11,6 +11,13 @@ Command line:
   python -m modeling.checkpoint inspect CKPT
   python -m modeling.checkpoint check --bert_config_file CONFIG CKPT \
       [--task encoder|pretraining|classifier|squad]
+  python -m modeling.checkpoint from-hf HF_DIR OUTPUT_DIR [--allow_unused REGEX]
+  python -m modeling.checkpoint to-hf --bert_config_file CONFIG CKPT OUTPUT_DIR \
+      [--task ...] [--vocab_file V] [--labels_file L] [--do_lower_case B]
+
+CKPT may also be a Hugging Face directory (config.json, model.safetensors), read
+in the original layout by `modeling.hf_checkpoint`, whose `from_hf` and `to_hf`
+are also reachable here (`checkpoint.from_hf`, `checkpoint.to_hf`).
 """
 
 import argparse
@@ -73,7 +80,7 @@ def _resolve(ckpt_path):
 
 
 def open_checkpoint(ckpt_path):
-  """Opens a checkpoint for reading.
+  """Opens a checkpoint, or a Hugging Face directory (converted in memory), for reading.
 
   Returns:
     (prefix, reader, {name: (shape tuple, tf.DType)}).
@@ -82,6 +89,9 @@ def open_checkpoint(ckpt_path):
     FileNotFoundError: no such checkpoint.
     ValueError: the checkpoint's files are corrupt or truncated.
   """
+  from modeling import hf_checkpoint  # imported here: it imports this module
+  if hf_checkpoint.is_hf_directory(ckpt_path):
+    return hf_checkpoint.open_directory(ckpt_path)
   prefix = _resolve(ckpt_path)
   try:
     reader = tf.train.load_checkpoint(prefix)
@@ -347,10 +357,19 @@ def check_checkpoint(config_file, ckpt_path, task="encoder", out=sys.stdout):
   return True
 
 
+def _bool(text):
+  """"True"/"False" (any case), as the scripts' absl flags take them."""
+  if text.lower() not in ("true", "false", "1", "0"):
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+  return text.lower() in ("true", "1")
+
+
 def main(argv=None):
+  from modeling import hf_checkpoint  # imported here: it imports this module
   parser = argparse.ArgumentParser(prog="python -m modeling.checkpoint",
-                                   description="Inspect BERT checkpoints and check them "
-                                               "against a bert_config.json.")
+                                   description="Inspect BERT checkpoints, check them against a "
+                                               "bert_config.json, convert them from and to "
+                                               "Hugging Face directories.")
   commands = parser.add_subparsers(dest="command", required=True)
   inspect = commands.add_parser("inspect", help="names, shapes, dtypes, implied dimensions")
   inspect.add_argument("checkpoint")
@@ -358,15 +377,53 @@ def main(argv=None):
   check.add_argument("checkpoint")
   check.add_argument("--bert_config_file", required=True)
   check.add_argument("--task", choices=TASKS, default="encoder")
+  unused_help = ("regex (re.search) of tensor names with no place in the output that may be "
+                 "left out; repeatable")
+  from_hf = commands.add_parser("from-hf", help="a Hugging Face BERT directory to "
+                                "bert_model.ckpt, bert_config.json, vocab.txt, labels.txt")
+  from_hf.add_argument("hf_dir")
+  from_hf.add_argument("output_dir")
+  from_hf.add_argument("--allow_unused", action="append", default=[], metavar="REGEX",
+                       help=unused_help)
+  to_hf = commands.add_parser("to-hf", help="a checkpoint to model.safetensors, config.json "
+                              "and the tokenizer files of a Hugging Face directory")
+  to_hf.add_argument("checkpoint")
+  to_hf.add_argument("output_dir")
+  to_hf.add_argument("--bert_config_file", required=True)
+  to_hf.add_argument("--task", choices=hf_checkpoint.TASKS, default=None,
+                     help="the transformers class to write (default: from the checkpoint's "
+                          "heads)")
+  to_hf.add_argument("--vocab_file", help="vocab.txt to ship with tokenizer_config.json")
+  to_hf.add_argument("--labels_file", help="class names, one a line (classifier, ner)")
+  to_hf.add_argument("--do_lower_case", type=_bool, default=True,
+                     help="for tokenizer_config.json (default True)")
+  to_hf.add_argument("--allow_unused", action="append", default=[], metavar="REGEX",
+                     help=unused_help)
   args = parser.parse_args(argv)
   try:
     if args.command == "inspect":
       inspect_checkpoint(args.checkpoint)
       return 0
+    if args.command == "from-hf":
+      print(hf_checkpoint.from_hf(args.hf_dir, args.output_dir, args.allow_unused))
+      return 0
+    if args.command == "to-hf":
+      print(hf_checkpoint.to_hf(args.checkpoint, args.bert_config_file, args.output_dir,
+                                args.task, args.vocab_file, args.labels_file,
+                                args.do_lower_case, args.allow_unused))
+      return 0
     return 0 if check_checkpoint(args.bert_config_file, args.checkpoint, args.task) else 1
   except (FileNotFoundError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
+
+
+def __getattr__(name):
+  """`from_hf` and `to_hf` of modeling.hf_checkpoint (imported on first use: it imports us)."""
+  if name in ("from_hf", "to_hf"):
+    from modeling import hf_checkpoint  # imported here: it imports this module
+    return getattr(hf_checkpoint, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,787 @@
+"""Hugging Face BERT checkpoints in and out, losslessly, in the original TF1 layout.
+
+A Hugging Face BERT directory (`config.json` with "model_type": "bert", weights in
+`model.safetensors` or shards listed by `model.safetensors.index.json`) holds the
+tensors of an original checkpoint under other names, with PyTorch's Linear weights
+[out, in] where the original's dense kernels are [in, out]. Both directions copy
+every tensor's bits (a transpose only moves them); what one side cannot represent
+is refused with its name, never dropped or approximated.
+
+  from_hf(hf_dir, output_dir, allow_unused=())       -> Conversion
+  to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
+        labels_file=None, do_lower_case=True, allow_unused=())   -> Conversion
+  read_hf(hf_dir, allow_unused=())                    -> HfCheckpoint (in memory)
+
+Weights are read and written with the `safetensors` package, without PyTorch. A
+`pytorch_model.bin` is a pickle, which can run any code when loaded: it is never
+opened. The command line is `python -m modeling.checkpoint from-hf|to-hf`.
+
+Name table (N a layer index; H hidden; encoder and pooler keys carry the `bert.`
+prefix in every class but BertModel; kernels marked T are transposed):
+
+  bert/embeddings/{word,position,token_type}_embeddings  embeddings.*_embeddings.weight
+  bert/.../LayerNorm/gamma, beta                          ....LayerNorm.weight, bias
+  bert/encoder/layer_N/attention/self/query/kernel (T)    encoder.layer.N.attention.self.query.weight
+    (key, value, attention/output/dense, intermediate/dense, output/dense alike; biases as is)
+  bert/pooler/dense/kernel (T), bias                      pooler.dense.weight, bias
+  cls/predictions/transform/dense/kernel (T), bias        cls.predictions.transform.dense.weight, bias
+  cls/predictions/transform/LayerNorm/gamma, beta         cls.predictions.transform.LayerNorm.weight, bias
+  cls/predictions/output_bias                             cls.predictions.bias
+  cls/seq_relationship/output_weights [2, H], output_bias cls.seq_relationship.weight, bias
+  output_weights [C, H], output_bias [C]                  classifier.weight, bias
+  cls/squad/output_weights [2, H], output_bias [2]        qa_outputs.weight, bias
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+import tensorflow as tf
+
+from modeling import checkpoint, files
+from modeling.config import BertConfig
+from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
+from modeling.model import BertModel
+
+# hidden_act of Hugging Face -> ours. Their "gelu" is the exact erf form; "gelu_new"
+# and "gelu_pytorch_tanh" are the original's tanh approximation.
+ACTIVATIONS_FROM_HF = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu",
+                       "relu": "relu", "tanh": "tanh", "linear": "linear"}
+ACTIVATIONS_TO_HF = {"gelu_exact": "gelu", "gelu": "gelu_new", "relu": "relu", "tanh": "tanh",
+                     "linear": "linear"}
+
+# The original's LayerNorm epsilon, fixed in its code.
+LAYER_NORM_EPS = 1e-12
+
+# Hugging Face BertConfig defaults of the keys that shape the model, for a
+# config.json that leaves some out.
+_HF_DEFAULTS = {
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+}
+
+WEIGHTS_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+CONFIG_FILE = "config.json"
+# Weight files in formats we do not read, and why.
+_UNREAD_FORMATS = {
+    "pytorch_model.bin": "a Python pickle, and loading a pickle can run any code it contains",
+    "tf_model.h5": "the Keras format of the TFBert* classes that transformers removed",
+    "flax_model.msgpack": "the Flax format",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+  """A transformers class: our task, whether it has the pooler, its heads."""
+  name: str
+  task: str
+  pooler: bool
+  heads: tuple
+
+
+ARCHITECTURES = {a.name: a for a in (
+    Architecture("BertModel", "encoder", True, ()),
+    Architecture("BertForPreTraining", "pretraining", True, ("masked_lm", "next_sentence")),
+    Architecture("BertForMaskedLM", "pretraining", False, ("masked_lm",)),
+    Architecture("BertForNextSentencePrediction", "pretraining", True, ("next_sentence",)),
+    Architecture("BertForSequenceClassification", "classifier", True, ("classifier",)),
+    Architecture("BertForTokenClassification", "ner", False, ("classifier",)),
+    Architecture("BertForQuestionAnswering", "squad", False, ("squad",)),
+)}
+
+TASKS = ("encoder", "pretraining", "classifier", "squad", "ner")
+
+
+# ----------------------------------------------------------------------------
+# The name table.
+
+def _dense(ours, theirs):
+  return [(f"{ours}/kernel", f"{theirs}.weight", True), (f"{ours}/bias", f"{theirs}.bias", False)]
+
+
+def _layer_norm(ours, theirs):
+  return [(f"{ours}/gamma", f"{theirs}.weight", False),
+          (f"{ours}/beta", f"{theirs}.bias", False)]
+
+
+def _linear_head(ours, theirs):
+  """Our `output_weights` [C, H] are used transposed, as PyTorch's Linear weight."""
+  return [(f"{ours}output_weights", f"{theirs}.weight", False),
+          (f"{ours}output_bias", f"{theirs}.bias", False)]
+
+
+_LAYER_DENSES = ("attention/self/query", "attention/self/key", "attention/self/value",
+                 "attention/output/dense", "intermediate/dense", "output/dense")
+_LAYER_NORMS = ("attention/output/LayerNorm", "output/LayerNorm")
+
+_HEADS = {
+    "masked_lm": (_dense("cls/predictions/transform/dense", "cls.predictions.transform.dense")
+                  + _layer_norm("cls/predictions/transform/LayerNorm",
+                                "cls.predictions.transform.LayerNorm")
+                  + [("cls/predictions/output_bias", "cls.predictions.bias", False)]),
+    "next_sentence": _linear_head("cls/seq_relationship/", "cls.seq_relationship"),
+    "classifier": _linear_head("", "classifier"),
+    "squad": _linear_head("cls/squad/", "qa_outputs"),
+}
+
+
+def _base_rows(num_layers, pooler):
+  """(ours, theirs without the `bert.` prefix, transposed) of the embeddings,
+  encoder and optionally the pooler."""
+  rows = [(f"bert/embeddings/{kind}_embeddings", f"embeddings.{kind}_embeddings.weight", False)
+          for kind in ("word", "position", "token_type")]
+  rows += _layer_norm("bert/embeddings/LayerNorm", "embeddings.LayerNorm")
+  for index in range(num_layers):
+    ours, theirs = f"bert/encoder/layer_{index}", f"encoder.layer.{index}"
+    for part in _LAYER_DENSES:
+      rows += _dense(f"{ours}/{part}", f"{theirs}.{part.replace('/', '.')}")
+    for part in _LAYER_NORMS:
+      rows += _layer_norm(f"{ours}/{part}", f"{theirs}.{part.replace('/', '.')}")
+  if pooler:
+    rows += _dense("bert/pooler/dense", "pooler.dense")
+  return rows
+
+
+def name_table(num_layers, architecture):
+  """[(our name, Hugging Face key, transposed)] of a transformers class's tensors.
+
+  Args:
+    num_layers: the config's num_hidden_layers.
+    architecture: a key of ARCHITECTURES, e.g. "BertForPreTraining".
+  """
+  arch = ARCHITECTURES[architecture]
+  prefix = "" if architecture == "BertModel" else "bert."
+  rows = [(ours, prefix + theirs, transposed)
+          for ours, theirs, transposed in _base_rows(num_layers, arch.pooler)]
+  for head in arch.heads:
+    rows += _HEADS[head]
+  return rows
+
+
+# ----------------------------------------------------------------------------
+# Configs.
+
+def _refuse(source, key, value, why):
+  return ValueError(f"{source}: {key}={value!r} {why}; refused (nothing was written)")
+
+
+def config_from_hf(hf_config, source):
+  """Our BertConfig from the dict of a Hugging Face `config.json`.
+
+  Raises:
+    ValueError: naming `source` and the key, for what the original cannot
+      represent: another model_type, position_embedding_type other than
+      "absolute", layer_norm_eps other than 1e-12, a decoder, an activation
+      without a counterpart.
+  """
+  if not isinstance(hf_config, dict):
+    raise ValueError(f"{source}: a config must be a JSON object")
+  model_type = hf_config.get("model_type")
+  if model_type != "bert":
+    raise _refuse(source, "model_type", model_type,
+                  'is not "bert": only BERT models convert to the original BERT layout')
+  position_type = hf_config.get("position_embedding_type", "absolute")
+  if position_type != "absolute":
+    raise _refuse(source, "position_embedding_type", position_type,
+                  'has no counterpart in the original, whose position embeddings are '
+                  '"absolute" (a learned table)')
+  eps = hf_config.get("layer_norm_eps", LAYER_NORM_EPS)
+  if eps != LAYER_NORM_EPS:
+    raise _refuse(source, "layer_norm_eps", eps,
+                  f"differs from the original's fixed LayerNorm epsilon {LAYER_NORM_EPS}: "
+                  "every output would change")
+  for key in ("is_decoder", "add_cross_attention"):
+    if hf_config.get(key):
+      raise _refuse(source, key, hf_config[key],
+                    "makes a decoder (causal or cross attention), which the original "
+                    "BERT encoder is not")
+  values = {key: hf_config.get(key, default) for key, default in _HF_DEFAULTS.items()}
+  activation = values["hidden_act"]
+  if not isinstance(activation, str) or activation not in ACTIVATIONS_FROM_HF:
+    raise _refuse(source, "hidden_act", activation,
+                  "has no counterpart in the original (convertible: "
+                  + ", ".join(f"{k} as {v}" for k, v in ACTIVATIONS_FROM_HF.items()) + ")")
+  values["hidden_act"] = ACTIVATIONS_FROM_HF[activation]
+  return BertConfig.from_dict(values, source=source)
+
+
+def config_to_hf(config, architecture, labels=None, source="bert_config.json"):
+  """The dict of a Hugging Face `config.json` for `architecture`.
+
+  Args:
+    config: our BertConfig.
+    architecture: a key of ARCHITECTURES.
+    labels: for the classifier heads, the class names in output order.
+    source: the config's file, for messages.
+
+  Raises:
+    ValueError: the config uses what Hugging Face BERT cannot represent.
+  """
+  if config.position_embedding_type != "learned":
+    raise _refuse(source, "position_embedding_type", config.position_embedding_type,
+                  'has no counterpart in Hugging Face BERT (only "learned", their "absolute")')
+  values = {"architectures": [architecture], "model_type": "bert"}
+  values.update({key: getattr(config, key) for key in _HF_DEFAULTS})
+  values.update(hidden_act=ACTIVATIONS_TO_HF[config.hidden_act], layer_norm_eps=LAYER_NORM_EPS,
+                position_embedding_type="absolute", tie_word_embeddings=True)
+  if labels is not None:
+    values["id2label"] = {str(i): label for i, label in enumerate(labels)}
+    values["label2id"] = {label: i for i, label in enumerate(labels)}
+  return values
+
+
+def _read_json(path):
+  with files.open(path) as reader:
+    text = reader.read()
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as error:
+    raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def read_labels(labels_file, count):
+  """The class names of `labels_file`, one a line, checked to number `count`."""
+  with files.open(labels_file) as reader:
+    labels = reader.read().splitlines()
+  if len(labels) != count:
+    raise ValueError(f"{labels_file}: {len(labels)} labels, but the checkpoint's classifier "
+                     f"has {count} outputs (output_bias [{count}])")
+  for number, label in enumerate(labels, 1):
+    if not label.strip() or labels.index(label) != number - 1:
+      raise ValueError(f"{labels_file}, line {number}: label {label!r} is "
+                       f"{'empty' if not label.strip() else 'repeated'}")
+  return labels
+
+
+# ----------------------------------------------------------------------------
+# Safetensors files, read and written through the safetensors package.
+
+# safetensors dtype -> numpy dtype (bfloat16 is TensorFlow's numpy extension type).
+_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+           "BF16": tf.bfloat16.as_numpy_dtype, "I64": np.int64, "I32": np.int32,
+           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _read_safetensors(path):
+  """{key: np.ndarray} of a safetensors file (any dtype numpy or bfloat16 holds)."""
+  with files.open(path, "rb") as reader:
+    data = reader.read()
+  try:
+    entries = safetensors.deserialize(data)
+  except Exception as error:  # SafetensorError, raised from Rust with no public class.
+    raise ValueError(f"{path}: not a readable safetensors file ({error})") from None
+  tensors = {}
+  for key, entry in entries:
+    if entry["dtype"] not in _DTYPES:
+      raise ValueError(f"{path}: tensor {key} has dtype {entry['dtype']}, which has no "
+                       "float32 counterpart in the original layout")
+    dtype = np.dtype(_DTYPES[entry["dtype"]]).newbyteorder("<")
+    tensors[key] = np.frombuffer(entry["data"], dtype).reshape(entry["shape"])
+  return tensors
+
+
+def _weight_files(hf_dir):
+  """The safetensors files of a directory: [model.safetensors] or its shards."""
+  single, index = os.path.join(hf_dir, WEIGHTS_FILE), os.path.join(hf_dir, INDEX_FILE)
+  if files.exists(single):
+    return [single], None
+  if files.exists(index):
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+      raise ValueError(f"{index}: no \"weight_map\" of tensor names to shard files")
+    for shard in set(weight_map.values()):
+      if not isinstance(shard, str) or os.path.basename(shard) != shard or shard in (".", ".."):
+        raise ValueError(f"{index}: shard {shard!r} is not a file name in {hf_dir}")
+    return [os.path.join(hf_dir, shard) for shard in sorted(set(weight_map.values()))], weight_map
+  found = [name for name in _UNREAD_FORMATS if files.exists(os.path.join(hf_dir, name))]
+  if found:
+    name = found[0]
+    raise ValueError(
+        f"{hf_dir} has {name} but no {WEIGHTS_FILE}: {name} is {_UNREAD_FORMATS[name]}, so it "
+        f"is never read here. Get the model's {WEIGHTS_FILE} instead: most models on the "
+        "Hugging Face Hub have one (see the repository's files, or its "
+        "refs/pr/N safetensors conversion); for a file you trust, transformers converts it: "
+        "python -c \"import transformers as t; t.BertForPreTraining.from_pretrained('DIR')"
+        ".save_pretrained('NEW_DIR')\" (with the class named in its config.json)")
+  raise FileNotFoundError(f"{hf_dir}: no {WEIGHTS_FILE} or {INDEX_FILE}")
+
+
+def read_tensors(hf_dir):
+  """{Hugging Face key: np.ndarray} of a directory's model.safetensors or shards."""
+  paths, weight_map = _weight_files(hf_dir)
+  tensors = {}
+  for path in paths:
+    for key, value in _read_safetensors(path).items():
+      if weight_map is not None and weight_map.get(key) != os.path.basename(path):
+        raise ValueError(f"{path}: tensor {key} is not listed for this shard in {INDEX_FILE}")
+      tensors[key] = value
+  if weight_map is not None and set(weight_map) - set(tensors):
+    missing = sorted(set(weight_map) - set(tensors))
+    raise ValueError(f"{os.path.join(hf_dir, INDEX_FILE)} lists tensors absent from their "
+                     f"shards: {', '.join(missing[:5])}")
+  return tensors
+
+
+def write_safetensors(path, tensors):
+  """Writes {key: np.ndarray} to `path` atomically, with the metadata transformers reads."""
+  with files.atomic_open(path, "wb") as writer:
+    writer.write(safetensors.numpy.save(tensors, metadata={"format": "pt"}))
+
+
+# ----------------------------------------------------------------------------
+# Hugging Face -> ours.
+
+@dataclasses.dataclass
+class HfCheckpoint:
+  """A Hugging Face BERT directory read into the original layout, in memory.
+
+  Attributes:
+    directory: the directory read.
+    architecture: its transformers class (config.json's `architectures`, else
+      what its tensors make it).
+    config: our BertConfig.
+    tensors: {our checkpoint name: float32 np.ndarray}.
+    labels: the class names of a classifier head (`id2label`), else None.
+    vocab_file: its vocab.txt, or None.
+    do_lower_case: tokenizer_config.json's do_lower_case, or None.
+    notes: what was left out or widened, and why, one line each.
+  """
+  directory: str
+  architecture: str
+  config: BertConfig
+  tensors: dict
+  labels: list = None
+  vocab_file: str = None
+  do_lower_case: bool = None
+  notes: list = dataclasses.field(default_factory=list)
+
+  @property
+  def task(self):
+    return ARCHITECTURES[self.architecture].task
+
+
+def _canonical(key):
+  """Legacy LayerNorm names (`gamma`, `beta`), as transformers renames them on load."""
+  return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight",
+                re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
+
+
+def _same_bits(a, b):
+  return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _infer_architecture(keys):
+  """The transformers class whose heads a set of keys holds."""
+  has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
+  if has("qa_outputs."):
+    return "BertForQuestionAnswering"
+  if has("classifier."):
+    return "BertForSequenceClassification"
+  if has("cls.predictions."):
+    return "BertForPreTraining" if has("cls.seq_relationship.") else "BertForMaskedLM"
+  if has("cls.seq_relationship."):
+    return "BertForNextSentencePrediction"
+  return "BertModel"
+
+
+def _architecture_of(hf_config, keys, source):
+  names = hf_config.get("architectures") or [_infer_architecture(keys)]
+  unknown = [name for name in names if name not in ARCHITECTURES]
+  if unknown:
+    raise _refuse(source, "architectures", names,
+                  "names a class with no counterpart in the original layout (convertible: "
+                  + ", ".join(ARCHITECTURES) + ")")
+  return names[0]
+
+
+def _buffer_note(key, value, config):
+  """Why a non-weight buffer may be left out, or None if `key` is not one."""
+  base = key[len("bert."):] if key.startswith("bert.") else key
+  if base == "embeddings.position_ids" and np.array_equal(
+      value.reshape(-1), np.arange(value.size)) and value.size == config.max_position_embeddings:
+    return f"{key} (a buffer equal to 0..{value.size - 1}, not a weight)"
+  if base == "embeddings.token_type_ids" and not np.any(value):
+    return f"{key} (a buffer of zeros, not a weight)"
+  return None
+
+
+def _map_tensors(hf_tensors, config, allow_unused, source):
+  """{our name: array} of the Hugging Face tensors, and notes on what was left out."""
+  table = {}
+  for ours, theirs, transposed in _base_rows(config.num_hidden_layers, pooler=True):
+    table[theirs] = table["bert." + theirs] = (ours, transposed)
+  for rows in _HEADS.values():
+    table.update({theirs: (ours, transposed) for ours, theirs, transposed in rows})
+  patterns = [re.compile(p) for p in allow_unused]
+  tensors, origin, notes, unused = {}, {}, [], []
+  decoder = {}
+  for key in sorted(hf_tensors):
+    value, name = hf_tensors[key], _canonical(key)
+    if name in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"):
+      decoder[name] = (key, value)
+      continue
+    if name not in table:
+      note = _buffer_note(key, value, config)
+      if note:
+        notes.append(f"left out {note}")
+      elif any(p.search(key) for p in patterns):
+        notes.append(f"left out {key} {list(value.shape)} (--allow_unused)")
+      else:
+        unused.append(f"{key} {list(value.shape)}")
+      continue
+    ours, transposed = table[name]
+    if ours in tensors:
+      raise ValueError(f"{source}: both {origin[ours]} and {key} would be {ours}")
+    origin[ours] = key
+    tensors[ours] = np.ascontiguousarray(value.T) if transposed else value
+  if unused:
+    raise ValueError(f"{source}: tensors with no place in the original layout: "
+                     f"{', '.join(unused)}; refused (nothing was written). Pass --allow_unused "
+                     "REGEX (allow_unused=[...]) to leave them out")
+  _check_decoder(decoder, tensors, source)
+  return tensors, notes
+
+
+def _check_decoder(decoder, tensors, source):
+  """The MLM decoder: its weight must be the word embeddings (the original ties them),
+  its bias `cls/predictions/output_bias`."""
+  if "cls.predictions.decoder.weight" in decoder:
+    key, value = decoder["cls.predictions.decoder.weight"]
+    if not _same_bits(value, tensors.get("bert/embeddings/word_embeddings", np.empty(0))):
+      raise ValueError(f"{source}: {key} differs from the word embeddings; the original "
+                       "layout ties the masked-LM output weights to "
+                       "bert/embeddings/word_embeddings and cannot hold untied ones; refused")
+  if "cls.predictions.decoder.bias" in decoder:
+    key, value = decoder["cls.predictions.decoder.bias"]
+    if "cls/predictions/output_bias" not in tensors:
+      tensors["cls/predictions/output_bias"] = value
+    elif not _same_bits(value, tensors["cls/predictions/output_bias"]):
+      raise ValueError(f"{source}: {key} differs from cls.predictions.bias; the original "
+                       "layout has one masked-LM output bias; refused")
+
+
+def _widen(tensors, notes, source):
+  """float16 and bfloat16 tensors to float32 (exact); other non-float32 refused."""
+  widened = []
+  for name, value in tensors.items():
+    if value.dtype in (np.float16, tf.bfloat16.as_numpy_dtype):
+      widened.append(value.dtype.name)
+      tensors[name] = value.astype(np.float32)
+    elif value.dtype != np.float32:
+      raise ValueError(f"{source}: {name} has dtype {value.dtype.name}; the original layout "
+                       "holds float32 weights")
+  if widened:
+    notes.append(f"widened {len(widened)} {'/'.join(sorted(set(widened)))} tensors to float32 "
+                 "(exact)")
+
+
+def expected_shapes(config, num_labels=2):
+  """{name: (shape, tf.DType)} of every variable the original layout holds for
+  `config`: the encoder, pooler, both pretraining heads, a classifier head of
+  `num_labels` outputs and the SQuAD head."""
+  with tf.device("/cpu:0"):
+    model = BertModel(config)
+    modules = [model, MaskedLMHead(config, model.embedding_table), NextSentenceHead(config),
+               ClassifierHead(config, num_labels), SquadHead(config)]
+  return {name: (tuple(v.shape.as_list()), v.dtype)
+          for name, v in checkpoint.named_variables(modules).items()}
+
+
+def _check_shapes(tensors, config, source):
+  """Refuses tensors whose shapes disagree with the config (named, with hints)."""
+  num_labels = tensors["output_bias"].shape[0] if "output_bias" in tensors else 2
+  entries = {name: (value.shape, tf.as_dtype(value.dtype)) for name, value in tensors.items()}
+  _, errors = checkpoint.compare(entries, expected_shapes(config, num_labels),
+                                 allow_missing=(r"^",), prefix=source)
+  if errors:
+    raise ValueError(f"{source}: the tensors do not fit its config:\n  " + "\n  ".join(errors))
+
+
+def read_hf(hf_dir, allow_unused=()):
+  """Reads a Hugging Face BERT directory into the original layout, in memory.
+
+  Args:
+    hf_dir: a directory with config.json and model.safetensors (or the shards
+      of model.safetensors.index.json); vocab.txt and tokenizer_config.json are
+      read when present.
+    allow_unused: regexes (`re.search`) of Hugging Face keys that have no place
+      in the original layout and may be left out.
+
+  Returns:
+    An HfCheckpoint.
+
+  Raises:
+    FileNotFoundError: no config.json or weights.
+    ValueError: what the original layout cannot hold, named: see
+      `config_from_hf`, tensors with no place (not in `allow_unused`), an
+      untied decoder, shapes that disagree with the config, labels that
+      disagree with the classifier; and a directory holding only
+      pytorch_model.bin, which is never unpickled.
+  """
+  hf_dir = os.fspath(hf_dir)
+  config_path = os.path.join(hf_dir, CONFIG_FILE)
+  weights = read_tensors(hf_dir)  # First: a pytorch_model.bin-only directory says why.
+  if not files.exists(config_path):
+    raise FileNotFoundError(f"{hf_dir}: no {CONFIG_FILE}")
+  hf_config = _read_json(config_path)
+  config = config_from_hf(hf_config, config_path)
+  architecture = _architecture_of(hf_config, weights, config_path)
+  tensors, notes = _map_tensors(weights, config, allow_unused, hf_dir)
+  if hf_config.get("tie_word_embeddings") is False and "cls/predictions/output_bias" in tensors \
+     and "cls.predictions.decoder.weight" not in weights:
+    raise _refuse(config_path, "tie_word_embeddings", False,
+                  "but the masked-LM decoder weight is absent from the weights")
+  _widen(tensors, notes, hf_dir)
+  _check_shapes(tensors, config, hf_dir)
+  labels = None
+  if "output_bias" in tensors:
+    count = tensors["output_bias"].shape[0]
+    id2label = hf_config.get("id2label")
+    if id2label:
+      if sorted(id2label) != sorted(str(i) for i in range(count)):
+        raise ValueError(f"{config_path}: id2label has ids {sorted(id2label)}, but the "
+                         f"classifier has {count} outputs (classifier.bias [{count}])")
+      labels = [str(id2label[str(i)]) for i in range(count)]
+  vocab_file = os.path.join(hf_dir, "vocab.txt")
+  tokenizer_config = os.path.join(hf_dir, "tokenizer_config.json")
+  do_lower_case = None
+  if files.exists(tokenizer_config):
+    do_lower_case = _read_json(tokenizer_config).get("do_lower_case")
+  return HfCheckpoint(hf_dir, architecture, config, tensors, labels,
+                      vocab_file if files.exists(vocab_file) else None, do_lower_case, notes)
+
+
+@dataclasses.dataclass
+class Conversion:
+  """What a conversion did: the class and task, the files written, notes."""
+  source: str
+  architecture: str
+  task: str
+  tensors: int
+  written: list
+  notes: list
+
+  def __str__(self):
+    lines = [f"converted {self.source} ({self.architecture}, task {self.task}): "
+             f"{self.tensors} tensors"]
+    lines += [f"wrote {path}" for path in self.written]
+    lines += self.notes
+    return "\n".join(lines)
+
+
+def _copy_file(source, destination):
+  with files.open(source, "rb") as reader:
+    data = reader.read()
+  with files.atomic_open(destination, "wb") as writer:
+    writer.write(data)
+
+
+def _write_text(path, text):
+  with files.atomic_open(path) as writer:
+    writer.write(text)
+
+
+def from_hf(hf_dir, output_dir, allow_unused=()):
+  """Converts a Hugging Face BERT directory to the original layout.
+
+  Writes `output_dir/bert_model.ckpt` (name-based, atomic), `bert_config.json`,
+  `vocab.txt` when the directory has one, and `labels.txt` (one class a line,
+  from `id2label`) for a classifier head. Nothing is written unless the whole
+  conversion can go ahead.
+
+  Args:
+    hf_dir: the Hugging Face directory (see `read_hf`).
+    output_dir: where to write; created if needed.
+    allow_unused: regexes of Hugging Face keys that may be left out.
+
+  Returns:
+    A Conversion.
+  """
+  hf = read_hf(hf_dir, allow_unused)
+  output_dir = os.fspath(output_dir)
+  prefix = os.path.join(output_dir, "bert_model.ckpt")
+  with tf.device("/cpu:0"):
+    variables = [tf.Variable(value, name=name, trainable=False)
+                 for name, value in hf.tensors.items()]
+  checkpoint.save(prefix, variables)
+  written = [prefix]
+  config_file = os.path.join(output_dir, "bert_config.json")
+  _write_text(config_file, hf.config.to_json_string())
+  written.append(config_file)
+  notes = list(hf.notes)
+  if hf.vocab_file:
+    _copy_file(hf.vocab_file, os.path.join(output_dir, "vocab.txt"))
+    written.append(os.path.join(output_dir, "vocab.txt"))
+  else:
+    notes.append(f"no vocab.txt in {hf_dir}: give the scripts the model's vocabulary")
+  if hf.labels is not None:
+    _write_text(os.path.join(output_dir, "labels.txt"), "".join(f"{l}\n" for l in hf.labels))
+    written.append(os.path.join(output_dir, "labels.txt"))
+  if hf.do_lower_case is not None:
+    notes.append(f"tokenizer_config.json: do_lower_case={hf.do_lower_case}; run the scripts "
+                 f"with --do_lower_case={hf.do_lower_case}")
+  return Conversion(hf_dir, hf.architecture, hf.task, len(hf.tensors), written, notes)
+
+
+class ArrayReader:
+  """`get_tensor(name)` of a tf.train.CheckpointReader, over arrays in memory."""
+
+  def __init__(self, tensors):
+    self._tensors = tensors
+
+  def get_tensor(self, name):
+    return self._tensors[name]
+
+
+def is_hf_directory(path):
+  """Whether `path` is a Hugging Face model directory (not one of TF checkpoints)."""
+  path = os.fspath(path)
+  return (files.isdir(path) and not files.exists(os.path.join(path, "checkpoint"))
+          and any(files.exists(os.path.join(path, name))
+                  for name in (CONFIG_FILE, WEIGHTS_FILE, INDEX_FILE, *_UNREAD_FORMATS)))
+
+
+def open_directory(hf_dir):
+  """`checkpoint.open_checkpoint` of a Hugging Face directory: (description,
+  reader, {name: (shape, tf.DType)}) of its tensors in the original layout."""
+  hf = read_hf(hf_dir)
+  entries = {name: (tuple(value.shape), tf.as_dtype(value.dtype))
+             for name, value in hf.tensors.items()}
+  return (f"{os.fspath(hf_dir)} (Hugging Face {hf.architecture})", ArrayReader(hf.tensors),
+          entries)
+
+
+# ----------------------------------------------------------------------------
+# Ours -> Hugging Face.
+
+def _is_training_state(name):
+  return name == "global_step" or name.endswith(("/adam_m", "/adam_v"))
+
+
+def infer_task(names):
+  """The task whose heads a checkpoint holds. `output_weights` with a pooler is a
+  sentence classifier; without one, a token classifier (BertForTokenClassification
+  has no pooler; give task "ner" for a token classifier of ours, which has one)."""
+  if "cls/squad/output_weights" in names:
+    return "squad"
+  if "output_weights" in names:
+    return "classifier" if "bert/pooler/dense/kernel" in names else "ner"
+  if any(name.startswith("cls/") for name in names):
+    return "pretraining"
+  return "encoder"
+
+
+def _architecture_for(task, names):
+  if task == "pretraining":
+    mlm, nsp = "cls/predictions/output_bias" in names, "cls/seq_relationship/output_bias" in names
+    if not (mlm or nsp):
+      raise ValueError("task pretraining: the checkpoint has neither cls/predictions nor "
+                       "cls/seq_relationship")
+    return ("BertForPreTraining" if mlm and nsp else
+            "BertForMaskedLM" if mlm else "BertForNextSentencePrediction")
+  return next(a.name for a in ARCHITECTURES.values() if a.task == task)
+
+
+def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
+          labels_file=None, do_lower_case=True, allow_unused=()):
+  """Converts a checkpoint in the original layout (ours or the original's) to a
+  Hugging Face directory.
+
+  Writes `model.safetensors`, `config.json` (`architectures`, `hidden_act`,
+  `id2label`) and, with a vocabulary, `vocab.txt` and `tokenizer_config.json`.
+  `global_step` and Adam slots are left out; so is the pooler for the classes
+  that have none (BertForQuestionAnswering, BertForTokenClassification,
+  BertForMaskedLM: their heads do not read it). Nothing is written unless the
+  whole conversion can go ahead.
+
+  Args:
+    ckpt_path: a checkpoint prefix, or a directory with a `checkpoint` file.
+    bert_config_file: its bert_config.json.
+    output_dir: where to write; created if needed.
+    task: "encoder" (BertModel), "pretraining" (BertForPreTraining, or
+      BertForMaskedLM without cls/seq_relationship), "classifier"
+      (BertForSequenceClassification), "squad" (BertForQuestionAnswering),
+      "ner" (BertForTokenClassification); None: from the checkpoint's heads.
+    vocab_file: the vocab.txt to ship, or None.
+    labels_file: the class names, one a line (run_classifier writes
+      labels.txt), for classifier and ner; else LABEL_0, LABEL_1, ...
+    do_lower_case: written to tokenizer_config.json.
+    allow_unused: regexes of checkpoint names the class has no place for that
+      may be left out (e.g. "^cls/" with task encoder).
+
+  Returns:
+    A Conversion.
+  """
+  config = BertConfig.from_json_file(bert_config_file)
+  prefix, reader, entries = checkpoint.open_checkpoint(ckpt_path)
+  names = {name for name in entries if not _is_training_state(name)}
+  task = task or infer_task(names)
+  if task not in TASKS:
+    raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
+  architecture = _architecture_for(task, names)
+  rows = name_table(config.num_hidden_layers, architecture)
+  needed = {ours for ours, _, _ in rows}
+  num_labels = entries["output_bias"][0][0] if "output_bias" in entries else 2
+  expected = expected_shapes(config, num_labels)
+  _, errors = checkpoint.compare({n: entries[n] for n in names & needed},
+                                 {n: expected[n] for n in needed}, prefix=prefix)
+  if errors:
+    raise ValueError(f"checkpoint {prefix} does not fit {bert_config_file} for "
+                     f"{architecture}:\n  " + "\n  ".join(errors))
+  notes = []
+  patterns = [re.compile(p) for p in allow_unused]
+  unused = []
+  for name in sorted(names - needed):
+    if name.startswith("bert/pooler/") and not ARCHITECTURES[architecture].pooler:
+      notes.append(f"left out {name} ({architecture} has no pooler; its head does not read it)")
+    elif any(p.search(name) for p in patterns):
+      notes.append(f"left out {name} (--allow_unused)")
+    else:
+      unused.append(name)
+  if unused:
+    raise ValueError(f"checkpoint {prefix}: {architecture} (task {task}) has no place for "
+                     f"{', '.join(unused)}; refused (nothing was written). Choose the --task "
+                     "that holds them, or pass --allow_unused REGEX to leave them out")
+  state = len(entries) - len(names)
+  if state:
+    notes.append(f"left out {state} training-state entries (global_step, Adam slots)")
+  labels = None
+  if ARCHITECTURES[architecture].heads == ("classifier",):
+    count = entries["output_bias"][0][0]
+    labels = (read_labels(labels_file, count) if labels_file
+              else [f"LABEL_{i}" for i in range(count)])
+  hf_config = config_to_hf(config, architecture, labels, bert_config_file)
+  tensors = {}
+  for ours, theirs, transposed in rows:
+    value = reader.get_tensor(ours)
+    tensors[theirs] = np.ascontiguousarray(value.T) if transposed else value
+
+  output_dir = os.fspath(output_dir)
+  tf.io.gfile.makedirs(output_dir)
+  written = [os.path.join(output_dir, WEIGHTS_FILE), os.path.join(output_dir, CONFIG_FILE)]
+  write_safetensors(written[0], tensors)
+  _write_text(written[1], json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+  if vocab_file:
+    written += [os.path.join(output_dir, "vocab.txt"),
+                os.path.join(output_dir, "tokenizer_config.json")]
+    _copy_file(vocab_file, written[-2])
+    _write_text(written[-1], json.dumps(
+        {"do_lower_case": bool(do_lower_case), "tokenizer_class": "BertTokenizer",
+         "model_max_length": config.max_position_embeddings}, indent=2) + "\n")
+  else:
+    notes.append("no --vocab_file: no tokenizer files written")
+  return Conversion(prefix, architecture, task, len(tensors), written, notes)
