@@ -81,6 +81,10 @@ def main(argv):
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   layer_indexes = check_flags(config)
   tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
+  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
+  files.check_outputs([("--output_file", FLAGS.output_file)],
+                      [("--input_file", FLAGS.input_file), ("--vocab_file", FLAGS.vocab_file),
+                       ("--bert_config_file", FLAGS.bert_config_file)])
   examples = feature_extraction.read_examples(FLAGS.input_file)
   first = next(examples, None)
   if first is None:

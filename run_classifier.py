@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import classifier, classifier_data, distribution, serving, training
+from modeling import classifier, classifier_data, distribution, files, serving, training
 from modeling.config import BertConfig
 from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
 
@@ -78,6 +78,14 @@ def main(argv):
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
   label_list = None if processor.is_regression else processor.get_labels()
   tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
+  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
+  shared_flags.check_outputs(
+      ["eval_results.txt", "test_results.tsv", "labels.txt"],
+      [("--data_dir", os.path.join(FLAGS.data_dir, name)) for name in processor.files.values()]
+      + [("--vocab_file", FLAGS.vocab_file)])
+  if FLAGS.export_dir:
+    files.check_replaceable_directory(FLAGS.export_dir, serving.SAVED_MODEL_FILE,
+                                      "--export_dir")
   examples = {split: processor.get_examples(FLAGS.data_dir, split)
               for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval),
                                     ("test", FLAGS.do_predict)) if wanted}

@@ -45,7 +45,11 @@ def main(argv):
   strategy = shared_flags.strategy_from_flags()
   input_files = pretraining_input.expand_input_files(FLAGS.input_file)
   logging.info("*** Input Files ***\n  %s", "\n  ".join(input_files))
-  pretraining_input.check_files(input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+  limits = pretraining_input.id_limits(config)
+  pretraining_input.check_files(input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+                                limits=limits)
+  shared_flags.check_outputs(["eval_results.txt"],
+                             [("--input_file", path) for path in input_files])
 
   tf.random.set_seed(FLAGS.seed)
   is_chief = distribution.is_chief(strategy)
@@ -59,19 +63,23 @@ def main(argv):
   def dataset(batch_size, is_training, skip_records=0):
     return pretraining_input.pretraining_dataset(
         input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, batch_size,
-        is_training, seed=FLAGS.seed, skip_records=skip_records)
+        is_training, seed=FLAGS.seed, skip_records=skip_records, limits=limits)
 
-  if FLAGS.do_train:
+  def reading(run):
+    """run(), naming the input file and record at fault when reading fails."""
     try:
-      skip_records = trainer.batches_done * FLAGS.train_batch_size
-      status = shared_flags.train_from_flags(
-          trainer, dataset(FLAGS.train_batch_size, True, skip_records), FLAGS.num_train_steps,
-          checkpoints)
+      return run()
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
       # Name the file at fault when the input is (raises ValueError), else re-raise.
       pretraining_input.check_files(input_files, FLAGS.max_seq_length,
-                                    FLAGS.max_predictions_per_seq, scan_all=True)
+                                    FLAGS.max_predictions_per_seq, scan_all=True, limits=limits)
       raise
+
+  if FLAGS.do_train:
+    skip_records = trainer.batches_done * FLAGS.train_batch_size
+    status = reading(lambda: shared_flags.train_from_flags(
+        trainer, dataset(FLAGS.train_batch_size, True, skip_records), FLAGS.num_train_steps,
+        checkpoints))
     if status is not None:
       return status
 
@@ -79,8 +87,8 @@ def main(argv):
     if FLAGS.eval_batch_size % strategy.num_replicas_in_sync:
       raise ValueError(f"--eval_batch_size={FLAGS.eval_batch_size} does not split over "
                        f"{strategy.num_replicas_in_sync} replicas")
-    results = trainer.evaluate(dataset(FLAGS.eval_batch_size, False), model.eval_metrics,
-                               FLAGS.max_eval_steps)
+    results = reading(lambda: trainer.evaluate(dataset(FLAGS.eval_batch_size, False),
+                                               model.eval_metrics, FLAGS.max_eval_steps))
     logging.info("***** Eval results *****\n%s",
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:

@@ -136,6 +136,12 @@ def main(argv):
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
   tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
+  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
+  shared_flags.check_outputs(
+      [*squad_data.PREDICTION_FILES, "eval_results.txt"],
+      [("--train_file", FLAGS.train_file if FLAGS.do_train else None),
+       ("--predict_file", FLAGS.predict_file if FLAGS.do_predict else None),
+       ("--vocab_file", FLAGS.vocab_file)])
   # Both files are read first, so that a bad one fails before training, not after.
   train_examples = read_examples(FLAGS.train_file, True) if FLAGS.do_train else None
   predict_examples = read_examples(FLAGS.predict_file, False) if FLAGS.do_predict else None

@@ -4,10 +4,12 @@ Names and defaults are the original scripts'; the last group is ours. Library
 code never reads flags: the scripts pass values on.
 """
 
+import os
+
 import tensorflow as tf
 from absl import flags, logging
 
-from modeling import distribution, optimization, training
+from modeling import distribution, files, optimization, training
 
 flags.DEFINE_string("bert_config_file", None,
                     "The config json file corresponding to the pre-trained BERT model.")
@@ -134,6 +136,21 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
   start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
                                          training=FLAGS.do_train)
   return model, optimizer, trainer, checkpoints, start
+
+
+def check_outputs(output_names, inputs):
+  """Refuses, before any work, a file the run writes in --output_dir that is one of
+  its inputs (same file after links), e.g. `--predict_file=out/predictions.json`.
+
+  Args:
+    output_names: file names the run writes in --output_dir.
+    inputs: [(flag, path)] the files the run reads besides --bert_config_file;
+      None paths (flags not given) are skipped.
+  """
+  files.check_outputs(
+      [("--output_dir", os.path.join(FLAGS.output_dir, name)) for name in output_names],
+      [(flag, path) for flag, path in inputs if path]
+      + [("--bert_config_file", FLAGS.bert_config_file)])
 
 
 def train_from_flags(trainer, dataset, num_train_steps, checkpoints):

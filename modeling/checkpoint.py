@@ -338,7 +338,7 @@ def check_checkpoint(config_file, ckpt_path, task="encoder", out=sys.stdout):
   num_labels = entries["output_bias"][0][0] if "output_bias" in entries else 2
   expected = expected_variables(config, task, num_labels)
   report, errors = compare(entries, expected, FRESH_HEADS[task], prefix)
-  for name in report.loaded:
+  for name in sorted(entries):  # Adam slots and global_step too: a resume reads them.
     try:
       value = reader.get_tensor(name)
     except _READ_ERRORS as error:

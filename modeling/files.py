@@ -87,8 +87,8 @@ def remove_stale_temps(path):
   pattern = _join(directory, f".{_glob.escape(name)}.tmp-*")
   removed = []
   for stale in glob(pattern):
-    tag = stale.rsplit(".tmp-", 1)[1]
-    if is_local(stale) and tag.isdigit() and _process_alive(int(tag)):
+    pid = stale.rsplit(".tmp-", 1)[1].split("-")[0]
+    if is_local(stale) and pid.isdigit() and _process_alive(int(pid)):
       continue
     if isdir(stale):
       _rmtree(stale)
@@ -158,6 +158,48 @@ def atomic_open(path, mode="w"):
                   "nothing was written there") from error
   finally:
     remove(temp)
+
+
+@contextlib.contextmanager
+def atomic_directory(path, marker, flag):
+  """A temporary directory that replaces the directory `path` when the block ends
+  without error (the block writes into the path it is given).
+
+  An existing `path` is replaced only if it holds `marker` (e.g. `saved_model.pb`):
+  a directory of anything else (an --output_dir, a data directory) is refused
+  before any work, never deleted. Temporary names are `temp_path`'s.
+
+  Raises:
+    ValueError: `path` is a file, or a directory without `marker` (`flag` named).
+  """
+  check_replaceable_directory(path, marker, flag)
+  remove_stale_temps(path)
+  temp = temp_path(path)
+  try:
+    yield temp
+    old = temp_path(path, f"{os.getpid()}-old")
+    if exists(path):
+      replace(path, old)
+    replace(temp, path)
+    if exists(old):
+      _rmtree(old)
+  finally:
+    if exists(temp):
+      _rmtree(temp)
+
+
+def check_replaceable_directory(path, marker, flag):
+  """Refuses a `path` that exists and is not a directory holding `marker`.
+
+  Scripts call it at start, so that a bad --export_dir fails before training.
+  """
+  if not exists(path):
+    return
+  if not isdir(path):
+    raise ValueError(f"{flag}={path} is a file; name a directory to write")
+  if not exists(_join(path, marker)):
+    raise ValueError(f"{flag}={path} exists and is not an earlier export (no {marker}); "
+                     "replacing it would delete what it holds: choose a new directory")
 
 
 def file_identity(path):

@@ -53,8 +53,8 @@ def expand_input_files(input_file):
   return files
 
 
-def _record_problem(record, max_seq_length, max_predictions_per_seq):
-  """Why a serialized record does not fit the lengths, or None when it does."""
+def _record_problem(record, max_seq_length, max_predictions_per_seq, id_limits):
+  """Why a serialized record does not fit the lengths or the id ranges, or None."""
   try:
     example = tf.train.Example.FromString(record.numpy())
   except DecodeError:
@@ -72,11 +72,26 @@ def _record_problem(record, max_seq_length, max_predictions_per_seq):
     if found != length:
       hint = f" but --{flag}={length}; use the value the data was made with" if flag else ""
       return f"has {name} of length {found}{hint}"
+  for name, (limit, source) in id_limits.items():
+    values = features[name].int64_list.value
+    if values and not 0 <= min(values) <= max(values) < limit:
+      bad = next(v for v in values if not 0 <= v < limit)
+      return (f"has {name} {bad}, outside [0, {limit}) of {source}; was the data made with "
+              "another vocabulary?")
   return None
 
 
-def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=False):
-  """Checks pretraining files: readable, and records of the configured lengths.
+def id_limits(config):
+  """{feature: (exclusive limit, what sets it)} of the id features, for `config`."""
+  vocab = (config.vocab_size, "vocab_size")
+  return {"input_ids": vocab, "masked_lm_ids": vocab,
+          "segment_ids": (config.type_vocab_size, "type_vocab_size")}
+
+
+def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=False,
+                limits=None):
+  """Checks pretraining files: readable, records of the configured lengths, and
+  ids within `limits` (`id_limits(config)`; None: not checked).
 
   Reads the first record of each file, or every record with `scan_all` (used
   to explain an error met during training).
@@ -89,7 +104,8 @@ def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=F
     index = -1
     try:
       for index, record in enumerate(tf.data.TFRecordDataset(path)):
-        problem = _record_problem(record, max_seq_length, max_predictions_per_seq)
+        problem = _record_problem(record, max_seq_length, max_predictions_per_seq,
+                                  limits or {})
         if problem:
           raise ValueError(f"{path}: record {index} {problem}")
         if not scan_all:
@@ -102,7 +118,8 @@ def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=F
 
 
 def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, batch_size,
-                        is_training, seed=None, skip_records=0, num_cpu_threads=4):
+                        is_training, seed=None, skip_records=0, num_cpu_threads=4,
+                        limits=None):
   """The batches of the original `input_fn`, deterministic given `seed`.
 
   Training: the file list repeated and shuffled, `min(num_cpu_threads, files)`
@@ -118,6 +135,9 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, ba
     seed: int seed of the shuffles; None for a different order every run.
     skip_records: records to skip first (`global_step * B` to resume a run).
     num_cpu_threads: files read in parallel when training.
+    limits: `id_limits(config)`: a batch with an id outside them raises
+      tf.errors.InvalidArgumentError (`check_files(..., scan_all=True)` then
+      names the file and record); None: not checked.
 
   Returns:
     A tf.data.Dataset of dicts: int32 [B, S] input_ids, input_mask,
@@ -140,8 +160,14 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, ba
 
   def decode(records):
     batch = tf.io.parse_example(records, spec)
-    return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
-            for name, t in batch.items()}
+    checks = [tf.debugging.assert_less(batch[name], tf.constant(limit, tf.int64),
+                                       message=f"{name} >= {source}={limit}")
+              for name, (limit, source) in (limits or {}).items()]
+    checks += [tf.debugging.assert_non_negative(batch[name], message=f"{name} < 0")
+               for name in (limits or {})]
+    with tf.control_dependencies(checks):
+      return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else tf.identity(t)
+              for name, t in batch.items()}
 
   dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   options = tf.data.Options()

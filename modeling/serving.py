@@ -12,8 +12,11 @@ import os
 
 import tensorflow as tf
 
+from modeling import files
 from modeling.graph_tokenization import InGraphTokenizer
 from modeling.tokenization import load_vocab
+
+SAVED_MODEL_FILE = "saved_model.pb"
 
 
 def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id):
@@ -107,14 +110,17 @@ def export(server, export_dir, pair):
 
   Both signatures are exported, `classify` and `classify_pair`; the default is the
   one matching the task. The directory is written next to its final name and
-  renamed into place, so a crash never leaves a half-written model there.
+  renamed into place, so a crash never leaves a half-written model there; an
+  existing `export_dir` is replaced only if it is an earlier SavedModel.
   """
   signatures = {"classify": server.classify, "classify_pair": server.classify_pair}
   signatures["serving_default"] = signatures["classify_pair" if pair else "classify"]
-  export_dir = os.fspath(export_dir)
-  temp_dir = f"{export_dir.rstrip('/')}.tmp-{os.getpid()}"
-  tf.saved_model.save(server, temp_dir, signatures=signatures)
-  if tf.io.gfile.exists(export_dir):
-    tf.io.gfile.rmtree(export_dir)
-  tf.io.gfile.rename(temp_dir, export_dir)
+  return save(server, export_dir, signatures)
+
+
+def save(server, export_dir, signatures):
+  """`tf.saved_model.save` next to `export_dir`, then renamed into place (atomic)."""
+  export_dir = os.fspath(export_dir).rstrip("/")
+  with files.atomic_directory(export_dir, SAVED_MODEL_FILE, "--export_dir") as temp_dir:
+    tf.saved_model.save(server, temp_dir, signatures=signatures)
   return export_dir

@@ -649,6 +649,10 @@ def predict_answers(examples, features, results, n_best_size, max_answer_length,
   return predictions, all_nbest, null_odds
 
 
+# What `write_predictions` writes in the output directory, in its order.
+PREDICTION_FILES = ("predictions.json", "nbest_predictions.json", "null_odds.json")
+
+
 def write_predictions(output_dir, predictions, nbest, null_odds=None):
   """Writes predictions.json, nbest_predictions.json and (given) null_odds.json.
 
@@ -658,8 +662,7 @@ def write_predictions(output_dir, predictions, nbest, null_odds=None):
     The paths written.
   """
   paths = []
-  for name, contents in (("predictions.json", predictions),
-                         ("nbest_predictions.json", nbest), ("null_odds.json", null_odds)):
+  for name, contents in zip(PREDICTION_FILES, (predictions, nbest, null_odds)):
     if contents is not None:
       paths.append(os.path.join(output_dir, name))
       write_atomically(paths[-1], json.dumps(contents, indent=4) + "\n")

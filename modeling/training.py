@@ -258,7 +258,10 @@ class TrainResult:
 class _StopSignals:
   """Turns SIGTERM/SIGINT into a stop request while installed (main thread only).
 
-  A second signal while a stop is pending raises KeyboardInterrupt at once.
+  A second signal while a stop is pending ends the process at once, quietly,
+  with status 128 + signal as the first would (`SystemExit`, so temporary files
+  are still removed; checkpoints are renamed into place whole, so none is left
+  half-written).
   """
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -270,7 +273,9 @@ class _StopSignals:
   def _handle(self, signum, frame):
     del frame
     if self.received is not None:
-      raise KeyboardInterrupt(f"second signal {signum} while stopping")
+      logger.warning("Received signal %d again while stopping: exiting now; the last "
+                     "complete checkpoint is kept", signum)
+      raise SystemExit(128 + signum)
     self.received = signum
     logger.warning("Received signal %d: stopping after the current steps and saving a "
                    "checkpoint", signum)

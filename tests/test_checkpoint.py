@@ -158,6 +158,25 @@ def test_cli_check_rejects_truncated_data(saved):
   assert "corrupt" in result.stdout + result.stderr
 
 
+def test_cli_check_reads_every_tensor_adam_slots_included(tmp_path):
+  """A corrupt optimizer slot fails a resume, so check must find it too."""
+  model = BertModel(tiny_config())
+  slot = tf.Variable(tf.fill([32], 1234.5), name="bert/pooler/dense/bias/adam_m")
+  prefix = checkpoint.save(tmp_path / "model.ckpt-7", [model, slot])
+  config_file = tmp_path / "bert_config.json"
+  config_file.write_text(json.dumps(TINY_CONFIG))
+  assert _cli("check", "--bert_config_file", config_file, prefix).returncode == 0
+  data_file = prefix + ".data-00000-of-00001"
+  data = bytearray(open(data_file, "rb").read())
+  offset = data.find(np.full([32], 1234.5, np.float32).tobytes())
+  assert offset >= 0
+  data[offset + 5] ^= 0xFF
+  open(data_file, "wb").write(bytes(data))
+  result = _cli("check", "--bert_config_file", config_file, prefix)
+  assert result.returncode == 1
+  assert "unreadable tensor bert/pooler/dense/bias/adam_m" in result.stdout
+
+
 def test_cli_rejects_garbage_index(tmp_path):
   (tmp_path / "bad.ckpt.index").write_bytes(b"not a checkpoint index")
   result = _cli("inspect", tmp_path / "bad.ckpt")

@@ -291,3 +291,13 @@ def test_checkpoint_without_pooler_extracts_the_same(tiny_model_dir, tmp_path):
       m, [-1, 0]).extract(examples, tokenizer, 16, 2)] for m in (model, full))
   for a, b in zip(ours, theirs, strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def test_an_output_file_that_is_the_input_is_refused(tiny_model_dir, workspace):
+  before = (workspace / "input.txt").read_bytes()
+  flags = _model_flags(tiny_model_dir, input_file=workspace / "input.txt",
+                       output_file=workspace / "input.txt", max_seq_length=16, layers="-1")
+  result = run_script(*_flag_args(flags), check=False)
+  assert result.returncode != 0
+  assert "input.txt is also an output" in result.stderr
+  assert (workspace / "input.txt").read_bytes() == before

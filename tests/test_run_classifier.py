@@ -243,3 +243,39 @@ def test_sequences_longer_than_the_position_table(workspace, tmp_path):
                            "--do_train", "--max_seq_length=65", check=False)
   assert "exceeds max_position_embeddings^2=64" in refused.stderr
   assert "(got --max_seq_length 65)" in refused.stderr
+
+
+def test_refusals_before_any_work(workspace, tmp_path):
+  """Each fails at start, naming the flag and path, with nothing written or deleted."""
+  pretrained = workspace / "pretrained" / "bert_model.ckpt"
+  data_files = sorted(os.listdir(workspace / "data"))
+  # Predicting from a checkpoint without the classifier head would give random classes.
+  result = run_classifier(workspace, tmp_path / "out", "--do_predict",
+                          f"--init_checkpoint={pretrained}", check=False)
+  assert result.returncode != 0
+  assert "bert_model.ckpt has no output_bias, output_weights: without training" in result.stderr
+  assert not (tmp_path / "out" / "test_results.tsv").exists()
+  # An export over a directory that is not an earlier export would delete it.
+  result = run_classifier(workspace, tmp_path / "out", "--do_train",
+                          f"--export_dir={workspace / 'data'}", check=False)
+  assert "--export_dir=" in result.stderr and "is not an earlier export" in result.stderr
+  assert sorted(os.listdir(workspace / "data")) == data_files
+  # A vocabulary with more entries than the embeddings have rows.
+  small = tmp_path / "small_config.json"
+  small.write_text(json.dumps(dict(TINY_CONFIG, vocab_size=len(VOCAB) - 2)))
+  result = run_classifier(workspace, tmp_path / "out3", "--do_train",
+                          f"--bert_config_file={small}", check=False)
+  assert (f"vocab.txt has {len(VOCAB)} entries but {small} has vocab_size={len(VOCAB) - 2}"
+          in result.stderr)
+  assert not (tmp_path / "out3").exists()
+
+
+def test_an_output_that_is_an_input_is_refused(workspace, tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  for name in ("train.tsv", "dev.tsv"):
+    (data / name).write_bytes((workspace / "data" / name).read_bytes())
+  (data / "test.tsv").write_text("text\nthe cat\n")
+  (data / "labels.txt").symlink_to(data / "dev.tsv")
+  result = run_classifier(workspace, data, f"--data_dir={data}", "--do_train", check=False)
+  assert "--data_dir=" in result.stderr and "dev.tsv is also an output" in result.stderr

@@ -587,3 +587,49 @@ def test_init_checkpoint_without_heads_starts_them_fresh(tiny, tmp_path, caplog)
   # Everything of the encoder came from the init checkpoint (one small step away).
   start = encoder.embeddings.word_embeddings.numpy()
   assert np.max(np.abs(trained["bert/embeddings/word_embeddings"] - start)) < 1e-2
+
+
+def _write_with_bad_id(path, count, first_bad, feature, value):
+  """Records from `first_bad` on have one id `value` in `feature`."""
+  examples = random_examples(count, 0)
+  for example in examples[first_bad:]:
+    example[feature][1] = value
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for example in examples:
+      writer.write(serialize(example))
+  return str(path)
+
+
+@pytest.mark.parametrize("bad_record, feature, value, message", [
+    (0, "input_ids", VOCAB + 10, r"record 0 has input_ids 110, outside \[0, 100\) of vocab_size"),
+    (0, "segment_ids", 2, r"record 0 has segment_ids 2, outside \[0, 2\) of type_vocab_size"),
+    # Past the first record, which the start-up check reads: found by the input pipeline.
+    (1, "masked_lm_ids", VOCAB, r"record 1 has masked_lm_ids 100, outside \[0, 100\)"),
+    (1, "input_ids", -3, r"record 1 has input_ids -3, outside \[0, 100\)"),
+])
+def test_ids_outside_the_vocabulary_name_file_and_record(tiny, tmp_path, bad_record, feature,
+                                                          value, message):
+  """With one-hot embeddings (--use_tpu) they would silently get zero embeddings."""
+  config, _, out = tiny
+  bad = _write_with_bad_id(tmp_path / "bad.tfrecord", 24, bad_record, feature, value)
+  with pytest.raises(ValueError, match=r"bad.tfrecord: " + message):
+    _main(config, bad, out, num_train_steps=3)
+
+
+def test_eval_only_refuses_an_init_checkpoint_without_heads(tiny, tmp_path):
+  config, data, out = tiny
+  encoder = _build(BertConfig.from_json_file(config), 1e-3, 6, 2)[0].bert
+  init = checkpoint.save(tmp_path / "encoder" / "model.ckpt", encoder)
+  with pytest.raises(ValueError, match=r"encoder/model.ckpt has no cls/predictions/output_bias.*"
+                                       r"without training"):
+    _main(config, data, out, init_checkpoint=init, do_train=False, do_eval=True)
+  assert not os.path.exists(os.path.join(out, "eval_results.txt"))
+
+
+def test_an_input_file_in_the_output_dir_is_never_overwritten(tiny, tmp_path):
+  config, data, out = tiny
+  os.makedirs(out)
+  named_as_output = os.path.join(out, "eval_results.txt")
+  os.link(data, named_as_output)
+  with pytest.raises(ValueError, match=r"--input_file=.*eval_results.txt is also an output"):
+    _main(config, named_as_output, out, do_eval=True)

@@ -274,3 +274,16 @@ def test_original_create_model_loads_our_checkpoint(trained_v2, workspace, tmp_p
   start, end = model.logits(arrays)
   np.testing.assert_allclose(start, original["arr_0"], atol=1e-5)
   np.testing.assert_allclose(end, original["arr_1"], atol=1e-5)
+
+
+def test_a_predict_file_named_as_an_output_is_refused(workspace, tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  predict_file = out / "predictions.json"
+  predict_file.write_bytes((workspace / "dev-v1.json").read_bytes())
+  result = run_squad(workspace, out, "--do_predict", f"--predict_file={predict_file}",
+                     f"--init_checkpoint={workspace / 'pretrained' / 'bert_model.ckpt'}",
+                     check=False)
+  assert "--predict_file=" in result.stderr and "predictions.json is also an output" in (
+      result.stderr)
+  assert predict_file.read_bytes() == (workspace / "dev-v1.json").read_bytes()

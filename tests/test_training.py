@@ -217,6 +217,16 @@ def test_sigterm_saves_and_stops(tmp_path):
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # The handler is removed.
 
 
+def test_a_second_signal_while_stopping_exits_quietly_with_128_plus_signal():
+  with training._StopSignals() as signals:
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert signals.received == signal.SIGTERM
+    with pytest.raises(SystemExit) as exit_info:
+      os.kill(os.getpid(), signal.SIGTERM)
+  assert exit_info.value.code == 128 + signal.SIGTERM
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_restore_or_initialize(tmp_path):
   model, _, checkpoints, _ = make(tmp_path / "run")
   assert training.restore_or_initialize(checkpoints) == "fresh"
