@@ -726,6 +726,9 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
   Returns:
     A Conversion.
   """
+  bert_config_file, output_dir = os.fspath(bert_config_file), os.fspath(output_dir)
+  vocab_file = vocab_file and os.fspath(vocab_file)
+  labels_file = labels_file and os.fspath(labels_file)
   config = BertConfig.from_json_file(bert_config_file)
   prefix, reader, entries = checkpoint.open_checkpoint(ckpt_path)
   names = {name for name in entries if not _is_training_state(name)}
@@ -770,7 +773,6 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
     value = reader.get_tensor(ours)
     tensors[theirs] = np.ascontiguousarray(value.T) if transposed else value
 
-  output_dir = os.fspath(output_dir)
   tf.io.gfile.makedirs(output_dir)
   written = [os.path.join(output_dir, WEIGHTS_FILE), os.path.join(output_dir, CONFIG_FILE)]
   write_safetensors(written[0], tensors)
