@@ -395,6 +395,24 @@ def test_refusals_leave_the_input_as_it_was(tmp_path):
   assert open(corpus, "rb").read() == before
 
 
+def test_a_killed_writers_temporary_file_is_never_read_and_is_removed(tmp_path):
+  """A writer killed mid-file leaves `.out.tfrecord.tmp-<pid>`: no `out.tfrecord*` glob
+  matches it, and the next run removes it (not a live writer's)."""
+  corpus = write_corpus(tmp_path / "corpus.txt", make_documents(5))
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+  stale = tmp_path / f".out.tfrecord.tmp-{dead}"
+  live = tmp_path / f".out.tfrecord.tmp-{os.getppid()}"
+  stale.write_bytes(b"half a record")
+  live.write_bytes(b"another writer's")
+  with pytest.raises(FileNotFoundError, match="out.tfrecord"):
+    pretraining_data.expand_input_patterns(f"{tmp_path}/out.tfrecord*")
+  run_ours([corpus], [tmp_path / "out.tfrecord"], write_vocab(tmp_path), dupe_factor=1)
+  assert not stale.exists() and live.exists()
+  assert pretraining_data.expand_input_patterns(f"{tmp_path}/out.tfrecord*") == [
+      str(tmp_path / "out.tfrecord")]
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_truncate_seq_pair_cuts_as_the_original(seed):
   """The same random draws and the same cuts as deleting one token at a time."""
