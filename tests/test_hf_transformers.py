@@ -141,7 +141,8 @@ def test_hugging_face_model_converts_both_ways(tmp_path, name):
 
   conversion = hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
   assert (conversion.architecture, conversion.task) == (name, task)
-  prefix, config_file = tmp_path / "ours" / "bert_model.ckpt", tmp_path / "ours" / "bert_config.json"
+  prefix = tmp_path / "ours" / "bert_model.ckpt"
+  config_file = tmp_path / "ours" / "bert_config.json"
   assert_close(our_outputs(str(prefix), config_file, task, inputs), expected)
 
   # Back to Hugging Face: the same keys and bits, and transformers loads it whole.
