@@ -28,7 +28,7 @@ import safetensors
 import safetensors.numpy
 import tensorflow as tf
 
-from modeling import checkpoint, files
+from modeling import checkpoint, files, training
 from modeling.config import BertConfig
 from modeling.hf_names import (ARCHITECTURES, TASKS, architecture_for, architecture_of,
                                canonical_key, config_from_hf, config_to_hf, infer_task,
@@ -441,7 +441,9 @@ def open_directory(hf_dir):
 # Ours -> Hugging Face.
 
 def _is_training_state(name):
-  return name == "global_step" or name.endswith(("/adam_m", "/adam_v"))
+  """global_step, the Adam slots, and our training loop's `bert_tf2/` state."""
+  return (name == "global_step" or name.endswith(("/adam_m", "/adam_v"))
+          or any(re.search(pattern, name) for pattern in training.OPTIONAL_STATE))
 
 
 def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
@@ -451,7 +453,8 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
 
   Writes `model.safetensors`, `config.json` (`architectures`, `hidden_act`,
   `id2label`) and, with a vocabulary, `vocab.txt` and `tokenizer_config.json`.
-  `global_step` and Adam slots are left out; so is the pooler for the classes
+  The training state (`global_step`, Adam slots, our loop's `bert_tf2/`
+  variables) is left out; so is the pooler for the classes
   that have none (BertForQuestionAnswering, BertForTokenClassification,
   BertForMaskedLM: their heads do not read it). Nothing is written unless the
   whole conversion can go ahead.
@@ -509,7 +512,8 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
                      "that holds them, or pass --allow_unused REGEX to leave them out")
   state = len(entries) - len(names)
   if state:
-    notes.append(f"left out {state} training-state entries (global_step, Adam slots)")
+    notes.append(f"left out {state} training-state entries (global_step, Adam slots, "
+                 "bert_tf2/ state)")
   labels = None
   if ARCHITECTURES[architecture].heads == ("classifier",):
     count = entries["output_bias"][0][0]
