@@ -110,6 +110,9 @@ def test_minilm_package_converts_to_the_shared_checkpoint_bit_for_bit(minilm_dir
       "BertModel", "encoder", 103)
   assert_same_bits(read_ckpt(str(tmp_path / "minilm" / "bert_model.ckpt")),
                    read_ckpt(os.path.join(minilm_dir, "bert_model.ckpt")))
+  data_file = "bert_model.ckpt.data-00000-of-00001"
+  assert (tmp_path / "minilm" / data_file).read_bytes() == \
+      open(os.path.join(minilm_dir, data_file), "rb").read()
   with open(os.path.join(minilm_dir, "bert_config.json"), encoding="utf-8") as reader:
     assert json.loads((tmp_path / "minilm" / "bert_config.json").read_text()) == \
         json.load(reader)
