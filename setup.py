@@ -17,9 +17,11 @@ setup(
         "numpy>=1.26,<3",
         "google-crc32c>=1.5",
         "safetensors>=0.5",
+        "sentencepiece>=0.2",
     ],
     extras_require={
-        "test": ["pytest>=8", "bert-tensorflow==1.0.4", "tf-keras>=2.21,<2.22"],
+        "test": ["pytest>=8", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
+                 "tf-keras>=2.21,<2.22"],
         # The Hugging Face bridge's tests against transformers (optional: they skip
         # without it). make test installs it with the CPU wheel, torch==2.13.0+cpu.
         "hf": ["torch>=2.4", "transformers==5.17.0"],

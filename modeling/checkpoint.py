@@ -278,6 +278,7 @@ def implied_dimensions(entries):
     dims["num_hidden_layers"] = max(layers) + 1
   if shape("bert/encoder/layer_0/intermediate/dense/kernel"):
     dims["intermediate_size"] = shape("bert/encoder/layer_0/intermediate/dense/kernel")[1]
+  dims.update(_implied_albert_dimensions(entries))
   heads = [head for head, key in (("pretraining MLM", "cls/predictions/output_bias"),
                                   ("pretraining NSP", "cls/seq_relationship/output_bias"),
                                   ("classifier", "output_bias"),
@@ -286,6 +287,28 @@ def implied_dimensions(entries):
     dims["num_labels"] = entries["output_bias"][0][0]
   dims["heads"] = ", ".join(heads) or "none (encoder only)"
   dims["optimizer slots"] = "yes" if any(n.endswith("/adam_m") for n in entries) else "no"
+  return dims
+
+
+def _implied_albert_dimensions(entries):
+  """ALBERT's dimensions from its shared-layer names (none for a BERT checkpoint).
+
+  The number of layers is not in an ALBERT checkpoint: groups are shared by
+  num_hidden_layers / num_hidden_groups layers each.
+  """
+  blocks = [m.groups() for n in entries
+            for m in [re.match(r"bert/encoder/transformer/group_(\d+)/inner_group_(\d+)/", n)]
+            if m]
+  if not blocks:
+    return {}
+  dims = {"model": "ALBERT (factorized embeddings, shared layers)",
+          "num_hidden_groups": max(int(g) for g, _ in blocks) + 1,
+          "inner_group_num": max(int(i) for _, i in blocks) + 1}
+  if "bert/embeddings/word_embeddings" in entries:
+    dims["embedding_size"] = entries["bert/embeddings/word_embeddings"][0][1]
+  kernel = "bert/encoder/transformer/group_0/inner_group_0/ffn_1/intermediate/dense/kernel"
+  if kernel in entries:
+    dims["hidden_size"], dims["intermediate_size"] = entries[kernel][0]
   return dims
 
 

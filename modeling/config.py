@@ -5,6 +5,11 @@ The keys and defaults are those of the original `modeling.BertConfig`, so any
 original does not know (multilingual and Chinese configs carry `directionality`,
 `pooler_fc_size`, ...) are kept, so `to_dict()` gives them back, and logged by name
 so that a typo is visible.
+
+An `albert_config.json` of Google's ALBERT loads through the same `from_json_file`:
+a config with any of ALBERT's keys (`embedding_size`, `num_hidden_groups`,
+`inner_group_num`, ...) is an ALBERT config (`is_albert`), and the model built
+from it has ALBERT's factorized embeddings and shared layers (`modeling.albert`).
 """
 
 import copy
@@ -40,6 +45,20 @@ _EXTENSIONS = {
 }
 
 POSITION_EMBEDDING_TYPES = ("learned", "hierarchical", "sinusoidal")
+
+# The keys of ALBERT's `AlbertConfig` that BERT lacks, with ALBERT's defaults. Any of
+# them makes a config an ALBERT config; all are then written back, as ALBERT does.
+# The last four are kept for ALBERT's scripts: its model ignores them, as ours does.
+_ALBERT_DEFAULTS = {
+    "embedding_size": 128,
+    "num_hidden_groups": 1,
+    "inner_group_num": 1,
+    "down_scale_factor": 1,
+    "net_structure_type": 0,
+    "gap_size": 0,
+    "num_memory_blocks": 0,
+}
+_ALBERT_POSITIVE_INTS = ("embedding_size", "num_hidden_groups", "inner_group_num")
 
 # An unknown key this close to a known, absent key is taken for a typo of it.
 _TYPO_DISTANCE = 2
@@ -91,6 +110,11 @@ class BertConfig:
       `modeling.attention.AUTO_CHUNK_THRESHOLD` tokens, exact memory-efficient
       attention above; a positive int C: memory-efficient attention in blocks of C
       whenever the sequence is longer than C.
+    is_albert: whether the config has ALBERT's keys (below; all None when not).
+    embedding_size: ALBERT's width E of the embeddings, projected to H.
+    num_hidden_groups: ALBERT's groups of shared layer parameters; layer l uses
+      group int(l / num_hidden_layers * num_hidden_groups).
+    inner_group_num: ALBERT's attention + feed-forward blocks per layer.
   """
 
   def __init__(self, vocab_size, source="<arguments>", **kwargs):
@@ -105,11 +129,14 @@ class BertConfig:
     Raises:
       ValueError: a value is out of range, naming `source` and the key.
     """
-    values = {**_DEFAULTS, **_EXTENSIONS, **kwargs}
+    self.is_albert = bool(set(kwargs) & set(_ALBERT_DEFAULTS))
+    albert = _ALBERT_DEFAULTS if self.is_albert else dict.fromkeys(_ALBERT_DEFAULTS)
+    values = {**_DEFAULTS, **_EXTENSIONS, **albert, **kwargs}
     values["vocab_size"] = vocab_size
     self._source = source
     self._given_extensions = set(kwargs) & set(_EXTENSIONS)
-    self._extra_keys = sorted(set(kwargs) - set(_DEFAULTS) - set(_EXTENSIONS))
+    self._extra_keys = sorted(set(kwargs) - set(_DEFAULTS) - set(_EXTENSIONS)
+                              - set(_ALBERT_DEFAULTS))
     for key, value in values.items():
       setattr(self, key, value)
     self._check_misspellings(set(kwargs) | {"vocab_size"})
@@ -122,7 +149,7 @@ class BertConfig:
     """An unknown key a typo away from a known key that is absent is an error: the
     model would silently take that key's default."""
     for key in self._extra_keys:
-      for known in list(_DEFAULTS) + list(_EXTENSIONS):
+      for known in list(_DEFAULTS) + list(_EXTENSIONS) + list(_ALBERT_DEFAULTS):
         if known not in given and _edit_distance(key, known) <= _TYPO_DISTANCE:
           raise ValueError(f"{self._source}: unknown key {key!r}; did you mean {known!r}? "
                            f"(without it, {known}={getattr(self, known)!r} is used)")
@@ -159,6 +186,18 @@ class BertConfig:
                               or value < 0):
       raise self._error("attention_chunk_size",
                         "must be a positive integer, or 0 or null for automatic")
+    if self.is_albert:
+      self._validate_albert()
+
+  def _validate_albert(self):
+    for key in _ALBERT_POSITIVE_INTS:
+      value = getattr(self, key)
+      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise self._error(key, "must be a positive integer")
+    if self.num_hidden_groups > self.num_hidden_layers:
+      raise self._error("num_hidden_groups",
+                        f"exceeds num_hidden_layers={self.num_hidden_layers}: every group "
+                        "shares the parameters of one or more layers")
 
   def check_attention_heads(self):
     """Raises ValueError unless hidden_size is a multiple of num_attention_heads.
@@ -173,6 +212,11 @@ class BertConfig:
           f"{self._source}: the hidden size (hidden_size={self.hidden_size}) is not a "
           f"multiple of the number of attention heads "
           f"(num_attention_heads={self.num_attention_heads})")
+
+  @property
+  def embedding_width(self):
+    """Width of the embeddings: embedding_size E for ALBERT, hidden_size H for BERT."""
+    return self.embedding_size if self.is_albert else self.hidden_size
 
   @property
   def attention_head_size(self):
@@ -259,11 +303,13 @@ class BertConfig:
     return cls.from_dict(json_object, source=json_file)
 
   def to_dict(self):
-    """Returns the original keys, ours that are given or not default, unknown ones."""
+    """Returns the original keys, ours that are given or not default, ALBERT's (all
+    of them, for an ALBERT config), unknown ones."""
     extensions = [key for key, default in _EXTENSIONS.items()
                   if key in self._given_extensions or getattr(self, key) != default]
+    albert = list(_ALBERT_DEFAULTS) if self.is_albert else []
     return {key: copy.deepcopy(getattr(self, key))
-            for key in list(_DEFAULTS) + extensions + self._extra_keys}
+            for key in list(_DEFAULTS) + extensions + albert + self._extra_keys}
 
   def to_json_string(self):
     """Returns the config as the original writes it: indented, keys sorted."""

@@ -8,7 +8,7 @@
   `run_squad.create_model`.
 
 Shape legend: B batch, S sequence, P masked positions per sequence, H hidden,
-V vocabulary, C classes.
+E embedding width (H, or ALBERT's embedding_size), V vocabulary, C classes.
 """
 
 import tensorflow as tf
@@ -44,15 +44,17 @@ class MaskedLMHead(tf.Module):
   """`cls/predictions`: transform, LayerNorm, tied output embedding and bias."""
 
   def __init__(self, config, embedding_table):
-    """Args: config, a BertConfig; embedding_table, the model's word embeddings [V, H]."""
+    """Args: config, a BertConfig; embedding_table, the model's word embeddings [V, E]
+    (E = H, or ALBERT's embedding_size: the transform maps H to E)."""
     super().__init__()
     scope = "cls/predictions"
+    width = config.embedding_width
     self.vocab_size = config.vocab_size
     self.embedding_table = embedding_table
-    self.transform = Dense(f"{scope}/transform/dense", config.hidden_size, config.hidden_size,
+    self.transform = Dense(f"{scope}/transform/dense", config.hidden_size, width,
                            config.initializer_range,
                            activation=get_activation(config.hidden_act))
-    self.layer_norm = LayerNorm(f"{scope}/transform", config.hidden_size)
+    self.layer_norm = LayerNorm(f"{scope}/transform", width)
     self.output_bias = new_variable(f"{scope}/output_bias", [config.vocab_size], tf.zeros)
 
   def log_probs(self, sequence_output, positions):
@@ -65,7 +67,7 @@ class MaskedLMHead(tf.Module):
     Returns:
       float [B*P, V].
     """
-    x = self.layer_norm(self.transform(gather_indexes(sequence_output, positions)))  # [B*P, H]
+    x = self.layer_norm(self.transform(gather_indexes(sequence_output, positions)))  # [B*P, E]
     logits = tf.matmul(x, tf.cast(self.embedding_table, x.dtype), transpose_b=True)  # [B*P, V]
     logits = tf.nn.bias_add(tf.cast(logits, tf.float32), self.output_bias)
     return tf.nn.log_softmax(logits, axis=-1)  # float32 whatever the compute dtype

@@ -132,15 +132,17 @@ class Dense(tf.Module):
 class LayerNorm(tf.Module):
   """`tf.contrib.layers.layer_norm` over the last axis: `scope/LayerNorm/{beta,gamma}`.
 
-  Epsilon 1e-12 on the biased variance, as the original.
+  Epsilon 1e-12 on the biased variance, as the original. `name` is the scope's
+  last part: TF1 names a second unnamed layer norm in one scope "LayerNorm_1"
+  (ALBERT's layers have both).
   """
 
   EPSILON = 1e-12
 
-  def __init__(self, scope, width):
+  def __init__(self, scope, width, name="LayerNorm"):
     super().__init__()
-    self.beta = new_variable(f"{scope}/LayerNorm/beta", [width], tf.zeros)
-    self.gamma = new_variable(f"{scope}/LayerNorm/gamma", [width], tf.ones)
+    self.beta = new_variable(f"{scope}/{name}/beta", [width], tf.zeros)
+    self.gamma = new_variable(f"{scope}/{name}/gamma", [width], tf.ones)
 
   def __call__(self, inputs):
     """Normalises float [..., width] over its last axis, in fp32 whatever its dtype."""

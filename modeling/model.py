@@ -11,31 +11,35 @@ matmul + bias + activation patterns then map onto fused kernels.
 
 import tensorflow as tf
 
-from modeling import position_embeddings
+from modeling import albert, position_embeddings
 from modeling.attention import attention_mask_adder, dot_product_attention
 from modeling.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
                              new_variable, truncated_normal)
 
 
 class Embeddings(tf.Module):
-  """`bert/embeddings`: word + token type + position embeddings, LayerNorm, dropout."""
+  """`bert/embeddings`: word + token type + position embeddings, LayerNorm, dropout.
+
+  Of width E = `config.embedding_width`: H, or ALBERT's embedding_size.
+  """
 
   def __init__(self, config, use_one_hot_embeddings=False):
     super().__init__()
     scope = "bert/embeddings"
     init = truncated_normal(config.initializer_range)
+    width = config.embedding_width
     self.config = config
     self.use_one_hot_embeddings = use_one_hot_embeddings
     self.word_embeddings = new_variable(
-        f"{scope}/word_embeddings", [config.vocab_size, config.hidden_size], init)
+        f"{scope}/word_embeddings", [config.vocab_size, width], init)
     self.token_type_embeddings = new_variable(
-        f"{scope}/token_type_embeddings", [config.type_vocab_size, config.hidden_size], init)
+        f"{scope}/token_type_embeddings", [config.type_vocab_size, width], init)
     self.position_embeddings = None  # "sinusoidal" positions are computed: no variable
     if config.position_embedding_type != "sinusoidal":
       self.position_embeddings = new_variable(
-          f"{scope}/position_embeddings", [config.max_position_embeddings, config.hidden_size],
+          f"{scope}/position_embeddings", [config.max_position_embeddings, width],
           init)
-    self.layer_norm = LayerNorm(scope, config.hidden_size)
+    self.layer_norm = LayerNorm(scope, width)
 
   def position_table(self, seq_length):
     """The position rows of `config.position_embedding_type`, checked against its limit.
@@ -47,30 +51,30 @@ class Embeddings(tf.Module):
       seq_length: int or int32 scalar S.
 
     Returns:
-      float [1, S, H], to broadcast-add over the batch.
+      float [1, S, E], to broadcast-add over the batch.
 
     Raises:
       ValueError: S > config.max_sequence_length, when S is known when tracing.
       tf.errors.InvalidArgumentError: the same, when S is only known at run time.
     """
     table = position_embeddings.position_table(self.config, self.position_embeddings,
-                                               seq_length)  # [S, H]
-    return tf.reshape(table, [1, seq_length, self.config.hidden_size])  # [1, S, H]
+                                               seq_length)  # [S, E]
+    return tf.reshape(table, [1, seq_length, self.config.embedding_width])  # [1, S, E]
 
   def __call__(self, input_ids, token_type_ids, training=False):
-    """Embeds int [B, S] ids and segment ids into float [B, S, H]."""
+    """Embeds int [B, S] ids and segment ids into float [B, S, E]."""
     batch_size, seq_length = get_shape_list(input_ids)
-    width = self.config.hidden_size
+    width = self.config.embedding_width
     flat_ids = tf.reshape(input_ids, [-1])  # [B*S]
     if self.use_one_hot_embeddings:
       one_hot = tf.one_hot(flat_ids, depth=self.config.vocab_size)  # [B*S, V]
-      words = tf.matmul(one_hot, self.word_embeddings)  # [B*S, H]
+      words = tf.matmul(one_hot, self.word_embeddings)  # [B*S, E]
     else:
-      words = tf.gather(self.word_embeddings, flat_ids)  # [B*S, H]
+      words = tf.gather(self.word_embeddings, flat_ids)  # [B*S, E]
     flat_types = tf.reshape(token_type_ids, [-1])  # [B*S]
     one_hot_types = tf.one_hot(flat_types, depth=self.config.type_vocab_size)
-    types = tf.matmul(one_hot_types, self.token_type_embeddings)  # [B*S, H]
-    output = tf.reshape(words + types, [batch_size, seq_length, width])  # [B, S, H]
+    types = tf.matmul(one_hot_types, self.token_type_embeddings)  # [B*S, E]
+    output = tf.reshape(words + types, [batch_size, seq_length, width])  # [B, S, E]
     output += self.position_table(seq_length)
     output = self.layer_norm(output)
     return dropout(output, self.config.hidden_dropout_prob, training)
@@ -110,21 +114,44 @@ class SelfAttention(tf.Module):
     return tf.reshape(context, [-1, self.num_heads * self.head_size])  # [B*S, H]
 
 
-class TransformerLayer(tf.Module):
-  """`bert/encoder/layer_N`: post-LayerNorm self-attention and feed-forward blocks."""
+# Where a layer has its parts, relative to its scope: (scope, LayerNorm name) for
+# the layer norms. `albert.ALBERT_LAYER_NAMES` has ALBERT's.
+BERT_LAYER_NAMES = {
+    "attention": "attention/self",
+    "attention_output": "attention/output/dense",
+    "attention_layer_norm": ("attention/output", "LayerNorm"),
+    "intermediate": "intermediate/dense",
+    "output": "output/dense",
+    "output_layer_norm": ("output", "LayerNorm"),
+}
 
-  def __init__(self, index, config):
+
+class TransformerLayer(tf.Module):
+  """`bert/encoder/layer_N`: post-LayerNorm self-attention and feed-forward blocks.
+
+  Also one block of ALBERT's shared layers, with `albert.ALBERT_LAYER_NAMES`.
+  """
+
+  def __init__(self, scope, config, names=None):
+    """Args:
+      scope: the layer's variable scope, e.g. "bert/encoder/layer_0".
+      config: a BertConfig.
+      names: where the parts are under `scope` (default `BERT_LAYER_NAMES`).
+    """
     super().__init__()
-    scope = f"bert/encoder/layer_{index}"
+    names = names or BERT_LAYER_NAMES
     width, inner, init = config.hidden_size, config.intermediate_size, config.initializer_range
+    path = lambda name: f"{scope}/{name}" if name else scope  # noqa: E731
     self.dropout_rate = config.hidden_dropout_prob
-    self.attention = SelfAttention(f"{scope}/attention/self", config)
-    self.attention_output = Dense(f"{scope}/attention/output/dense", width, width, init)
-    self.attention_layer_norm = LayerNorm(f"{scope}/attention/output", width)
-    self.intermediate = Dense(f"{scope}/intermediate/dense", width, inner, init,
+    self.attention = SelfAttention(path(names["attention"]), config)
+    self.attention_output = Dense(path(names["attention_output"]), width, width, init)
+    norm_scope, norm_name = names["attention_layer_norm"]
+    self.attention_layer_norm = LayerNorm(path(norm_scope), width, norm_name)
+    self.intermediate = Dense(path(names["intermediate"]), width, inner, init,
                               activation=get_activation(config.hidden_act))
-    self.output = Dense(f"{scope}/output/dense", inner, width, init)
-    self.output_layer_norm = LayerNorm(f"{scope}/output", width)
+    self.output = Dense(path(names["output"]), inner, width, init)
+    norm_scope, norm_name = names["output_layer_norm"]
+    self.output_layer_norm = LayerNorm(path(norm_scope), width, norm_name)
 
   def __call__(self, x, mask_adder, batch_size, seq_length, training=False):
     """Maps float [B*S, H] to [B*S, H]."""
@@ -137,6 +164,9 @@ class TransformerLayer(tf.Module):
 
 class BertModel(tf.Module):
   """The BERT encoder and pooler, variables named as the original's `bert/...`.
+
+  With an ALBERT config (`config.is_albert`), ALBERT's encoder under ALBERT's
+  names: factorized embeddings and shared layers (see `modeling.albert`).
 
   Example:
     config = BertConfig.from_json_file("bert_config.json")
@@ -165,8 +195,13 @@ class BertModel(tf.Module):
     self.config = config
     self.compute_dtype = tf.as_dtype(compute_dtype)
     self.embeddings = Embeddings(config, use_one_hot_embeddings)
-    self.encoder_layers = [TransformerLayer(i, config)
-                           for i in range(config.num_hidden_layers)]
+    if config.is_albert:
+      self.embedding_projection = albert.embedding_projection(config)
+      self.encoder_layers = albert.shared_blocks(config, TransformerLayer)
+    else:
+      self.embedding_projection = None
+      self.encoder_layers = [TransformerLayer(f"bert/encoder/layer_{i}", config)
+                             for i in range(config.num_hidden_layers)]
     self.pooler = Dense("bert/pooler/dense", config.hidden_size, config.hidden_size,
                         config.initializer_range, activation=tf.tanh)
 
@@ -186,8 +221,10 @@ class BertModel(tf.Module):
 
     Returns:
       A dict with `sequence_output` [B, S, H], `pooled_output` [B, H],
-      `all_encoder_layers` (a list of [B, S, H], one per layer), all in
-      `compute_dtype`, and `embedding_output` float32 [B, S, H].
+      `all_encoder_layers` (a list of [B, S, H], one per layer; for ALBERT one
+      per block, num_hidden_layers * inner_group_num, as ALBERT's), all in
+      `compute_dtype`, and `embedding_output` float32 [B, S, E] (E = H but for
+      ALBERT's embedding_size).
     """
     input_ids = tf.convert_to_tensor(input_ids)
     if input_mask is None:
@@ -197,9 +234,12 @@ class BertModel(tf.Module):
     batch_size, seq_length = get_shape_list(input_ids)
     width = self.config.hidden_size
 
-    embedding_output = self.embeddings(input_ids, token_type_ids, training)  # [B, S, H]
+    embedding_output = self.embeddings(input_ids, token_type_ids, training)  # [B, S, E]
     mask_adder = attention_mask_adder(input_mask)  # [B, 1, 1, S]
-    x = tf.cast(tf.reshape(embedding_output, [-1, width]), self.compute_dtype)  # [B*S, H]
+    x = tf.reshape(embedding_output, [-1, self.config.embedding_width])  # [B*S, E]
+    x = tf.cast(x, self.compute_dtype)
+    if self.embedding_projection is not None:  # ALBERT with E != H
+      x = self.embedding_projection(x)  # [B*S, H]
     all_encoder_layers = []
     for layer in self.encoder_layers:
       x = layer(x, mask_adder, batch_size, seq_length, training)
@@ -212,3 +252,13 @@ class BertModel(tf.Module):
         "all_encoder_layers": all_encoder_layers,
         "embedding_output": embedding_output,
     }
+
+
+def variables_except_pooler(module):
+  """A task model's trainable variables but `bert/pooler/...`.
+
+  For the heads that do not read `pooled_output` (span, per-token, masked LM
+  only): the pooler gets no gradient, and the original's optimizer skips it and
+  makes no Adam slots for it, as ours does given this list as `trained_variables`.
+  """
+  return [v for v in module.trainable_variables if not v.name.startswith("bert/pooler/")]

@@ -1,7 +1,8 @@
 """Position embeddings: the original learned table, its hierarchical extension, sinusoids.
 
 Every function returns the rows for positions 0..S-1 as float [S, H], computed in
-the graph, so gradients reach the [n, H] variable `bert/embeddings/position_embeddings`
+the graph (H: the embedding width, ALBERT's embedding_size E for ALBERT), so
+gradients reach the [n, H] variable `bert/embeddings/position_embeddings`
 (n = max_position_embeddings), the only position variable of any type.
 
 "hierarchical" is Su Jianlin's hierarchical decomposition (2020, "层次分解位置编码，
@@ -48,7 +49,7 @@ def position_table(config, table, seq_length):
       return tf.slice(table, [0, 0], [seq_length, -1])  # [S, H]
     if kind == "hierarchical":
       return hierarchical_table(table, seq_length, config.hierarchical_alpha)
-    return sinusoidal_table(seq_length, config.hidden_size)
+    return sinusoidal_table(seq_length, config.embedding_width)
 
 
 def hierarchical_table(table, seq_length, alpha):
