@@ -34,6 +34,19 @@ flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
 flags.DEFINE_float("short_seq_prob", 0.1,
                    "Probability of creating sequences which are shorter than the maximum "
                    "length.")
+# Ours: the RoBERTa recipe, opt-in (the defaults are the original's records).
+flags.DEFINE_enum("masking", "static", list(pretraining_data.MASKINGS),
+                  "static: masks drawn here, dupe_factor copies (the original). dynamic: "
+                  "unmasked records, masked anew each time run_pretraining.py "
+                  "--dynamic_masking reads them; dupe_factor then defaults to 1.")
+flags.DEFINE_enum("packing", "pairs", list(pretraining_data.PACKINGS),
+                  "pairs: the original's A/B segment pairs. full_sentences: each sequence "
+                  "filled with consecutive sentences, across documents with an extra [SEP]. "
+                  "doc_sentences: the same within a document. Both are one segment, "
+                  "without next-sentence labels.")
+flags.DEFINE_bool("next_sentence", None,
+                  "Write next_sentence_labels (B a random segment half of the time). "
+                  "Default: true with --packing=pairs, false otherwise.")
 
 FLAGS = flags.FLAGS
 
@@ -46,11 +59,20 @@ def main(_):
   output_files = FLAGS.output_file.split(",")
   logging.info("*** Reading from input files ***\n  %s", "\n  ".join(input_files))
   logging.info("*** Writing to output files ***\n  %s", "\n  ".join(output_files))
+  next_sentence = FLAGS.next_sentence
+  if next_sentence is None:
+    next_sentence = FLAGS.packing == "pairs"
+  dupe_factor = FLAGS.dupe_factor
+  if FLAGS.masking == "dynamic" and not FLAGS["dupe_factor"].present:
+    dupe_factor = 1
+    logging.info("--masking=dynamic: --dupe_factor=1 (each read draws new masks); pass "
+                 "--dupe_factor to change it")
   pretraining_data.create_pretraining_data(
       input_files, output_files, tokenizer, max_seq_length=FLAGS.max_seq_length,
       max_predictions_per_seq=FLAGS.max_predictions_per_seq, random_seed=FLAGS.random_seed,
-      dupe_factor=FLAGS.dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
-      short_seq_prob=FLAGS.short_seq_prob, do_whole_word_mask=FLAGS.do_whole_word_mask)
+      dupe_factor=dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
+      short_seq_prob=FLAGS.short_seq_prob, do_whole_word_mask=FLAGS.do_whole_word_mask,
+      masking=FLAGS.masking, packing=FLAGS.packing, next_sentence=next_sentence)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import distribution, pretraining, pretraining_input, training
+from modeling import distribution, dynamic_masking, pretraining, pretraining_input, training
 from modeling.config import BertConfig
 
 FLAGS = flags.FLAGS
@@ -31,6 +31,18 @@ flags.DEFINE_integer("max_predictions_per_seq", 20,
 flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
 flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
+# Ours: the RoBERTa recipe, opt-in.
+flags.DEFINE_bool("dynamic_masking", False,
+                  "Mask the records anew each time they are read (records made with "
+                  "create_pretraining_data.py --masking=dynamic; needs --vocab_file).")
+flags.DEFINE_string("vocab_file", None, "With --dynamic_masking: the records' vocabulary.")
+flags.DEFINE_float("masked_lm_prob", 0.15, "With --dynamic_masking: the fraction masked.")
+flags.DEFINE_bool("do_whole_word_mask", False,
+                  "With --dynamic_masking: mask a word's pieces together.")
+flags.DEFINE_bool("next_sentence", True,
+                  "Train the next-sentence head (false: masked LM only, as RoBERTa; "
+                  "records need no next_sentence_labels, cls/seq_relationship is not "
+                  "created, trained or read).")
 
 
 def main(argv):
@@ -46,15 +58,26 @@ def main(argv):
   input_files = pretraining_input.expand_input_files(FLAGS.input_file)
   logging.info("*** Input Files ***\n  %s", "\n  ".join(input_files))
   limits = pretraining_input.id_limits(config)
+  masker = None
+  if FLAGS.dynamic_masking:
+    if not FLAGS.vocab_file:
+      raise ValueError("--dynamic_masking needs --vocab_file (the ids of [CLS], [SEP], [MASK] "
+                       "and the word pieces)")
+    masker = dynamic_masking.DynamicMasker(
+        FLAGS.vocab_file, FLAGS.max_predictions_per_seq, FLAGS.masked_lm_prob,
+        FLAGS.do_whole_word_mask, FLAGS.seed)
+    config.check_vocab_size(masker.vocab_size, FLAGS.vocab_file)
+  mode = {"masked": masker is None, "next_sentence": FLAGS.next_sentence}
   pretraining_input.check_files(input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-                                limits=limits)
+                                limits=limits, **mode)
   shared_flags.check_outputs(["eval_results.txt"],
                              [("--input_file", path) for path in input_files])
 
   tf.random.set_seed(FLAGS.seed)
   is_chief = distribution.is_chief(strategy)
   model, _, trainer, checkpoints, start = shared_flags.training_from_flags(
-      strategy, lambda: pretraining.PretrainingModel(config, FLAGS.use_tpu, compute_dtype),
+      strategy, lambda: pretraining.PretrainingModel(config, FLAGS.use_tpu, compute_dtype,
+                                                     FLAGS.next_sentence),
       FLAGS.num_train_steps, FLAGS.num_warmup_steps, is_chief, pretraining.FRESH_HEADS)
   if not FLAGS.do_train and start == "fresh":
     raise ValueError(f"--do_eval without --do_train needs a checkpoint in --output_dir="
@@ -63,7 +86,8 @@ def main(argv):
   def dataset(batch_size, is_training, skip_records=0):
     return pretraining_input.pretraining_dataset(
         input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, batch_size,
-        is_training, seed=FLAGS.seed, skip_records=skip_records, limits=limits)
+        is_training, seed=FLAGS.seed, skip_records=skip_records, limits=limits, masker=masker,
+        next_sentence=FLAGS.next_sentence)
 
   def reading(run):
     """run(), naming the input file and record at fault when reading fails."""
@@ -72,7 +96,8 @@ def main(argv):
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
       # Name the file at fault when the input is (raises ValueError), else re-raise.
       pretraining_input.check_files(input_files, FLAGS.max_seq_length,
-                                    FLAGS.max_predictions_per_seq, scan_all=True, limits=limits)
+                                    FLAGS.max_predictions_per_seq, scan_all=True, limits=limits,
+                                    **mode)
       raise
 
   if FLAGS.do_train:

@@ -140,19 +140,22 @@ def shuffle(items, rng):
       i -= 1
 
 
-def create_masked_lm_predictions(input_ids, num_segment_a, masked_lm_prob,
+def pair_candidates(input_ids, num_segment_a):
+  """The maskable positions of `[CLS] A [SEP] B [SEP]`, in order: not [CLS]/[SEP]."""
+  return [*range(1, num_segment_a - 1), *range(num_segment_a, len(input_ids) - 1)]
+
+
+def create_masked_lm_predictions(input_ids, candidates, masked_lm_prob,
                                  max_predictions_per_seq, vocab, do_whole_word_mask, rng):
-  """Masks a `[CLS] A [SEP] B [SEP]` id list in place.
+  """Masks an id list in place.
 
   Args:
-    input_ids: the ids; the [CLS]/[SEP] are at 0, `num_segment_a - 1` and the end.
-    num_segment_a: length of `[CLS] A [SEP]`.
+    input_ids: the ids, [CLS] first and [SEP] last.
+    candidates: the maskable positions in order (`pair_candidates`).
 
   Returns:
     (positions, original ids at those positions), positions increasing.
   """
-  # Candidate positions, in order; never [CLS]/[SEP].
-  candidates = [*range(1, num_segment_a - 1), *range(num_segment_a, len(input_ids) - 1)]
   num_to_predict = min(max_predictions_per_seq,
                        max(1, int(round(len(input_ids) * masked_lm_prob))))
   if do_whole_word_mask:
@@ -190,8 +193,14 @@ def create_masked_lm_predictions(input_ids, num_segment_a, masked_lm_prob,
 
 def create_instances_from_document(all_documents, document_index, max_seq_length,
                                    short_seq_prob, masked_lm_prob, max_predictions_per_seq,
-                                   vocab, do_whole_word_mask, rng):
-  """Cuts one document (a list of sentences, each a list of ids) into instances."""
+                                   vocab, do_whole_word_mask, rng, next_sentence=True,
+                                   masked=True):
+  """Cuts one document (a list of sentences, each a list of ids) into instances.
+
+  With `next_sentence` False, B is always the rest of the chunk (a one-sentence
+  chunk makes `[CLS] A [SEP]`); with `masked` False, nothing is masked (the
+  masks are drawn when the records are read: `dynamic_masking`).
+  """
   document = all_documents[document_index]
   max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
   target_seq_length = max_num_tokens
@@ -212,7 +221,7 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
       tokens_a = [token for sentence in current_chunk[:a_end] for token in sentence]
 
       tokens_b = []
-      is_random_next = len(current_chunk) == 1 or rng.random() < 0.5
+      is_random_next = next_sentence and (len(current_chunk) == 1 or rng.random() < 0.5)
       if is_random_next:
         target_b_length = target_seq_length - len(tokens_a)
         # Up to 10 tries for another document (a 1-document corpus uses itself).
@@ -230,39 +239,106 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
         tokens_b = [token for sentence in current_chunk[a_end:] for token in sentence]
       truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
 
-      input_ids = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
-      num_segment_a = len(tokens_a) + 2
-      positions, masked_ids = create_masked_lm_predictions(
-          input_ids, num_segment_a, masked_lm_prob, max_predictions_per_seq, vocab,
-          do_whole_word_mask, rng)
-      instances.append(TrainingInstance(input_ids, num_segment_a, positions, masked_ids,
-                                        is_random_next))
+      input_ids = [vocab.cls_id, *tokens_a, vocab.sep_id]
+      num_segment_a = len(input_ids)
+      if tokens_b:
+        input_ids += [*tokens_b, vocab.sep_id]
+      instances.append(_instance(input_ids, num_segment_a, is_random_next,
+                                 pair_candidates(input_ids, num_segment_a), masked,
+                                 masked_lm_prob, max_predictions_per_seq, vocab,
+                                 do_whole_word_mask, rng))
       current_chunk = []
       current_length = 0
     i += 1
   return instances
 
 
+def _instance(input_ids, num_segment_a, is_random_next, candidates, masked, masked_lm_prob,
+              max_predictions_per_seq, vocab, do_whole_word_mask, rng):
+  """A TrainingInstance, masked (in place) when `masked`."""
+  positions = masked_ids = ()
+  if masked:
+    positions, masked_ids = create_masked_lm_predictions(
+        input_ids, candidates, masked_lm_prob, max_predictions_per_seq, vocab,
+        do_whole_word_mask, rng)
+  return TrainingInstance(input_ids, num_segment_a, positions, masked_ids, is_random_next)
+
+
+def pack_sentences(documents, max_seq_length, cross_documents):
+  """RoBERTa's packing: each sequence filled with whole consecutive sentences.
+
+  Yields id lists `[CLS] s1 s2 ... [SEP]` of at most `max_seq_length` ids, in
+  corpus order. With `cross_documents` (FULL-SENTENCES) a sequence runs on into
+  the next document, an extra [SEP] between the two; without (DOC-SENTENCES) a
+  document's last sequence ends with it, and may be short. A sentence longer
+  than a sequence is cut into pieces, never dropped.
+
+  Args:
+    documents: lists of sentences, each a list of ids.
+    max_seq_length: the longest sequence.
+    cross_documents: whether a sequence may hold sentences of two documents.
+
+  Yields:
+    Lists of the ids between [CLS] and the final [SEP], None standing for each
+    [SEP] between two documents.
+  """
+  limit = max_seq_length - 2  # [CLS] ... [SEP]
+  current = []
+  for document in documents:
+    if current and not cross_documents:
+      yield current
+      current = []
+    elif current:
+      current.append(None)  # The [SEP] between two documents.
+    for sentence in document:
+      for start in range(0, len(sentence), limit):
+        piece = sentence[start:start + limit]
+        if current and len(current) + len(piece) > limit:
+          if current[-1] is None:
+            current.pop()  # A document separator never ends a sequence.
+          yield current
+          current = []
+        current.extend(piece)
+  if current:
+    yield current
+
+
 def generate_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
                        masked_lm_prob, max_predictions_per_seq, vocab, do_whole_word_mask,
-                       rng):
-  """Shuffles the documents (in place), then yields the instances of `dupe_factor`
-  passes over them, unshuffled; `all_documents` holds no empty document."""
-  shuffle(all_documents, rng)
+                       rng, packing="pairs", next_sentence=True, masked=True):
+  """Yields the instances of `dupe_factor` passes over the documents, unshuffled.
+
+  `pairs` (the original): the documents are shuffled (in place) first, then each
+  is cut into A/B pairs (`create_instances_from_document`). `full_sentences` and
+  `doc_sentences`: `pack_sentences` in corpus order, one segment, no
+  next-sentence label, `short_seq_prob` unused. With `masked` False nothing is
+  masked. `all_documents` holds no empty document.
+  """
+  if packing == "pairs":
+    shuffle(all_documents, rng)
   for _ in range(dupe_factor):
+    if packing != "pairs":
+      for tokens in pack_sentences(all_documents, max_seq_length, packing == "full_sentences"):
+        input_ids = [vocab.cls_id, *(vocab.sep_id if t is None else t for t in tokens),
+                     vocab.sep_id]
+        candidates = [i + 1 for i, t in enumerate(tokens) if t is not None]
+        yield _instance(input_ids, len(input_ids), False, candidates, masked, masked_lm_prob,
+                        max_predictions_per_seq, vocab, do_whole_word_mask, rng)
+      continue
     for document_index in range(len(all_documents)):
       yield from create_instances_from_document(
           all_documents, document_index, max_seq_length, short_seq_prob, masked_lm_prob,
-          max_predictions_per_seq, vocab, do_whole_word_mask, rng)
+          max_predictions_per_seq, vocab, do_whole_word_mask, rng, next_sentence, masked)
 
 
 def create_training_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
                               masked_lm_prob, max_predictions_per_seq, vocab,
-                              do_whole_word_mask, rng):
-  """The original's list of shuffled instances (see `generate_instances`)."""
+                              do_whole_word_mask, rng, **recipe):
+  """The original's list of shuffled instances (see `generate_instances`, which
+  takes the `recipe` keywords packing, next_sentence and masked)."""
   instances = list(generate_instances(
       all_documents, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
-      max_predictions_per_seq, vocab, do_whole_word_mask, rng))
+      max_predictions_per_seq, vocab, do_whole_word_mask, rng, **recipe))
   shuffle(instances, rng)
   return instances
 
@@ -289,9 +365,18 @@ class ExampleEncoder:
   `pretraining_input.feature_spec`, in the original's order.
   """
 
-  def __init__(self, vocab_size, max_seq_length, max_predictions_per_seq):
+  def __init__(self, vocab_size, max_seq_length, max_predictions_per_seq, masked=True,
+               next_sentence=True):
+    """Args:
+      vocab_size, max_seq_length, max_predictions_per_seq: the feature sizes.
+      masked: write the masked_lm_* features (False: unmasked records for
+        dynamic masking, `input_ids` as the text is).
+      next_sentence: write `next_sentence_labels`.
+    """
     self.max_seq_length = max_seq_length
     self.max_predictions_per_seq = max_predictions_per_seq
+    self.masked = masked
+    self.next_sentence = next_sentence
     self._varints = [_varint(value) for value in range(max(vocab_size, max_seq_length))]
     self._headers = {}
     self._mask_and_segments_cache = {}  # (length, num_segment_a) -> bytes
@@ -322,11 +407,15 @@ class ExampleEncoder:
             + self._int64_feature(b"segment_ids", [0] * num_a + [1] * (length - num_a), padding))
 
   def _weights_and_label(self, num_masked, is_random_next):
-    """masked_lm_weights and next_sentence_labels."""
-    width = self.max_predictions_per_seq
-    weights = struct.pack(f"<{width}f", *[1.0] * num_masked, *[0.0] * (width - num_masked))
-    return (self._header(b"masked_lm_weights", b"\x12", len(weights)) + weights
-            + self._int64_feature(b"next_sentence_labels", [int(is_random_next)]))
+    """masked_lm_weights and next_sentence_labels (those written)."""
+    features = b""
+    if self.masked:
+      width = self.max_predictions_per_seq
+      weights = struct.pack(f"<{width}f", *[1.0] * num_masked, *[0.0] * (width - num_masked))
+      features += self._header(b"masked_lm_weights", b"\x12", len(weights)) + weights
+    if self.next_sentence:
+      features += self._int64_feature(b"next_sentence_labels", [int(is_random_next)])
+    return features
 
   def encode(self, instance):
     """Returns the serialized Example of one `TrainingInstance`."""
@@ -347,8 +436,10 @@ class ExampleEncoder:
     features = b"".join((
         self._int64_feature(b"input_ids", instance.input_ids, padding),
         mask_and_segments,
-        self._int64_feature(b"masked_lm_positions", instance.masked_lm_positions, unused),
-        self._int64_feature(b"masked_lm_ids", instance.masked_lm_ids, unused),
+        self._int64_feature(b"masked_lm_positions", instance.masked_lm_positions, unused)
+        if self.masked else b"",
+        self._int64_feature(b"masked_lm_ids", instance.masked_lm_ids, unused)
+        if self.masked else b"",
         weights_and_label,
     ))
     size = len(features)
@@ -488,9 +579,25 @@ def validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, maske
         "to run_pretraining.py)")
 
 
+MASKINGS = ("static", "dynamic")
+PACKINGS = ("pairs", "full_sentences", "doc_sentences")
+
+
+def validate_recipe(masking, packing, next_sentence):
+  """Raises ValueError, naming the flag, for a combination that cannot be made."""
+  if masking not in MASKINGS:
+    raise ValueError(f"masking={masking!r}: must be one of {', '.join(MASKINGS)}")
+  if packing not in PACKINGS:
+    raise ValueError(f"packing={packing!r}: must be one of {', '.join(PACKINGS)}")
+  if packing != "pairs" and next_sentence:
+    raise ValueError(f"packing={packing} makes one segment: it has no next sentence to "
+                     "predict; pass --next_sentence=false")
+
+
 def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length=128,
                             max_predictions_per_seq=20, random_seed=12345, dupe_factor=10,
-                            masked_lm_prob=0.15, short_seq_prob=0.1, do_whole_word_mask=False):
+                            masked_lm_prob=0.15, short_seq_prob=0.1, do_whole_word_mask=False,
+                            masking="static", packing="pairs", next_sentence=True):
   """Writes pretraining TFRecords from raw text, as the original script.
 
   Args:
@@ -501,6 +608,13 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     tokenizer: a `tokenization.FullTokenizer`.
     max_seq_length, max_predictions_per_seq, random_seed, dupe_factor, masked_lm_prob,
       short_seq_prob, do_whole_word_mask: the original flags.
+    masking: "static" (the original: masks drawn here, `dupe_factor` copies) or
+      "dynamic" (unmasked records; run_pretraining.py --dynamic_masking draws the
+      masks each time a record is read).
+    packing: "pairs" (the original's A/B segments), "full_sentences" or
+      "doc_sentences" (`pack_sentences`; need next_sentence False).
+    next_sentence: write `next_sentence_labels` (with "pairs": B is a random
+      other segment half of the time; without, B always follows A).
 
   Returns:
     A dict of totals: documents, instances, tokens, masked, random_next.
@@ -510,6 +624,7 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
   """
   validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
                    short_seq_prob)
+  validate_recipe(masking, packing, next_sentence)
   vocab = Vocabulary(tokenizer.vocab, source=tokenizer.vocab_file)
   if not output_files:
     raise ValueError("output_file: no output file given")
@@ -537,7 +652,9 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     logger.info("%d documents, in %d chunks of about %d, one per output file", num_raw,
                 num_shards, num_raw // num_shards)
 
-  encoder = ExampleEncoder(vocab.size, max_seq_length, max_predictions_per_seq)
+  masked = masking == "static"
+  encoder = ExampleEncoder(vocab.size, max_seq_length, max_predictions_per_seq, masked,
+                           next_sentence)
   progress = _Progress()
   raw_documents = read_raw_documents(input_files)
   for shard, (output_file, chunk_size) in enumerate(zip(output_files, chunk_sizes)):
@@ -556,7 +673,7 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     records = [encoder.encode(instance) for instance in progress.count_instances(
         generate_instances(documents, max_seq_length, dupe_factor, short_seq_prob,
                            masked_lm_prob, max_predictions_per_seq, vocab,
-                           do_whole_word_mask, rng))]
+                           do_whole_word_mask, rng, packing, next_sentence, masked))]
     del documents
     shuffle(records, rng)
     if shard == 0:

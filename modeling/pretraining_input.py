@@ -21,13 +21,21 @@ SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
 
 
-def feature_spec(max_seq_length, max_predictions_per_seq):
-  """The tf.io.parse_example spec of a pretraining record."""
+def feature_spec(max_seq_length, max_predictions_per_seq, masked=True, next_sentence=True):
+  """The tf.io.parse_example spec of a pretraining record.
+
+  Args:
+    max_seq_length, max_predictions_per_seq: S and P.
+    masked: the masked_lm_* features are read (False: unmasked records of
+      `--masking=dynamic`).
+    next_sentence: `next_sentence_labels` is read.
+  """
   spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in SEQUENCE_FEATURES}
-  for name in PREDICTION_FEATURES:
+  for name in PREDICTION_FEATURES if masked else ():
     dtype = tf.float32 if name == "masked_lm_weights" else tf.int64
     spec[name] = tf.io.FixedLenFeature([max_predictions_per_seq], dtype)
-  spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+  if next_sentence:
+    spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
   return spec
 
 
@@ -53,17 +61,30 @@ def expand_input_files(input_file):
   return files
 
 
-def _record_problem(record, max_seq_length, max_predictions_per_seq, id_limits):
-  """Why a serialized record does not fit the lengths or the id ranges, or None."""
+def _record_problem(record, max_seq_length, max_predictions_per_seq, id_limits, masked,
+                    next_sentence):
+  """Why a serialized record does not fit the lengths, the id ranges or the mode
+  (`masked`, `next_sentence` as `feature_spec`), or None."""
   try:
     example = tf.train.Example.FromString(record.numpy())
   except DecodeError:
     return "is not a tf.train.Example"
   features = example.features.feature
+  if not masked and "masked_lm_positions" in features:
+    return ("is already masked (made with --masking=static): --dynamic_masking needs records "
+            "made with create_pretraining_data.py --masking=dynamic")
+  if masked and "input_ids" in features and "masked_lm_positions" not in features:
+    return ("is not masked (made with --masking=dynamic?): pass --dynamic_masking and "
+            "--vocab_file")
+  if next_sentence and "input_ids" in features and "next_sentence_labels" not in features:
+    return ("has no next_sentence_labels (made without next-sentence pairs): pass "
+            "--next_sentence=false")
   expected = dict.fromkeys(SEQUENCE_FEATURES, ("max_seq_length", max_seq_length))
-  expected.update(dict.fromkeys(PREDICTION_FEATURES,
-                                ("max_predictions_per_seq", max_predictions_per_seq)))
-  expected["next_sentence_labels"] = (None, 1)
+  if masked:
+    expected.update(dict.fromkeys(PREDICTION_FEATURES,
+                                  ("max_predictions_per_seq", max_predictions_per_seq)))
+  if next_sentence:
+    expected["next_sentence_labels"] = (None, 1)
   for name, (flag, length) in expected.items():
     if name not in features:
       return f"has no feature {name!r}; is it a pretraining file?"
@@ -73,6 +94,8 @@ def _record_problem(record, max_seq_length, max_predictions_per_seq, id_limits):
       hint = f" but --{flag}={length}; use the value the data was made with" if flag else ""
       return f"has {name} of length {found}{hint}"
   for name, (limit, source) in id_limits.items():
+    if name not in expected:
+      continue
     values = features[name].int64_list.value
     if values and not 0 <= min(values) <= max(values) < limit:
       bad = next(v for v in values if not 0 <= v < limit)
@@ -89,9 +112,10 @@ def id_limits(config):
 
 
 def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=False,
-                limits=None):
-  """Checks pretraining files: readable, records of the configured lengths, and
-  ids within `limits` (`id_limits(config)`; None: not checked).
+                limits=None, masked=True, next_sentence=True):
+  """Checks pretraining files: readable, records of the configured lengths and mode
+  (`masked`, `next_sentence` as `feature_spec`), and ids within `limits`
+  (`id_limits(config)`; None: not checked).
 
   Reads the first record of each file, or every record with `scan_all` (used
   to explain an error met during training).
@@ -105,7 +129,7 @@ def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=F
     try:
       for index, record in enumerate(tf.data.TFRecordDataset(path)):
         problem = _record_problem(record, max_seq_length, max_predictions_per_seq,
-                                  limits or {})
+                                  limits or {}, masked, next_sentence)
         if problem:
           raise ValueError(f"{path}: record {index} {problem}")
         if not scan_all:
@@ -119,7 +143,7 @@ def check_files(input_files, max_seq_length, max_predictions_per_seq, scan_all=F
 
 def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, batch_size,
                         is_training, seed=None, skip_records=0, num_cpu_threads=4,
-                        limits=None):
+                        limits=None, masker=None, next_sentence=True):
   """The batches of the original `input_fn`, deterministic given `seed`.
 
   Training: the file list repeated and shuffled, `min(num_cpu_threads, files)`
@@ -138,13 +162,18 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, ba
     limits: `id_limits(config)`: a batch with an id outside them raises
       tf.errors.InvalidArgumentError (`check_files(..., scan_all=True)` then
       names the file and record); None: not checked.
+    masker: a `dynamic_masking.DynamicMasker` for unmasked records: each record
+      is masked as it is read, by its place in the stream (counted before
+      `skip_records`, so a resumed run draws the masks of an uninterrupted one).
+    next_sentence: the records have `next_sentence_labels` (else the batches
+      lack them).
 
   Returns:
     A tf.data.Dataset of dicts: int32 [B, S] input_ids, input_mask,
     segment_ids; int32 [B, P] masked_lm_positions, masked_lm_ids; float32
     [B, P] masked_lm_weights; int32 [B, 1] next_sentence_labels.
   """
-  spec = feature_spec(max_seq_length, max_predictions_per_seq)
+  spec = feature_spec(max_seq_length, max_predictions_per_seq, masker is None, next_sentence)
   if is_training:
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(input_files))
     dataset = dataset.repeat().shuffle(len(input_files), seed=seed)
@@ -154,17 +183,25 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, ba
     dataset = dataset.shuffle(100, seed=seed)
   else:
     dataset = tf.data.TFRecordDataset(input_files).repeat()
+  if masker is not None:
+    dataset = dataset.enumerate()  # Before the skip: the place in the whole stream.
   if skip_records:
     dataset = dataset.skip(skip_records)
+  if masker is not None:
+    dataset = dataset.map(lambda index, record: masker(
+        index, tf.io.parse_single_example(record, spec)),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=True)
 
-  def decode(records):
-    batch = tf.io.parse_example(records, spec)
+  def decode(batch):
+    if masker is None:
+      batch = tf.io.parse_example(batch, spec)
+    limits_here = {name: limit for name, limit in (limits or {}).items() if name in batch}
     checks = [tf.debugging.assert_less(batch[name], tf.constant(limit, tf.int64),
                                        message=f"{name} >= {source}={limit}")
-              for name, (limit, source) in (limits or {}).items()]
+              for name, (limit, source) in limits_here.items()]
     checks += [tf.debugging.assert_non_negative(batch[name], message=f"{name} < 0")
-               for name in (limits or {})]
+               for name in limits_here]
     with tf.control_dependencies(checks):
       return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else tf.identity(t)
               for name, t in batch.items()}

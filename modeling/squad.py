@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from modeling.classifier import example_totals
 from modeling.heads import SquadHead
-from modeling.model import BertModel
+from modeling.model import BertModel, variables_except_pooler
 
 # The head a pretrained --init_checkpoint lacks.
 FRESH_HEAD = (r"^cls/squad/",)
@@ -36,12 +36,9 @@ class SquadModel(tf.Module):
 
   @property
   def trained_variables(self):
-    """What fine-tuning updates: every trainable variable but the pooler's.
-
-    The span head reads the sequence output, so the pooler gets no gradient; the
-    original's optimizer skips it and makes no Adam slots for it, and so does ours.
-    """
-    return [v for v in self.trainable_variables if not v.name.startswith("bert/pooler/")]
+    """What fine-tuning updates: every trainable variable but the pooler's, which the
+    span head does not read (`model.variables_except_pooler`)."""
+    return variables_except_pooler(self)
 
   def logits(self, batch, training=False):
     """(start_logits, end_logits), float32 [B, S] each."""
