@@ -9,7 +9,7 @@ import os
 import tensorflow as tf
 from absl import flags, logging
 
-from modeling import distribution, files, optimization, training
+from modeling import checkpoint, distribution, files, optimization, training
 
 flags.DEFINE_string("bert_config_file", None,
                     "The config json file corresponding to the pre-trained BERT model.")
@@ -133,8 +133,11 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
   trainer = trainer_from_flags(strategy, model, optimizer, is_chief)
   checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
                                            FLAGS.keep_checkpoint_max, is_chief)
+  trained = {id(v) for v in optimizer.trained_variables}
+  unused = [checkpoint.checkpoint_name(v) for v in model.trainable_variables
+            if id(v) not in trained]  # e.g. the pooler under a span head
   start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
-                                         training=FLAGS.do_train)
+                                         training=FLAGS.do_train, unused=unused)
   return model, optimizer, trainer, checkpoints, start
 
 

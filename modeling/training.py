@@ -33,6 +33,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -207,7 +208,7 @@ def _check_writable(directory):
 
 
 def restore_or_initialize(checkpoints, init_checkpoint=None, init_variables=None,
-                          allow_missing=(), training=True):
+                          allow_missing=(), training=True, unused=()):
   """Resumes from the latest checkpoint of a run, else starts from `init_checkpoint`.
 
   Args:
@@ -221,6 +222,9 @@ def restore_or_initialize(checkpoints, init_checkpoint=None, init_variables=None
       `init_checkpoint` and start freshly initialised (e.g. `^cls/`).
     training: whether the run trains. Without training, a variable absent from
       `init_checkpoint` would stay random in every result: refused.
+    unused: names of `init_variables` the task never reads (the pooler under a
+      span or per-token head): they may be absent, training or not (a Hugging
+      Face `BertForQuestionAnswering` has no pooler).
 
   Returns:
     "resumed", "initialized" or "fresh".
@@ -234,11 +238,13 @@ def restore_or_initialize(checkpoints, init_checkpoint=None, init_variables=None
     logger.info("Resuming from %s: %d variables", latest, len(report.loaded))
     return "resumed"
   if init_checkpoint:
+    allow_missing = tuple(allow_missing) + tuple(f"^{re.escape(name)}$" for name in unused)
     report = checkpoint.load(init_checkpoint, init_variables, allow_missing=allow_missing)
     logger.info("Initialised from %s", report)
-    if report.missing and not training:
+    needed = [name for name in report.missing if name not in unused]
+    if needed and not training:
       raise ValueError(
-          f"--init_checkpoint={init_checkpoint} has no {', '.join(report.missing)}: without "
+          f"--init_checkpoint={init_checkpoint} has no {', '.join(needed)}: without "
           "training (--do_train) they would stay random and every result would be noise. "
           "Train first, or give a fine-tuned checkpoint (or an --output_dir holding one)")
     if report.missing:

@@ -171,6 +171,28 @@ def test_resume_and_predict_only_give_the_same_predictions(trained_v1, workspace
   assert (trained_v1 / "predictions.json").read_text() == before
 
 
+def test_predict_only_from_a_checkpoint_without_the_pooler(trained_v1, workspace, tmp_path):
+  """A Hugging Face BertForQuestionAnswering has no pooler, which the span head never
+  reads: predicting from it needs none; the span head itself is required."""
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(trained_v1)))
+  names = [n for n in reader.get_variable_to_shape_map()
+           if not n.startswith("bert/pooler/") and "adam" not in n and "/" in n]
+  variables = [tf.Variable(reader.get_tensor(n), name=n) for n in names]
+  checkpoint.save(tmp_path / "no_pooler" / "model.ckpt", variables)
+  run_squad(workspace, tmp_path / "out", "--do_predict",
+            f"--predict_file={workspace / 'dev-v1.json'}", "--predict_batch_size=5",
+            "--n_best_size=4", f"--init_checkpoint={tmp_path / 'no_pooler' / 'model.ckpt'}")
+  assert ((tmp_path / "out" / "predictions.json").read_text()
+          == (trained_v1 / "predictions.json").read_text())
+  headless = [v for v in variables if not v.name.startswith("cls/squad/")]
+  checkpoint.save(tmp_path / "headless" / "model.ckpt", headless)
+  refused = run_squad(workspace, tmp_path / "out2", "--do_predict",
+                      f"--predict_file={workspace / 'dev-v1.json'}",
+                      f"--init_checkpoint={tmp_path / 'headless' / 'model.ckpt'}", check=False)
+  assert "has no cls/squad/output_bias, cls/squad/output_weights: without training" in (
+      refused.stderr)
+
+
 def _bad_squad(workspace, tmp_path):
   path = tmp_path / "bad.json"
   path.write_text(json.dumps({"data": [{"paragraphs": [{"context": "The Red car.", "qas": [
