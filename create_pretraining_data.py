@@ -47,14 +47,25 @@ flags.DEFINE_enum("packing", "pairs", list(pretraining_data.PACKINGS),
 flags.DEFINE_bool("next_sentence", None,
                   "Write next_sentence_labels (B a random segment half of the time). "
                   "Default: true with --packing=pairs, false otherwise.")
+# Ours: ALBERT's data, opt-in.
+flags.DEFINE_string("spm_model_file", None,
+                    "ALBERT's SentencePiece model: tokenize with it (and ALBERT's text "
+                    "preprocessing) instead of --vocab_file.")
+flags.DEFINE_bool("sop", False,
+                  "ALBERT's sentence-order prediction: next_sentence_labels is 1 when A and "
+                  "B, consecutive text of one document, are swapped (half of the time).")
+flags.DEFINE_integer("ngram", 1,
+                     "ALBERT's n-gram masking: mask spans of up to this many pieces (words "
+                     "with --do_whole_word_mask), shorter ones likelier (ALBERT uses 3). "
+                     "1: the original's masking.")
 
 FLAGS = flags.FLAGS
 
 
 def main(_):
   logging.set_verbosity(logging.INFO)
-  tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
-                                         preserve_unused_tokens=FLAGS.preserve_unused_tokens)
+  tokenizer = tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case,
+                                            FLAGS.preserve_unused_tokens, FLAGS.spm_model_file)
   input_files = pretraining_data.expand_input_patterns(FLAGS.input_file)
   output_files = FLAGS.output_file.split(",")
   logging.info("*** Reading from input files ***\n  %s", "\n  ".join(input_files))
@@ -72,11 +83,12 @@ def main(_):
       max_predictions_per_seq=FLAGS.max_predictions_per_seq, random_seed=FLAGS.random_seed,
       dupe_factor=dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
       short_seq_prob=FLAGS.short_seq_prob, do_whole_word_mask=FLAGS.do_whole_word_mask,
-      masking=FLAGS.masking, packing=FLAGS.packing, next_sentence=next_sentence)
+      masking=FLAGS.masking, packing=FLAGS.packing, next_sentence=next_sentence,
+      sentence_order=FLAGS.sop, ngram=FLAGS.ngram)
 
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("input_file")
   flags.mark_flag_as_required("output_file")
-  flags.mark_flag_as_required("vocab_file")
+  # And --vocab_file or --spm_model_file.
   app.run(main)

@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from modeling import checkpoint, distribution, feature_extraction, files
 from modeling.config import BertConfig
 from modeling.model import BertModel
-from modeling.tokenization import FullTokenizer
+from modeling.tokenization import create_tokenizer
 
 flags.DEFINE_string("input_file", None, "Text, one `text_a` or `text_a ||| text_b` a line.")
 flags.DEFINE_string("output_file", None, "Where the JSON lines are written.")
@@ -45,6 +45,8 @@ flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. 
 flags.DEFINE_bool("preserve_unused_tokens", False,
                   "Keep a word that is an [unusedN] entry of the vocabulary whole, as "
                   "bert-tensorflow 1.0.4's flag of the same name.")
+flags.DEFINE_string("spm_model_file", None,
+                    "ALBERT's SentencePiece model: tokenize with it instead of --vocab_file.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
 flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
 flags.DEFINE_string("master", None, "If using a TPU, the address of the master.")
@@ -72,7 +74,7 @@ def check_flags(config):
   output_dir = os.path.dirname(FLAGS.output_file)
   if output_dir and not files.isdir(output_dir):
     raise FileNotFoundError(f"--output_file={FLAGS.output_file}: no directory {output_dir}")
-  return feature_extraction.parse_layers(FLAGS.layers, config.num_hidden_layers, "--layers")
+  return feature_extraction.parse_layers(FLAGS.layers, config.num_layer_outputs, "--layers")
 
 
 def main(argv):
@@ -80,10 +82,13 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   layer_indexes = check_flags(config)
-  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
-  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
+  tokenizer = create_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case,
+                               FLAGS.preserve_unused_tokens, FLAGS.spm_model_file)
+  flag, path = (("--spm_model_file", FLAGS.spm_model_file) if FLAGS.spm_model_file
+                else ("--vocab_file", FLAGS.vocab_file))
+  config.check_vocab_size(len(tokenizer.vocab), path, flag)
   files.check_outputs([("--output_file", FLAGS.output_file)],
-                      [("--input_file", FLAGS.input_file), ("--vocab_file", FLAGS.vocab_file),
+                      [("--input_file", FLAGS.input_file), (flag, path),
                        ("--bert_config_file", FLAGS.bert_config_file)])
   examples = feature_extraction.read_examples(FLAGS.input_file)
   first = next(examples, None)
@@ -115,6 +120,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  for name in ("input_file", "vocab_file", "bert_config_file", "init_checkpoint", "output_file"):
+  # And --vocab_file or --spm_model_file.
+  for name in ("input_file", "bert_config_file", "init_checkpoint", "output_file"):
     flags.mark_flag_as_required(name)
   app.run(main)

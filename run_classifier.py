@@ -22,7 +22,7 @@ from absl import app, flags, logging
 import shared_flags
 from modeling import classifier, classifier_data, distribution, files, serving, training
 from modeling.config import BertConfig
-from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
+from modeling.tokenization import validate_case_matches_checkpoint
 
 flags.DEFINE_string("data_dir", None, "The input data dir with the task's .tsv files.")
 flags.DEFINE_string("task_name", None, "The name of the task to train.")
@@ -77,12 +77,11 @@ def main(argv):
   check_flags(config)
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
   label_list = None if processor.is_regression else processor.get_labels()
-  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
-  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
+  tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
       ["eval_results.txt", "test_results.tsv", "labels.txt"],
       [("--data_dir", os.path.join(FLAGS.data_dir, name)) for name in processor.files.values()]
-      + [("--vocab_file", FLAGS.vocab_file)])
+      + tokenizer_files)
   if FLAGS.export_dir:
     files.check_replaceable_directory(FLAGS.export_dir, serving.SAVED_MODEL_FILE,
                                       "--export_dir")
@@ -144,13 +143,14 @@ def main(argv):
     sample = examples.get(split) or processor.get_examples(FLAGS.data_dir, split)
     pair = any(e.text_b for e in sample)
     server = serving.ClassifierServer(model, FLAGS.vocab_file, FLAGS.do_lower_case,
-                                      FLAGS.max_seq_length, label_list)
+                                      FLAGS.max_seq_length, label_list, FLAGS.spm_model_file)
     logging.info("Exported the serving model (%s) to %s", "text_a, text_b" if pair else "text_a",
                  serving.export(server, FLAGS.export_dir, pair))
   return 0
 
 
 if __name__ == "__main__":
-  for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
+  # And --vocab_file or --spm_model_file.
+  for name in ("data_dir", "task_name", "bert_config_file", "output_dir"):
     flags.mark_flag_as_required(name)
   app.run(main)

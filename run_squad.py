@@ -22,7 +22,7 @@ from absl import app, flags, logging
 import shared_flags
 from modeling import classifier, distribution, squad, squad_data, squad_metrics, training
 from modeling.config import BertConfig
-from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
+from modeling.tokenization import validate_case_matches_checkpoint
 
 flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
@@ -135,13 +135,12 @@ def main(argv):
     python_logging.getLogger(squad_data.__name__).setLevel(python_logging.DEBUG)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
-  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
-  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
+  tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
       [*squad_data.PREDICTION_FILES, "eval_results.txt"],
       [("--train_file", FLAGS.train_file if FLAGS.do_train else None),
        ("--predict_file", FLAGS.predict_file if FLAGS.do_predict else None),
-       ("--vocab_file", FLAGS.vocab_file)])
+       *tokenizer_files])
   # Both files are read first, so that a bad one fails before training, not after.
   train_examples = read_examples(FLAGS.train_file, True) if FLAGS.do_train else None
   predict_examples = read_examples(FLAGS.predict_file, False) if FLAGS.do_predict else None
@@ -183,6 +182,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  for name in ("vocab_file", "bert_config_file", "output_dir"):
+  for name in ("bert_config_file", "output_dir"):  # and --vocab_file or --spm_model_file
     flags.mark_flag_as_required(name)
   app.run(main)

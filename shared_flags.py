@@ -9,7 +9,7 @@ import os
 import tensorflow as tf
 from absl import flags, logging
 
-from modeling import checkpoint, distribution, files, optimization, training
+from modeling import checkpoint, distribution, files, optimization, tokenization, training
 
 flags.DEFINE_string("bert_config_file", None,
                     "The config json file corresponding to the pre-trained BERT model.")
@@ -20,6 +20,9 @@ flags.DEFINE_string("init_checkpoint", None,
 flags.DEFINE_bool("preserve_unused_tokens", False,
                   "Keep a word that is an [unusedN] entry of the vocabulary whole, as "
                   "bert-tensorflow 1.0.4's flag of the same name.")
+flags.DEFINE_string("spm_model_file", None,
+                    "ALBERT's SentencePiece model (as ALBERT's scripts name it): tokenize with "
+                    "it, with ALBERT's text preprocessing, instead of --vocab_file.")
 flags.DEFINE_integer("max_seq_length", 128,
                      "The maximum total input sequence length after WordPiece tokenization.")
 flags.DEFINE_bool("do_train", False, "Whether to run training.")
@@ -139,6 +142,20 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
   start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
                                          training=FLAGS.do_train, unused=unused)
   return model, optimizer, trainer, checkpoints, start
+
+
+def tokenizer_from_flags(config):
+  """The tokenizer of --vocab_file or --spm_model_file, checked against the config.
+
+  Returns:
+    (tokenizer, [(flag, path)] of the file read, for `check_outputs`).
+  """
+  tokenizer = tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case,
+                                            FLAGS.preserve_unused_tokens, FLAGS.spm_model_file)
+  flag, path = (("--spm_model_file", FLAGS.spm_model_file) if FLAGS.spm_model_file
+                else ("--vocab_file", FLAGS.vocab_file))
+  config.check_vocab_size(len(tokenizer.vocab), path, flag)
+  return tokenizer, [(flag, path)]
 
 
 def check_outputs(output_names, inputs):

@@ -219,6 +219,12 @@ class BertConfig:
     return self.embedding_size if self.is_albert else self.hidden_size
 
   @property
+  def num_layer_outputs(self):
+    """Entries of the model's `all_encoder_layers`: one per layer, for ALBERT one
+    per block (num_hidden_layers * inner_group_num)."""
+    return self.num_hidden_layers * (self.inner_group_num if self.is_albert else 1)
+
+  @property
   def attention_head_size(self):
     """Width of one attention head, hidden_size / num_attention_heads."""
     return self.hidden_size // self.num_attention_heads
@@ -256,7 +262,7 @@ class BertConfig:
       raise ValueError(f"{self._source}: {self.position_limit_message()} "
                        f"(got {name} {seq_length})")
 
-  def check_vocab_size(self, num_entries, vocab_file):
+  def check_vocab_size(self, num_entries, vocab_file, flag="--vocab_file"):
     """Raises ValueError when a vocabulary has ids the embeddings lack.
 
     Scripts call it with their --vocab_file before building anything: an id at
@@ -266,7 +272,7 @@ class BertConfig:
     """
     if num_entries > self.vocab_size:
       raise ValueError(
-          f"--vocab_file={vocab_file} has {num_entries} entries but {self._source} has "
+          f"{flag}={vocab_file} has {num_entries} entries but {self._source} has "
           f"vocab_size={self.vocab_size}: ids from {self.vocab_size} on have no embedding; "
           "use the vocabulary and config of the same model")
 

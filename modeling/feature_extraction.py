@@ -131,7 +131,7 @@ class FeatureExtractor:
         multiple of this (`crop_padding`).
     """
     self.model = model
-    self.layer_indexes = parse_layers(layer_indexes, model.config.num_hidden_layers)
+    self.layer_indexes = parse_layers(layer_indexes, model.config.num_layer_outputs)
     self.strategy = strategy or tf.distribute.get_strategy()
     self.length_multiple = length_multiple
     self._run = tf.function(self._global_step, reduce_retracing=True)

@@ -1,10 +1,15 @@
-"""`FullTokenizer` in TensorFlow ops (tensorflow-text), for tf.data and SavedModels.
+"""Tokenizers in TensorFlow ops (tensorflow-text), for tf.data and SavedModels.
 
-README.md lists where `InGraphTokenizer` differs from `tokenization.FullTokenizer`.
+`InGraphTokenizer` is `tokenization.FullTokenizer` (WordPiece);
+`InGraphSentencePieceTokenizer` is `sentencepiece_tokenization.SentencePieceTokenizer`
+(ALBERT). README.md lists where each differs from its Python counterpart.
 """
+
+import unicodedata
 
 import tensorflow as tf
 
+from modeling import sentencepiece_tokenization
 from modeling.tokenization import CJK_RANGES, MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
 
 # Cleaning, as `tokenization._CleaningTable`, in RE2 syntax. Python's `str.split`, which
@@ -76,3 +81,81 @@ class InGraphTokenizer(tf.Module):
     """Word-piece ids of string [...] as an int64 RaggedTensor [..., (pieces)]."""
     pieces = self._wordpiece.tokenize(self.words(tf.convert_to_tensor(strings, tf.string)))
     return pieces.merge_dims(-2, -1)  # [..., (words), (pieces)] -> [..., (pieces)]
+
+
+def _combining_class_pattern():
+  """An RE2 class of the characters `unicodedata.combining` gives a non-zero class,
+  the characters ALBERT's `preprocess_text` drops after NFKD."""
+  ranges, start = [], None
+  for cp in range(0x110000 + 1):
+    combining = cp < 0x110000 and unicodedata.combining(chr(cp)) != 0
+    if combining and start is None:
+      start = cp
+    elif not combining and start is not None:
+      ranges.append(r"\x{%X}-\x{%X}" % (start, cp - 1))
+      start = None
+  return "[" + "".join(ranges) + "]"
+
+
+# Python's `str.split` whitespace (which ALBERT's preprocess_text collapses), in RE2.
+_PYTHON_WHITESPACE = r"[\t\n\x{0B}\f\r\x{1C}-\x{1F}\x{85}\p{Z}]+"
+
+
+class InGraphSentencePieceTokenizer(tf.Module):
+  """`sentencepiece_tokenization.SentencePieceTokenizer` in TensorFlow ops.
+
+  `tokenizer(strings)` maps a string tensor [...] to int64 RaggedTensor
+  [..., (pieces)] of piece ids: ALBERT's `preprocess_text` (whitespace collapsed,
+  NFKD, combining characters dropped, `tf.strings.lower` with `do_lower_case`),
+  then tensorflow-text's `SentencepieceTokenizer` on the same model, then ALBERT's
+  re-encoding of pieces that end in a digit and a comma. README.md lists where it
+  can differ from the Python tokenizer. A SavedModel holding it needs
+  `import tensorflow_text` before `tf.saved_model.load`.
+  """
+
+  def __init__(self, spm_model_file, do_lower_case=True):
+    super().__init__()
+    import tensorflow_text as text  # pylint: disable=import-outside-toplevel
+    self.do_lower_case = do_lower_case
+    self._text = text
+    self._sentencepiece = text.SentencepieceTokenizer(
+        model=sentencepiece_tokenization.model_proto(spm_model_file), out_type=tf.string)
+    self._combining = _combining_class_pattern()
+
+  def vocab_id(self, piece):
+    """The id of one piece (e.g. "[CLS]"), an int64 scalar."""
+    return tf.cast(self._sentencepiece.string_to_id(piece), tf.int64)
+
+  def normalize(self, strings):
+    """ALBERT's `preprocess_text` of string [...]."""
+    strings = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="ignore",
+                                           replace_control_characters=False)
+    strings = tf.strings.strip(tf.strings.regex_replace(strings, _PYTHON_WHITESPACE, " "))
+    strings = self._text.normalize_utf8(strings, "NFKD")
+    strings = tf.strings.regex_replace(strings, self._combining, "")
+    if self.do_lower_case:
+      strings = tf.strings.lower(strings, encoding="utf-8")
+    return strings
+
+  def pieces(self, strings):
+    """The pieces of string [...] as a string RaggedTensor [..., (pieces)]."""
+    pieces = self._sentencepiece.tokenize(self.normalize(strings))  # [..., (p)]
+    flat = pieces.flat_values  # [P]
+    # "▁1999," -> "▁1999", ","; see `SentencePieceTokenizer.encode_pieces`.
+    split = tf.strings.regex_full_match(flat, r".*\p{Nd},")  # [P]
+    number = tf.strings.regex_replace(tf.strings.regex_replace(flat, ",$", ""),
+                                      sentencepiece_tokenization.PIECE_PREFIX, "")
+    number = self._sentencepiece.tokenize(tf.where(split, number, ""))  # [P, (q)]
+    comma = tf.RaggedTensor.from_row_lengths(tf.fill(tf.shape(flat), ","),
+                                             tf.ones_like(flat, tf.int64))  # [P, (1)]
+    whole = tf.RaggedTensor.from_row_lengths(flat, tf.ones_like(flat, tf.int64))  # [P, (1)]
+    keep = lambda rows, mask: tf.ragged.boolean_mask(  # noqa: E731
+        rows, tf.ones_like(rows, tf.bool) & mask[:, tf.newaxis])
+    replaced = tf.concat([keep(number, split), keep(comma, split), keep(whole, ~split)],
+                         axis=1)  # [P, (r)]
+    return pieces.with_flat_values(replaced).merge_dims(-2, -1)  # [..., (pieces)]
+
+  def __call__(self, strings):
+    """Piece ids of string [...] as an int64 RaggedTensor [..., (pieces)]."""
+    pieces = self.pieces(tf.convert_to_tensor(strings, tf.string))
+    return tf.cast(self._sentencepiece.string_to_id(pieces), tf.int64)

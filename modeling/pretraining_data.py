@@ -70,19 +70,41 @@ Attributes:
 class Vocabulary:
   """The ids the instance creation needs from a tokenizer's vocabulary.
 
+  With `sentencepiece` (ALBERT's pieces), a piece continues a word unless it
+  starts one by ALBERT's rule (`is_sentencepiece_word_start`), and [UNK] is not
+  needed (SentencePiece has its own "<unk>").
+
   Raises:
     ValueError: the vocabulary lacks [CLS], [SEP], [MASK] or [UNK].
   """
 
-  def __init__(self, vocab, source="<vocab>"):
-    missing = [token for token in (_CLS, _SEP, _MASK, _UNK) if token not in vocab]
+  def __init__(self, vocab, source="<vocab>", sentencepiece=False):
+    needed = (_CLS, _SEP, _MASK) if sentencepiece else (_CLS, _SEP, _MASK, _UNK)
+    missing = [token for token in needed if token not in vocab]
     if missing:
       raise ValueError(f"vocab_file {source} lacks the special tokens {missing}")
     self.size = len(vocab)
     self.cls_id, self.sep_id, self.mask_id = vocab[_CLS], vocab[_SEP], vocab[_MASK]
     # Ids are 0..size-1 in order (tokenization.load_vocab), as the original's list
     # of vocabulary words from which random replacements are drawn.
-    self.is_subword = [token.startswith("##") for token in vocab]
+    if sentencepiece:
+      self.is_subword = [not is_sentencepiece_word_start(piece) for piece in vocab]
+    else:
+      self.is_subword = [token.startswith("##") for token in vocab]
+
+
+# ALBERT's set: ASCII punctuation without the apostrophe.
+_ALBERT_PUNCTUATION = frozenset('!"#$%&()*+,-./:;?@[\\]^_`{|}~')
+_ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+def is_sentencepiece_word_start(piece):
+  """ALBERT's rule for whole-word masking over SentencePiece pieces: a piece starts
+  a word when it starts with "▁" or "<", is one punctuation character, or has a
+  character other than ASCII letters and punctuation (any other script)."""
+  return (piece.startswith(("\u2581", "<")) or piece in _ALBERT_PUNCTUATION
+          or not all(char.lower() in _ASCII_LETTERS or char in _ALBERT_PUNCTUATION
+                     for char in piece))
 
 
 def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
@@ -146,28 +168,32 @@ def pair_candidates(input_ids, num_segment_a):
 
 
 def create_masked_lm_predictions(input_ids, candidates, masked_lm_prob,
-                                 max_predictions_per_seq, vocab, do_whole_word_mask, rng):
+                                 max_predictions_per_seq, vocab, do_whole_word_mask, rng,
+                                 ngram=1):
   """Masks an id list in place.
 
   Args:
     input_ids: the ids, [CLS] first and [SEP] last.
     candidates: the maskable positions in order (`pair_candidates`).
+    ngram: with 1, the original's masking; above, ALBERT's n-gram masking
+      (`choose_ngrams`) of up to `ngram` consecutive pieces (words, with
+      `do_whole_word_mask`).
 
   Returns:
     (positions, original ids at those positions), positions increasing.
   """
   num_to_predict = min(max_predictions_per_seq,
                        max(1, int(round(len(input_ids) * masked_lm_prob))))
-  if do_whole_word_mask:
+  if ngram > 1:
+    units = [[position] for position in candidates]
+    if do_whole_word_mask:
+      units = _words(input_ids, candidates, vocab)
+    chosen = choose_ngrams(units, num_to_predict, ngram, rng)
+  elif do_whole_word_mask:
     # A word and its "##" pieces (the first piece of B may join the last word of A,
     # as in the original) are masked together, or not at all when they would
     # overflow `num_to_predict`.
-    words = []
-    for position in candidates:
-      if words and vocab.is_subword[input_ids[position]]:
-        words[-1].append(position)
-      else:
-        words.append([position])
+    words = _words(input_ids, candidates, vocab)
     shuffle(words, rng)
     chosen = []
     for word in words:
@@ -191,15 +217,70 @@ def create_masked_lm_predictions(input_ids, candidates, masked_lm_prob,
   return positions, original_ids
 
 
+def _words(input_ids, candidates, vocab):
+  """The candidate positions grouped into words: lists of a piece and its
+  continuations (`vocab.is_subword`)."""
+  words = []
+  for position in candidates:
+    if words and vocab.is_subword[input_ids[position]]:
+      words[-1].append(position)
+    else:
+      words.append([position])
+  return words
+
+
+def choose_ngrams(units, num_to_predict, max_ngram, rng):
+  """ALBERT's n-gram masking: the positions to mask, in the order chosen.
+
+  Every unit (a piece, or a word) starts a candidate; in a random order, each
+  draws a length n in 1..max_ngram with probability proportional to 1/n, and
+  takes the units start..start+n-1 (fewer at the end); a span that would pass
+  `num_to_predict` is shortened one unit at a time, and skipped when even one
+  unit does not fit or when it overlaps a span already taken. ALBERT draws n
+  from NumPy's unseeded global generator; here every draw comes from `rng`.
+
+  Args:
+    units: lists of positions (single pieces, or whole words), in order.
+    num_to_predict: the most positions to mask.
+    max_ngram: the longest n.
+    rng: the random.Random of the run.
+  """
+  cumulative, total = [], 0.0
+  for n in range(1, max_ngram + 1):
+    total += 1.0 / n
+    cumulative.append(total)
+  starts = list(range(len(units)))
+  shuffle(starts, rng)
+  chosen, covered = [], set()
+  for start in starts:
+    if len(chosen) >= num_to_predict:
+      break
+    draw = rng.random() * total
+    n = 1 + sum(1 for bound in cumulative[:-1] if draw >= bound)
+    span = [position for unit in units[start:start + n] for position in unit]
+    while n > 1 and len(chosen) + len(span) > num_to_predict:
+      n -= 1
+      span = [position for unit in units[start:start + n] for position in unit]
+    if len(chosen) + len(span) > num_to_predict or covered.intersection(span):
+      continue
+    covered.update(span)
+    chosen.extend(span)
+  return chosen
+
+
 def create_instances_from_document(all_documents, document_index, max_seq_length,
                                    short_seq_prob, masked_lm_prob, max_predictions_per_seq,
                                    vocab, do_whole_word_mask, rng, next_sentence=True,
-                                   masked=True):
+                                   masked=True, sentence_order=False, ngram=1):
   """Cuts one document (a list of sentences, each a list of ids) into instances.
 
   With `next_sentence` False, B is always the rest of the chunk (a one-sentence
   chunk makes `[CLS] A [SEP]`); with `masked` False, nothing is masked (the
-  masks are drawn when the records are read: `dynamic_masking`).
+  masks are drawn when the records are read: `dynamic_masking`). With
+  `sentence_order` (ALBERT's SOP), B is the rest of the chunk and, half of the
+  time, A and B are swapped (label 1); a one-sentence chunk takes a random B as
+  with next sentences (label 1), as ALBERT. `ngram`: see
+  `create_masked_lm_predictions`.
   """
   document = all_documents[document_index]
   max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
@@ -221,7 +302,12 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
       tokens_a = [token for sentence in current_chunk[:a_end] for token in sentence]
 
       tokens_b = []
-      is_random_next = next_sentence and (len(current_chunk) == 1 or rng.random() < 0.5)
+      if sentence_order:
+        is_random_next = len(current_chunk) == 1
+        swapped = not is_random_next and rng.random() < 0.5
+      else:
+        is_random_next = next_sentence and (len(current_chunk) == 1 or rng.random() < 0.5)
+        swapped = False
       if is_random_next:
         target_b_length = target_seq_length - len(tokens_a)
         # Up to 10 tries for another document (a 1-document corpus uses itself).
@@ -237,16 +323,18 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
         i -= len(current_chunk) - a_end  # Puts the unused sentences back.
       else:
         tokens_b = [token for sentence in current_chunk[a_end:] for token in sentence]
+        if swapped:
+          tokens_a, tokens_b = tokens_b, tokens_a
       truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
 
       input_ids = [vocab.cls_id, *tokens_a, vocab.sep_id]
       num_segment_a = len(input_ids)
       if tokens_b:
         input_ids += [*tokens_b, vocab.sep_id]
-      instances.append(_instance(input_ids, num_segment_a, is_random_next,
+      instances.append(_instance(input_ids, num_segment_a, is_random_next or swapped,
                                  pair_candidates(input_ids, num_segment_a), masked,
                                  masked_lm_prob, max_predictions_per_seq, vocab,
-                                 do_whole_word_mask, rng))
+                                 do_whole_word_mask, rng, ngram))
       current_chunk = []
       current_length = 0
     i += 1
@@ -254,13 +342,13 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
 
 
 def _instance(input_ids, num_segment_a, is_random_next, candidates, masked, masked_lm_prob,
-              max_predictions_per_seq, vocab, do_whole_word_mask, rng):
+              max_predictions_per_seq, vocab, do_whole_word_mask, rng, ngram=1):
   """A TrainingInstance, masked (in place) when `masked`."""
   positions = masked_ids = ()
   if masked:
     positions, masked_ids = create_masked_lm_predictions(
         input_ids, candidates, masked_lm_prob, max_predictions_per_seq, vocab,
-        do_whole_word_mask, rng)
+        do_whole_word_mask, rng, ngram)
   return TrainingInstance(input_ids, num_segment_a, positions, masked_ids, is_random_next)
 
 
@@ -305,14 +393,16 @@ def pack_sentences(documents, max_seq_length, cross_documents):
 
 def generate_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
                        masked_lm_prob, max_predictions_per_seq, vocab, do_whole_word_mask,
-                       rng, packing="pairs", next_sentence=True, masked=True):
+                       rng, packing="pairs", next_sentence=True, masked=True,
+                       sentence_order=False, ngram=1):
   """Yields the instances of `dupe_factor` passes over the documents, unshuffled.
 
   `pairs` (the original): the documents are shuffled (in place) first, then each
   is cut into A/B pairs (`create_instances_from_document`). `full_sentences` and
   `doc_sentences`: `pack_sentences` in corpus order, one segment, no
   next-sentence label, `short_seq_prob` unused. With `masked` False nothing is
-  masked. `all_documents` holds no empty document.
+  masked. `sentence_order` and `ngram`: ALBERT's SOP and n-gram masking (see
+  `create_instances_from_document`). `all_documents` holds no empty document.
   """
   if packing == "pairs":
     shuffle(all_documents, rng)
@@ -323,19 +413,21 @@ def generate_instances(all_documents, max_seq_length, dupe_factor, short_seq_pro
                      vocab.sep_id]
         candidates = [i + 1 for i, t in enumerate(tokens) if t is not None]
         yield _instance(input_ids, len(input_ids), False, candidates, masked, masked_lm_prob,
-                        max_predictions_per_seq, vocab, do_whole_word_mask, rng)
+                        max_predictions_per_seq, vocab, do_whole_word_mask, rng, ngram)
       continue
     for document_index in range(len(all_documents)):
       yield from create_instances_from_document(
           all_documents, document_index, max_seq_length, short_seq_prob, masked_lm_prob,
-          max_predictions_per_seq, vocab, do_whole_word_mask, rng, next_sentence, masked)
+          max_predictions_per_seq, vocab, do_whole_word_mask, rng, next_sentence, masked,
+          sentence_order, ngram)
 
 
 def create_training_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
                               masked_lm_prob, max_predictions_per_seq, vocab,
                               do_whole_word_mask, rng, **recipe):
   """The original's list of shuffled instances (see `generate_instances`, which
-  takes the `recipe` keywords packing, next_sentence and masked)."""
+  takes the `recipe` keywords packing, next_sentence, masked, sentence_order and
+  ngram)."""
   instances = list(generate_instances(
       all_documents, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
       max_predictions_per_seq, vocab, do_whole_word_mask, rng, **recipe))
@@ -583,8 +675,15 @@ MASKINGS = ("static", "dynamic")
 PACKINGS = ("pairs", "full_sentences", "doc_sentences")
 
 
-def validate_recipe(masking, packing, next_sentence):
+def validate_recipe(masking, packing, next_sentence, sentence_order=False, ngram=1):
   """Raises ValueError, naming the flag, for a combination that cannot be made."""
+  if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 1:
+    raise ValueError(f"ngram={ngram!r}: must be a positive integer (1: no n-gram masking)")
+  if ngram > 1 and masking != "static":
+    raise ValueError(f"ngram={ngram} masks here: it needs --masking=static")
+  if sentence_order and (packing != "pairs" or not next_sentence):
+    raise ValueError("sop (sentence-order labels) needs --packing=pairs and "
+                     "next_sentence_labels (not --next_sentence=false)")
   if masking not in MASKINGS:
     raise ValueError(f"masking={masking!r}: must be one of {', '.join(MASKINGS)}")
   if packing not in PACKINGS:
@@ -597,7 +696,8 @@ def validate_recipe(masking, packing, next_sentence):
 def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length=128,
                             max_predictions_per_seq=20, random_seed=12345, dupe_factor=10,
                             masked_lm_prob=0.15, short_seq_prob=0.1, do_whole_word_mask=False,
-                            masking="static", packing="pairs", next_sentence=True):
+                            masking="static", packing="pairs", next_sentence=True,
+                            sentence_order=False, ngram=1):
   """Writes pretraining TFRecords from raw text, as the original script.
 
   Args:
@@ -605,7 +705,8 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     output_files: list of TFRecord paths. With one, the records are the original's
       for the same seed; with several, each holds the instances of one consecutive
       chunk of the documents (see the module docstring).
-    tokenizer: a `tokenization.FullTokenizer`.
+    tokenizer: a `tokenization.FullTokenizer`, or ALBERT's
+      `sentencepiece_tokenization.SentencePieceTokenizer`.
     max_seq_length, max_predictions_per_seq, random_seed, dupe_factor, masked_lm_prob,
       short_seq_prob, do_whole_word_mask: the original flags.
     masking: "static" (the original: masks drawn here, `dupe_factor` copies) or
@@ -615,6 +716,10 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
       "doc_sentences" (`pack_sentences`; need next_sentence False).
     next_sentence: write `next_sentence_labels` (with "pairs": B is a random
       other segment half of the time; without, B always follows A).
+    sentence_order: ALBERT's sentence-order labels instead: A and B swapped half
+      of the time (label 1).
+    ngram: ALBERT's n-gram masking of up to this many pieces (words with
+      do_whole_word_mask); 1: the original's masking.
 
   Returns:
     A dict of totals: documents, instances, tokens, masked, random_next.
@@ -624,8 +729,11 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
   """
   validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
                    short_seq_prob)
-  validate_recipe(masking, packing, next_sentence)
-  vocab = Vocabulary(tokenizer.vocab, source=tokenizer.vocab_file)
+  validate_recipe(masking, packing, next_sentence, sentence_order, ngram)
+  spm_model_file = getattr(tokenizer, "spm_model_file", None)
+  vocab_flag, vocab_file = (("--spm_model_file", spm_model_file) if spm_model_file
+                            else ("--vocab_file", tokenizer.vocab_file))
+  vocab = Vocabulary(tokenizer.vocab, source=vocab_file, sentencepiece=bool(spm_model_file))
   if not output_files:
     raise ValueError("output_file: no output file given")
   for output_file in output_files:
@@ -637,7 +745,7 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
       raise FileNotFoundError(f"input_file not found: {input_file}")
   files.check_outputs([("--output_file", f) for f in output_files],
                       [("--input_file", f) for f in input_files]
-                      + [("--vocab_file", tokenizer.vocab_file)])
+                      + [(vocab_flag, vocab_file)])
 
   num_shards = len(output_files)
   if num_shards == 1:
@@ -673,7 +781,8 @@ def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length
     records = [encoder.encode(instance) for instance in progress.count_instances(
         generate_instances(documents, max_seq_length, dupe_factor, short_seq_prob,
                            masked_lm_prob, max_predictions_per_seq, vocab,
-                           do_whole_word_mask, rng, packing, next_sentence, masked))]
+                           do_whole_word_mask, rng, packing, next_sentence, masked,
+                           sentence_order, ngram))]
     del documents
     shuffle(records, rng)
     if shard == 0:

@@ -1,9 +1,9 @@
 """SavedModel export of a fine-tuned classifier that takes raw text.
 
-The serving signature tokenizes in-graph (`graph_tokenization.InGraphTokenizer`, on
-tensorflow-text) and packs the word pieces exactly as
-`classifier_data.convert_example` does: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`,
-the longer segment truncated first, padded to `max_seq_length`.
+The serving signature tokenizes in-graph (`graph_tokenization.InGraphTokenizer`, or
+for ALBERT `InGraphSentencePieceTokenizer`, on tensorflow-text) and packs the word
+pieces exactly as `classifier_data.convert_example` does: `[CLS] a [SEP]` or
+`[CLS] a [SEP] b [SEP]`, the longer segment truncated first, padded to `max_seq_length`.
 
 Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 """
@@ -13,7 +13,8 @@ import os
 import tensorflow as tf
 
 from modeling import files
-from modeling.graph_tokenization import InGraphTokenizer
+from modeling.graph_tokenization import InGraphSentencePieceTokenizer, InGraphTokenizer
+from modeling.sentencepiece_tokenization import SentencePieceTokenizer
 from modeling.tokenization import load_vocab
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -65,18 +66,25 @@ def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id):
 class ClassifierServer(tf.Module):
   """Raw text in, class probabilities (or regression values) out."""
 
-  def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list):
+  def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list,
+               spm_model_file=None):
     """Args:
       model: a trained `classifier.ClassifierModel`.
       vocab_file: the vocabulary the model was trained with.
       do_lower_case: as the tokenizer the model was trained with.
       max_seq_length: the padded length.
       label_list: class names in class-id order, or None for regression.
+      spm_model_file: ALBERT's SentencePiece model, used instead of `vocab_file`
+        when given.
     """
     super().__init__()
-    vocab = load_vocab(vocab_file)
+    if spm_model_file:
+      self.tokenizer = InGraphSentencePieceTokenizer(spm_model_file, do_lower_case)
+      vocab = SentencePieceTokenizer(spm_model_file, do_lower_case).vocab
+    else:
+      self.tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
+      vocab = load_vocab(vocab_file)
     self.model = model
-    self.tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
     self.max_seq_length = max_seq_length
     self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
     self.labels = tf.constant(label_list or [], tf.string)

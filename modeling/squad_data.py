@@ -36,6 +36,7 @@ import os
 import numpy as np
 
 from modeling import files
+from modeling.sentencepiece_tokenization import PIECE_PREFIX
 from modeling.tokenization import BasicTokenizer, whitespace_tokenize
 from modeling.training import write_atomically
 
@@ -557,10 +558,18 @@ def get_final_text(pred_text, orig_text, do_lower_case):
   return orig_text[orig_positions[to_stripped[start]]:orig_positions[to_stripped[end]] + 1]
 
 
+def pieces_text(pieces):
+  """The text of word pieces: WordPiece's "##" continuations joined, or
+  SentencePiece's (ALBERT's) pieces joined with a space at each "▁"."""
+  if any(piece.startswith(PIECE_PREFIX) for piece in pieces):
+    return " ".join("".join(pieces).replace(PIECE_PREFIX, " ").split())
+  return " ".join(" ".join(pieces).replace(" ##", "").replace("##", "").split())
+
+
 def _candidate_text(example, feature, candidate, do_lower_case):
   """The answer text of a non-null candidate, in the original context's characters."""
   pieces = feature.tokens[candidate.start_index:candidate.end_index + 1]
-  pred_text = " ".join(" ".join(pieces).replace(" ##", "").replace("##", "").split())
+  pred_text = pieces_text(pieces)
   first_word = feature.token_to_orig_map[candidate.start_index]
   last_word = feature.token_to_orig_map[candidate.end_index]
   orig_text = " ".join(example.doc_tokens[first_word:last_word + 1])

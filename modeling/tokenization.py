@@ -284,6 +284,28 @@ class WordpieceTokenizer:
     return pieces
 
 
+def create_tokenizer(vocab_file=None, do_lower_case=True, preserve_unused_tokens=False,
+                     spm_model_file=None):
+  """The scripts' tokenizer: `FullTokenizer` (BERT's WordPiece), or with
+  `spm_model_file` ALBERT's `SentencePieceTokenizer` (`vocab_file` then unused, as
+  in ALBERT's scripts).
+
+  Raises:
+    ValueError: neither file is given, or `preserve_unused_tokens` with
+      `spm_model_file`.
+  """
+  if spm_model_file:
+    if preserve_unused_tokens:
+      raise ValueError("--preserve_unused_tokens is for WordPiece vocabularies, not "
+                       "--spm_model_file")
+    from modeling.sentencepiece_tokenization import SentencePieceTokenizer  # noqa: PLC0415
+    return SentencePieceTokenizer(spm_model_file, do_lower_case)
+  if not vocab_file:
+    raise ValueError("--vocab_file (BERT's WordPiece vocabulary) or --spm_model_file "
+                     "(ALBERT's SentencePiece model) is required")
+  return FullTokenizer(vocab_file, do_lower_case, preserve_unused_tokens)
+
+
 class FullTokenizer:
   """The original FullTokenizer: basic tokenization, then WordPiece.
 

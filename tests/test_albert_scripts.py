@@ -1,0 +1,180 @@
+"""ALBERT through the scripts: a SentencePiece model and an ALBERT config and checkpoint.
+
+run_classifier fine-tunes an ALBERT checkpoint with --spm_model_file, exports a
+SavedModel that classifies raw text in a fresh process as --do_predict does;
+extract_features reads the same files.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modeling import BertConfig, BertModel, checkpoint
+from test_albert import ALBERT_TINY
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOPICS = {"computers": ["computer", "program", "code", "software"],
+          "politics": ["vote", "law", "senate", "election"],
+          "art": ["paint", "art", "museum", "sculpture"],
+          "science": ["atom", "star", "physics", "biology"]}
+FILLER = ["the", "a", "cat", "sat", "on", "mat", "dog", "ran", "far", "away", "today", "and"]
+
+
+def _sentence(rng, topic):
+  words = list(rng.choice(TOPICS[topic], 3)) + list(rng.choice(FILLER, 4))
+  rng.shuffle(words)
+  return " ".join(words).capitalize() + "."
+
+
+def make_workspace(root):
+  """A SentencePiece model, an ALBERT config and checkpoint, a 4-topic TSV task and a
+  corpus (a blank line between documents)."""
+  import sentencepiece  # noqa: PLC0415
+  rng = np.random.RandomState(0)
+  corpus = [[_sentence(rng, topic) for _ in range(rng.randint(2, 6))]
+            for topic in rng.choice(sorted(TOPICS), 120)]
+  (root / "corpus.txt").write_text("\n\n".join("\n".join(doc) for doc in corpus) + "\n")
+  sentencepiece.SentencePieceTrainer.Train(
+      input=str(root / "corpus.txt"), model_prefix=str(root / "spm"), vocab_size=120,
+      hard_vocab_limit=False, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+      control_symbols="[CLS],[SEP],[MASK]", minloglevel=2)
+  vocab_size = sum(1 for _ in open(root / "spm.vocab", encoding="utf-8"))
+  config = dict(ALBERT_TINY, vocab_size=vocab_size, num_hidden_layers=3, inner_group_num=2)
+  (root / "albert_config.json").write_text(json.dumps(config))
+  tf.random.set_seed(0)
+  checkpoint.save(root / "pretrained" / "model.ckpt",
+                  BertModel(BertConfig.from_dict(config)))
+  data = root / "data"
+  data.mkdir()
+  for split, count in (("train", 96), ("dev", 21)):
+    rows = ["label\ttext"] + [f"{t}\t{_sentence(rng, t)}"
+                              for t in rng.choice(sorted(TOPICS), count)]
+    (data / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+  test_rows = ["text"] + [_sentence(rng, t) for t in rng.choice(sorted(TOPICS), 13)]
+  (data / "test.tsv").write_text("\n".join(test_rows) + "\n")
+  return root
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+  return make_workspace(tmp_path_factory.mktemp("albert_scripts"))
+
+
+def run_script(script, *args, check=True):
+  result = subprocess.run([sys.executable, os.path.join(REPO_DIR, script), *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO_DIR)
+  if check:
+    assert result.returncode == 0, result.stderr[-5000:]
+  return result
+
+
+def classifier_args(workspace, output_dir, init_checkpoint):
+  return ["--task_name=tsv", f"--data_dir={workspace / 'data'}",
+          f"--spm_model_file={workspace / 'spm.model'}",
+          f"--bert_config_file={workspace / 'albert_config.json'}",
+          f"--output_dir={output_dir}", f"--init_checkpoint={init_checkpoint}",
+          "--max_seq_length=24", "--log_steps=5", "--do_train", "--do_eval", "--do_predict",
+          "--train_batch_size=8", "--learning_rate=2e-3", "--num_train_epochs=4",
+          "--eval_batch_size=5", "--predict_batch_size=4"]
+
+
+SAVED_MODEL_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # registers the tokenizer ops
+export_dir, test_file, out = sys.argv[1:4]
+texts = [line.rstrip("\\n") for line in open(test_file, encoding="utf-8")][1:]
+model = tf.saved_model.load(export_dir)
+outputs = model.signatures["serving_default"](text_a=tf.constant(texts))
+np.save(out, outputs["probabilities"].numpy())
+print(outputs["label"].numpy()[0].decode())
+"""
+
+
+def check_export_classifies_as_predict(workspace, output_dir, export_dir, tmp_path):
+  """The SavedModel, in a fresh process, gives --do_predict's probabilities."""
+  result = subprocess.run([sys.executable, "-c", SAVED_MODEL_SCRIPT, str(export_dir),
+                           str(workspace / "data" / "test.tsv"), str(tmp_path / "p.npy")],
+                          capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = np.load(tmp_path / "p.npy")
+  predicted = np.loadtxt(output_dir / "test_results.tsv")
+  np.testing.assert_allclose(served, predicted, atol=1e-5)
+  assert result.stdout.strip() == sorted(TOPICS)[int(np.argmax(predicted[0]))]
+
+
+def test_run_classifier_fine_tunes_albert_and_exports(workspace, tmp_path):
+  output_dir, export_dir = tmp_path / "output", tmp_path / "export"
+  run_script("run_classifier.py",
+             *classifier_args(workspace, output_dir, workspace / "pretrained" / "model.ckpt"),
+             f"--export_dir={export_dir}")
+  results = dict(line.split(" = ") for line in
+                 (output_dir / "eval_results.txt").read_text().splitlines())
+  assert float(results["eval_loss"]) < np.log(4) - 0.3, results  # it learnt something
+  names = {name for name, _ in tf.train.list_variables(str(output_dir))}
+  assert "bert/encoder/transformer/group_0/inner_group_1/LayerNorm_1/gamma" in names
+  assert "output_weights" in names
+  check_export_classifies_as_predict(workspace, output_dir, export_dir, tmp_path)
+
+
+def test_extract_features_reads_albert(workspace, tmp_path):
+  (tmp_path / "input.txt").write_text("The cat paints art. ||| A vote today.\nCode and atoms.\n")
+  run_script("extract_features.py", f"--input_file={tmp_path / 'input.txt'}",
+             f"--output_file={tmp_path / 'out.jsonl'}",
+             f"--spm_model_file={workspace / 'spm.model'}",
+             f"--bert_config_file={workspace / 'albert_config.json'}",
+             f"--init_checkpoint={workspace / 'pretrained' / 'model.ckpt'}",
+             "--layers=-1,-6", "--max_seq_length=24")
+  rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+  assert len(rows) == 2
+  first = rows[0]["features"][0]
+  assert first["token"] == "[CLS]"
+  assert [layer["index"] for layer in first["layers"]] == [-1, -6]  # 3 layers x 2 blocks
+  assert len(first["layers"][0]["values"]) == 32
+
+
+def test_neither_vocabulary_is_refused(workspace, tmp_path):
+  result = run_script("run_classifier.py", "--task_name=tsv", f"--data_dir={workspace / 'data'}",
+                      f"--bert_config_file={workspace / 'albert_config.json'}",
+                      f"--output_dir={tmp_path / 'out'}", "--max_seq_length=24", "--do_train",
+                      check=False)
+  assert result.returncode != 0
+  assert "--vocab_file (BERT's WordPiece vocabulary) or --spm_model_file" in result.stderr
+
+
+@pytest.mark.slow
+def test_albert_end_to_end(workspace, tmp_path):
+  """SOP and n-gram data from raw text, MLM + SOP pretraining with LAMB, fine-tuning
+  from that checkpoint, export, and raw text classified in a fresh process."""
+  spm = f"--spm_model_file={workspace / 'spm.model'}"
+  config = f"--bert_config_file={workspace / 'albert_config.json'}"
+  records = tmp_path / "sop.tfrecord"
+  run_script("create_pretraining_data.py", f"--input_file={workspace / 'corpus.txt'}",
+             f"--output_file={records}", spm, "--sop", "--ngram=3", "--max_seq_length=24",
+             "--max_predictions_per_seq=4", "--dupe_factor=2")
+  labels = [int(tf.train.Example.FromString(r.numpy()).features.feature[
+      "next_sentence_labels"].int64_list.value[0]) for r in tf.data.TFRecordDataset(records)]
+  assert 0.3 < np.mean(labels) < 0.7, np.mean(labels)
+  pretrained = tmp_path / "pretraining"
+  run_script("run_pretraining.py", f"--input_file={records}", f"--output_dir={pretrained}",
+             config, "--do_train", "--do_eval", "--optimizer=lamb", "--learning_rate=1e-3",
+             "--max_seq_length=24", "--max_predictions_per_seq=4", "--train_batch_size=8",
+             "--eval_batch_size=8", "--num_train_steps=30", "--num_warmup_steps=3",
+             "--max_eval_steps=5", "--save_checkpoints_steps=30", "--log_steps=10")
+  results = dict(line.split(" = ") for line in
+                 (pretrained / "eval_results.txt").read_text().splitlines())
+  assert float(results["masked_lm_loss"]) < np.log(120), results  # below chance
+  names = {name for name, _ in tf.train.list_variables(str(pretrained))}
+  assert "cls/predictions/transform/dense/kernel" in names
+  assert "bert/encoder/embedding_hidden_mapping_in/kernel/adam_m" in names
+  output_dir, export_dir = tmp_path / "classifier", tmp_path / "export"
+  run_script("run_classifier.py",
+             *classifier_args(workspace, output_dir, tf.train.latest_checkpoint(pretrained)),
+             f"--export_dir={export_dir}")
+  check_export_classifies_as_predict(workspace, output_dir, export_dir, tmp_path)
