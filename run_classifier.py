@@ -20,7 +20,8 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import classifier, classifier_data, distribution, files, serving, training
+from modeling import (classifier, classifier_data, distribution, files, length_buckets, serving,
+                      training)
 from modeling.config import BertConfig
 from modeling.tokenization import validate_case_matches_checkpoint
 
@@ -75,6 +76,7 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
+  buckets = length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length)
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
   label_list = None if processor.is_regression else processor.get_labels()
   tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
@@ -113,15 +115,16 @@ def main(argv):
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
     arrays = to_arrays(examples["train"], label_list, tokenizer)
-    dataset = classifier.train_dataset(arrays, FLAGS.train_batch_size, FLAGS.seed,
-                                       trainer.batches_done)
+    dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size,
+                                              FLAGS.seed, num_train_steps, trainer.batches_done)
     status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
     if status is not None:
       return status
 
   if FLAGS.do_eval:
     arrays = to_arrays(examples["dev"], label_list, tokenizer)
-    outputs = classifier.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size)
+    outputs = classifier.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size,
+                                 buckets)
     results = classifier.eval_metrics(outputs, arrays["label_ids"], processor.is_regression)
     results["global_step"] = int(optimizer.global_step.numpy())
     logging.info("***** Eval results (%d examples) *****\n%s", len(examples["dev"]),
@@ -132,7 +135,7 @@ def main(argv):
   if FLAGS.do_predict:
     arrays = to_arrays(examples["test"], label_list, tokenizer)
     outputs = classifier.predict(strategy, model.predict_step, arrays,
-                                 FLAGS.predict_batch_size)
+                                 FLAGS.predict_batch_size, buckets)
     if is_chief:
       path = os.path.join(FLAGS.output_dir, "test_results.tsv")
       write_test_results(path, outputs["predictions"])

@@ -57,6 +57,12 @@ flags.DEFINE_integer("num_accumulation_steps", 1,
                      "micro-batches whose gradients are summed before one update (same "
                      "update, less memory).")
 
+flags.DEFINE_string("length_buckets", "auto",
+                    "Pad each fine-tuning, eval and predict batch (and each serving request) "
+                    "to the smallest of these lengths that holds it: auto (multiples of 32 "
+                    "up to --max_seq_length), a comma list, or none (always "
+                    "--max_seq_length, as the original).")
+
 FLAGS = flags.FLAGS
 
 

@@ -13,6 +13,7 @@ labels `label_ids` (int32 [B], or float32 [B] for regression) and float32 [B]
 import numpy as np
 import tensorflow as tf
 
+from modeling import length_buckets
 from modeling.heads import ClassifierHead
 from modeling.layers import dropout
 from modeling.model import BertModel
@@ -118,32 +119,54 @@ def padded_dataset(arrays, batch_size):
   return dataset, padded_count // batch_size
 
 
-def predict(strategy, step_fn, arrays, batch_size):
+def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_outputs=()):
   """Runs `step_fn` over every row, in input order, under `strategy`.
 
   Args:
     strategy: a tf.distribute.Strategy.
     step_fn: batch -> {name: tensor [b, ...]} on one replica.
-    arrays: {name: np.ndarray [N, ...]} the inputs.
+    arrays: {name: np.ndarray [N, ...]} the inputs; `input_ids`, `input_mask`,
+      `segment_ids` are [N, S].
     batch_size: global batch size (a multiple of the number of replicas).
+    buckets: `length_buckets.parse_buckets` lengths: the rows of each bucket run
+      together, cut to its length (None: every batch at S).
+    sequence_outputs: names of outputs [b, L, ...] over the sequence; they come
+      back padded with zeros to S.
 
   Returns:
     {name: np.ndarray [N, ...]}: one row per input row, none dropped or repeated.
   """
   count = len(next(iter(arrays.values())))
-  dataset, num_batches = padded_dataset(arrays, batch_size)
+  width = arrays["input_ids"].shape[1]
+  ids = (np.zeros(count, np.int64) if buckets is None
+         else length_buckets.bucket_ids(arrays["input_mask"], buckets))
+  lengths = [width] if buckets is None else buckets
 
-  @tf.function
+  @tf.function(reduce_retracing=True)
   def run(batch):
     outputs = strategy.run(step_fn, args=(batch,))
     # Replicas hold consecutive slices of the global batch: gather them in order.
     return tf.nest.map_structure(lambda x: strategy.gather(x, axis=0), outputs)
 
-  parts = []
-  iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  for _ in range(num_batches):
-    parts.append({k: v.numpy() for k, v in run(next(iterator)).items()})
-  return {name: np.concatenate([p[name] for p in parts])[:count] for name in parts[0]}
+  rows, parts = [], []
+  for bucket in np.unique(ids):
+    members = np.flatnonzero(ids == bucket)
+    length = min(lengths[bucket], width)
+    dataset, num_batches = padded_dataset(
+        {name: value[members][:, :length] if name in length_buckets.SEQUENCE_FEATURES
+         else value[members] for name, value in arrays.items()}, batch_size)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    outputs = [{k: v.numpy() for k, v in run(next(iterator)).items()}
+               for _ in range(num_batches)]
+    part = {name: np.concatenate([o[name] for o in outputs])[:len(members)]
+            for name in outputs[0]}
+    for name in sequence_outputs:
+      padding = [(0, 0), (0, width - part[name].shape[1])] + [(0, 0)] * (part[name].ndim - 2)
+      part[name] = np.pad(part[name], padding)
+    rows.append(members)
+    parts.append(part)
+  order = np.argsort(np.concatenate(rows), kind="stable")
+  return {name: np.concatenate([p[name] for p in parts])[order] for name in parts[0]}
 
 
 def eval_metrics(outputs, labels, is_regression):

@@ -279,3 +279,43 @@ def test_an_output_that_is_an_input_is_refused(workspace, tmp_path):
   (data / "labels.txt").symlink_to(data / "dev.tsv")
   result = run_classifier(workspace, data, f"--data_dir={data}", "--do_train", check=False)
   assert "--data_dir=" in result.stderr and "dev.tsv is also an output" in result.stderr
+
+
+def test_bucketed_and_unbucketed_results_agree(trained, workspace, tmp_path):
+  output_dir, _ = trained
+  fine_tuned = tf.train.latest_checkpoint(str(output_dir))
+  results = {}
+  for buckets in ("none", "auto", "8,12"):
+    out = tmp_path / buckets.replace(",", "_")
+    run_classifier(workspace, out, "--do_eval", "--do_predict", f"--init_checkpoint={fine_tuned}",
+                   f"--length_buckets={buckets}", "--eval_batch_size=5",
+                   "--predict_batch_size=4")
+    rows = (out / "test_results.tsv").read_text().splitlines()
+    results[buckets] = (np.array([[float(x) for x in row.split("\t")] for row in rows]),
+                        dict(line.split(" = ") for line in
+                             (out / "eval_results.txt").read_text().splitlines()))
+  for buckets in ("auto", "8,12"):
+    np.testing.assert_allclose(results[buckets][0], results["none"][0], atol=1e-5, rtol=0)
+    assert results[buckets][1]["eval_accuracy"] == results["none"][1]["eval_accuracy"]
+    assert abs(float(results[buckets][1]["eval_loss"])
+               - float(results["none"][1]["eval_loss"])) < 1e-5
+
+
+def test_bucketed_training_resumes_exactly(workspace, tmp_path):
+  """Dropout on, buckets of 8 and 12 of 16: the run resumes from step 6 after its last
+  checkpoint is deleted, and ends on the same weights."""
+  args = ["--do_train", f"--init_checkpoint={workspace / 'pretrained' / 'bert_model.ckpt'}",
+          "--train_batch_size=8", "--num_train_epochs=1", "--save_checkpoints_steps=6",
+          "--length_buckets=8,12"]
+  out = tmp_path / "out"
+  run_classifier(workspace, out, *args)
+  last = tf.train.latest_checkpoint(str(out))
+  assert last.endswith("model.ckpt-12")
+  straight = tf.train.load_checkpoint(last)
+  for path in out.glob("model.ckpt-12.*"):
+    path.unlink()
+  run_classifier(workspace, out, *args)
+  resumed = tf.train.load_checkpoint(str(out / "model.ckpt-12"))
+  for name in straight.get_variable_to_shape_map():
+    np.testing.assert_allclose(resumed.get_tensor(name), straight.get_tensor(name), atol=1e-6,
+                               err_msg=name)

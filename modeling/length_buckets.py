@@ -1,0 +1,143 @@
+"""Length buckets: each batch padded to the smallest of a few fixed lengths that holds it.
+
+The original pads every fine-tuning, evaluation and prediction example to
+`max_seq_length`; real sentences are much shorter (on the topics data the median is
+25 pieces of 128). Here a batch is padded to the smallest *bucket* length that holds
+its longest example, and the buckets are few and fixed (by default multiples of 32 up
+to `max_seq_length`), so XLA or a TPU compiles one program per bucket, no more.
+The model masks padding, so results do not change beyond float noise.
+
+  buckets = parse_buckets("auto", 128)           # [32, 64, 96, 128]
+  ids = bucket_ids(arrays["input_mask"], buckets)
+  dataset = training_batches(arrays, buckets, 32, seed, skip_batches)
+
+Training order (`batch_plan`): each pass over the data is a seeded permutation of
+the examples (plus the fewer than B examples the previous pass left), grouped by
+bucket in that order and cut into batches of B; the remainders of the buckets are
+batched together at the bucket of their longest member; the batches of a pass are
+then shuffled. Every example is in exactly one batch of each pass (the last fewer
+than B open the next pass, as in the original's repeated stream), the plan is a
+function of the seed alone, and a resumed run skips the batches already trained on.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+_STEP = 32
+
+
+def parse_buckets(spec, max_seq_length, flag="--length_buckets"):
+  """The bucket lengths of a flag value, ascending, the last one `max_seq_length`.
+
+  Args:
+    spec: "auto" (multiples of 32 below `max_seq_length`, and it), "none" (one
+      bucket: every batch padded to `max_seq_length`, as the original), or a
+      comma list of lengths (`max_seq_length` is added when absent).
+    max_seq_length: the longest length.
+    flag: named in errors.
+
+  Raises:
+    ValueError: a length that is not a positive integer or exceeds max_seq_length.
+  """
+  spec = spec.strip().lower()
+  if spec == "none":
+    return [max_seq_length]
+  if spec == "auto":
+    return list(range(_STEP, max_seq_length, _STEP)) + [max_seq_length]
+  lengths = set()
+  for item in spec.split(","):
+    try:
+      length = int(item)
+    except ValueError:
+      raise ValueError(f"{flag}={spec}: {item!r} is not a length (or use auto or none)") from None
+    if not 0 < length <= max_seq_length:
+      raise ValueError(f"{flag}={spec}: {length} is not in [1, --max_seq_length="
+                       f"{max_seq_length}]")
+    lengths.add(length)
+  return sorted(lengths | {max_seq_length})
+
+
+def bucket_ids(input_mask, buckets):
+  """The bucket index of each example: the smallest bucket holding its tokens.
+
+  Args:
+    input_mask: np.ndarray [N, S] of 0/1.
+    buckets: ascending lengths, the last >= S's real lengths.
+
+  Returns:
+    np.ndarray int [N].
+  """
+  lengths = np.asarray(input_mask).sum(axis=1)
+  return np.searchsorted(np.asarray(buckets), lengths, side="left")
+
+
+def batch_plan(ids, batch_size, seed, num_batches):
+  """The first `num_batches` training batches: (bucket index, example indexes) pairs.
+
+  See the module docstring.
+
+  Args:
+    ids: np.ndarray int [N], `bucket_ids` of the examples.
+    batch_size: B.
+    seed: int, the seed of the permutations and batch orders.
+    num_batches: how many batches to plan.
+
+  Returns:
+    (np.ndarray int [num_batches] bucket indexes, np.ndarray int [num_batches, B]).
+  """
+  rng = np.random.default_rng(seed)
+  count = len(ids)
+  buckets, batches = [], []
+  carry = np.zeros([0], np.int64)
+  while len(batches) < num_batches:
+    order = np.concatenate([carry, rng.permutation(count)])
+    pass_batches, rest = [], []
+    for bucket in np.unique(ids[order]):
+      members = order[ids[order] == bucket]
+      full = len(members) // batch_size * batch_size
+      pass_batches += [(bucket, members[i:i + batch_size]) for i in range(0, full, batch_size)]
+      rest.append(members[full:])
+    rest = np.concatenate(rest)
+    mixed = len(rest) // batch_size * batch_size
+    pass_batches += [(ids[rest[i:i + batch_size]].max(), rest[i:i + batch_size])
+                     for i in range(0, mixed, batch_size)]
+    carry = rest[mixed:]
+    for index in rng.permutation(len(pass_batches)):
+      buckets.append(pass_batches[index][0])
+      batches.append(pass_batches[index][1])
+  return (np.array(buckets[:num_batches], np.int64),
+          np.array(batches[:num_batches], np.int64).reshape([num_batches, batch_size]))
+
+
+def training_batches(arrays, buckets, batch_size, seed, num_batches, skip_batches=0):
+  """Global training batches, each cut to its bucket length.
+
+  Args:
+    arrays: {name: np.ndarray [N, ...]}; `SEQUENCE_FEATURES` are [N, S].
+    buckets: `parse_buckets` lengths.
+    batch_size: B.
+    seed: the seed of `batch_plan`.
+    num_batches: the batches of the whole run (e.g. num_train_steps).
+    skip_batches: batches already trained on (where a resumed run starts).
+
+  Returns:
+    A tf.data.Dataset of {name: tensor [B, L_bucket] or [B, ...]}, with
+    is_real_example all 1; the sequence dimension is None in its element spec
+    (one trace serves every bucket; XLA compiles one program per length).
+  """
+  count = len(next(iter(arrays.values())))
+  plan_buckets, plan = batch_plan(bucket_ids(arrays["input_mask"], buckets), batch_size, seed,
+                                  num_batches)
+  lengths = np.asarray(buckets, np.int32)[plan_buckets][skip_batches:]
+  columns = {name: tf.constant(value) for name, value in
+             dict(arrays, is_real_example=np.ones(count, np.float32)).items()}
+
+  def gather(indexes, length):
+    batch = {name: tf.gather(value, indexes) for name, value in columns.items()}
+    for name in SEQUENCE_FEATURES:
+      batch[name] = batch[name][:, :length]
+    return batch
+
+  return tf.data.Dataset.from_tensor_slices((plan[skip_batches:], lengths)).map(gather)
+

@@ -1,0 +1,111 @@
+"""Length buckets: the batch plan, bucketed prediction and training against unbucketed."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modeling import classifier, length_buckets
+from tiny import tiny_config
+
+
+def test_parse_buckets():
+  assert length_buckets.parse_buckets("auto", 128) == [32, 64, 96, 128]
+  assert length_buckets.parse_buckets("auto", 100) == [32, 64, 96, 100]
+  assert length_buckets.parse_buckets("none", 128) == [128]
+  assert length_buckets.parse_buckets("64, 16", 128) == [16, 64, 128]
+  with pytest.raises(ValueError, match=r"--length_buckets=16,200: 200 is not in \[1, "
+                                       r"--max_seq_length=128\]"):
+    length_buckets.parse_buckets("16,200", 128)
+  with pytest.raises(ValueError, match="'short' is not a length"):
+    length_buckets.parse_buckets("short", 128)
+
+
+def _masks(lengths, width):
+  return (np.arange(width)[None, :] < np.asarray(lengths)[:, None]).astype(np.int32)
+
+
+@pytest.mark.parametrize("count, batch_size", [(103, 8), (64, 8), (7, 4)])
+def test_batch_plan_sees_every_example_once_per_pass(count, batch_size):
+  rng = np.random.default_rng(count)
+  lengths = rng.integers(3, 128, count)
+  buckets = [32, 64, 96, 128]
+  ids = length_buckets.bucket_ids(_masks(lengths, 128), buckets)
+  passes = 5
+  num_batches = passes * count // batch_size
+  plan_buckets, plan = length_buckets.batch_plan(ids, batch_size, 3, num_batches)
+  assert plan.shape == (num_batches, batch_size)
+  # Each batch fits its bucket; most batches are a single bucket.
+  for bucket, batch in zip(plan_buckets, plan):
+    assert lengths[batch].max() <= buckets[bucket]
+  # The stream is passes over the data: at any point, no example has been seen more
+  # than twice as often as another (once per pass, plus the carried last few).
+  stream = plan.reshape(-1)
+  for end in range(batch_size, len(stream) + 1, batch_size):
+    counts = np.bincount(stream[:end], minlength=count)
+    assert counts.max() - counts.min() <= 2
+    if end >= count:
+      assert counts.min() >= end // count - 1
+  assert np.bincount(stream, minlength=count).min() >= passes - 1
+  # A function of the seed alone; a longer plan starts with the shorter one.
+  again_buckets, again = length_buckets.batch_plan(ids, batch_size, 3, num_batches + 9)
+  np.testing.assert_array_equal(again[:num_batches], plan)
+  np.testing.assert_array_equal(again_buckets[:num_batches], plan_buckets)
+  assert not np.array_equal(length_buckets.batch_plan(ids, batch_size, 4, num_batches)[1], plan)
+
+
+def _arrays(count, width=64, seed=0, vocab_size=99):
+  rng = np.random.default_rng(seed)
+  lengths = rng.integers(3, width + 1, count)
+  mask = _masks(lengths, width)
+  return {"input_ids": (rng.integers(1, vocab_size, (count, width)) * mask).astype(np.int32),
+          "input_mask": mask,
+          "segment_ids": (_masks(lengths // 2, width) ^ mask).astype(np.int32),
+          "label_ids": rng.integers(0, 3, count).astype(np.int32)}
+
+
+def test_training_batches_are_cut_to_their_bucket_and_resume_exactly():
+  arrays = _arrays(50)
+  buckets = [16, 32, 64]
+  dataset = length_buckets.training_batches(arrays, buckets, 4, seed=1, num_batches=30)
+  batches = [{k: v.numpy() for k, v in b.items()} for b in dataset]
+  assert len(batches) == 30
+  assert {b["input_ids"].shape[1] for b in batches} <= set(buckets)
+  for batch in batches:
+    width = batch["input_ids"].shape[1]
+    assert batch["input_mask"].sum(1).max() <= width
+    if width > 16:
+      assert batch["input_mask"].sum(1).max() > buckets[buckets.index(width) - 1]
+  resumed = [{k: v.numpy() for k, v in b.items()} for b in length_buckets.training_batches(
+      arrays, buckets, 4, seed=1, num_batches=30, skip_batches=12)]
+  for a, b in zip(batches[12:], resumed):
+    for name in a:
+      np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_bucketed_predictions_equal_unbucketed():
+  model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
+  arrays = _arrays(37)
+  strategy = tf.distribute.get_strategy()
+  plain = classifier.predict(strategy, model.predict_step, arrays, 5)
+  bucketed = classifier.predict(strategy, model.predict_step, arrays, 5,
+                                buckets=length_buckets.parse_buckets("auto", 64))
+  assert set(plain) == set(bucketed)
+  for name in plain:
+    np.testing.assert_allclose(bucketed[name], plain[name], atol=1e-5, rtol=0)
+
+
+def test_sequence_outputs_come_back_at_full_width():
+  model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
+
+  def per_token(batch):
+    return {"hidden": model.bert(batch["input_ids"], batch["input_mask"],
+                                 batch["segment_ids"])["sequence_output"]}
+
+  arrays = _arrays(11)
+  strategy = tf.distribute.get_strategy()
+  plain = classifier.predict(strategy, per_token, arrays, 4)["hidden"]
+  bucketed = classifier.predict(strategy, per_token, arrays, 4, buckets=[16, 32, 64],
+                                sequence_outputs=("hidden",))["hidden"]
+  assert bucketed.shape == plain.shape == (11, 64, 32)
+  real = arrays["input_mask"].astype(bool)
+  np.testing.assert_allclose(bucketed[real], plain[real], atol=1e-5, rtol=0)
