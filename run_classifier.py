@@ -146,7 +146,8 @@ def main(argv):
     sample = examples.get(split) or processor.get_examples(FLAGS.data_dir, split)
     pair = any(e.text_b for e in sample)
     server = serving.ClassifierServer(model, FLAGS.vocab_file, FLAGS.do_lower_case,
-                                      FLAGS.max_seq_length, label_list, FLAGS.spm_model_file)
+                                      FLAGS.max_seq_length, label_list, FLAGS.spm_model_file,
+                                      buckets)
     logging.info("Exported the serving model (%s) to %s", "text_a, text_b" if pair else "text_a",
                  serving.export(server, FLAGS.export_dir, pair))
   return 0

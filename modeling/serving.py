@@ -20,7 +20,7 @@ from modeling.tokenization import load_vocab
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
-def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id):
+def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id, buckets=None):
   """Builds model inputs from word-piece ids, as the original `convert_single_example`.
 
   Args:
@@ -29,9 +29,12 @@ def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id):
       pieces is a single-segment row (as the original's `if tokens_b:`).
     max_seq_length: int, the padded length S.
     cls_id, sep_id: ids of [CLS] and [SEP].
+    buckets: `length_buckets.parse_buckets` lengths: the batch is padded to the
+      smallest that holds its longest row instead of `max_seq_length`.
 
   Returns:
-    int32 [B, S] input_ids, input_mask, segment_ids.
+    int32 [B, S] input_ids, input_mask, segment_ids (S the bucket's length with
+    `buckets`).
   """
   length_a = ids_a.row_lengths()  # [B]
   if ids_b is None:
@@ -55,10 +58,15 @@ def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id):
             constant(tf.constant(sep_id, tf.int64), ones), head(ids_b, keep_b),
             constant(tf.constant(sep_id, tf.int64), has_b)]
   segments = [tf.zeros_like(p) if i < 3 else tf.ones_like(p) for i, p in enumerate(pieces)]
+  packed = tf.concat(pieces, axis=1)
   shape = [None, max_seq_length]
-  input_ids = tf.concat(pieces, axis=1).to_tensor(0, shape=shape)  # [B, S]
+  if buckets is not None:
+    lengths = tf.constant(buckets, tf.int64)
+    longest = tf.reduce_max(tf.concat([packed.row_lengths(), [0]], 0))
+    shape = tf.stack([packed.nrows(), tf.gather(lengths, tf.searchsorted(lengths, [longest]))[0]])
+  input_ids = packed.to_tensor(0, shape=shape)  # [B, S]
   segment_ids = tf.concat(segments, axis=1).to_tensor(0, shape=shape)  # [B, S]
-  input_mask = tf.ones_like(tf.concat(pieces, axis=1)).to_tensor(0, shape=shape)  # [B, S]
+  input_mask = tf.ones_like(packed).to_tensor(0, shape=shape)  # [B, S]
   return (tf.cast(input_ids, tf.int32), tf.cast(input_mask, tf.int32),
           tf.cast(segment_ids, tf.int32))
 
@@ -67,7 +75,7 @@ class ClassifierServer(tf.Module):
   """Raw text in, class probabilities (or regression values) out."""
 
   def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list,
-               spm_model_file=None):
+               spm_model_file=None, buckets=None):
     """Args:
       model: a trained `classifier.ClassifierModel`.
       vocab_file: the vocabulary the model was trained with.
@@ -76,6 +84,8 @@ class ClassifierServer(tf.Module):
       label_list: class names in class-id order, or None for regression.
       spm_model_file: ALBERT's SentencePiece model, used instead of `vocab_file`
         when given.
+      buckets: `length_buckets.parse_buckets` lengths: each request batch is
+        padded to the smallest holding its longest row (None: max_seq_length).
     """
     super().__init__()
     if spm_model_file:
@@ -86,13 +96,15 @@ class ClassifierServer(tf.Module):
       vocab = load_vocab(vocab_file)
     self.model = model
     self.max_seq_length = max_seq_length
+    self.buckets = None if buckets is None else tuple(buckets)
     self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
     self.labels = tf.constant(label_list or [], tf.string)
 
   def _predict(self, text_a, text_b):
     ids_b = self.tokenizer(text_b) if text_b is not None else None
     input_ids, input_mask, segment_ids = pack_inputs(
-        self.tokenizer(text_a), ids_b, self.max_seq_length, self.cls_id, self.sep_id)
+        self.tokenizer(text_a), ids_b, self.max_seq_length, self.cls_id, self.sep_id,
+        self.buckets)
     batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
              "label_ids": tf.zeros_like(input_ids[:, 0])}
     _, predictions = self.model.outputs(batch, training=False)

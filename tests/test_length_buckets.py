@@ -109,3 +109,27 @@ def test_sequence_outputs_come_back_at_full_width():
   assert bucketed.shape == plain.shape == (11, 64, 32)
   real = arrays["input_mask"].astype(bool)
   np.testing.assert_allclose(bucketed[real], plain[real], atol=1e-5, rtol=0)
+
+
+def test_serving_pads_each_request_to_its_bucket(tmp_path):
+  from modeling import serving  # pylint: disable=import-outside-toplevel
+  words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away"]
+  vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+  vocab_file = tmp_path / "vocab.txt"
+  vocab_file.write_text("\n".join(vocab) + "\n")
+  model = classifier.ClassifierModel(tiny_config(vocab_size=len(vocab),
+                                                 max_position_embeddings=64), 3)
+  plain = serving.ClassifierServer(model, str(vocab_file), True, 64, ["x", "y", "z"])
+  bucketed = serving.ClassifierServer(model, str(vocab_file), True, 64, ["x", "y", "z"],
+                                      buckets=[16, 32, 64])
+  rng = np.random.default_rng(0)
+  for lengths in ([3], [5, 12, 2], [20, 4], [70]):
+    texts = tf.constant([" ".join(rng.choice(words, n)) for n in lengths])
+    ids = bucketed.tokenizer(texts)
+    widths = {}
+    for name, server in (("plain", plain), ("bucketed", bucketed)):
+      widths[name] = serving.pack_inputs(ids, None, 64, 2, 3, server.buckets)[0].shape[1]
+    expected = next(b for b in (16, 32, 64) if b >= min(max(lengths) + 2, 64))
+    assert (widths["plain"], widths["bucketed"]) == (64, expected)
+    np.testing.assert_allclose(bucketed.classify(texts)["probabilities"],
+                               plain.classify(texts)["probabilities"], atol=1e-5, rtol=0)
