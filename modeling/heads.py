@@ -193,7 +193,7 @@ class SquadHead(_LinearHead):
     Returns:
       float32 [B]; its mean is the original's loss.
     """
-    seq_length = start_logits.shape[-1]
+    seq_length = get_shape_list(start_logits)[-1]  # dynamic with length buckets
     start_loss = _weighted_nll(tf.nn.log_softmax(start_logits, axis=-1), start_positions,
                                seq_length)
     end_loss = _weighted_nll(tf.nn.log_softmax(end_logits, axis=-1), end_positions,
