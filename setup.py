@@ -8,7 +8,7 @@ setup(
                  "checkpoint names, same flags."),
     packages=find_packages(include=["modeling", "modeling.*"]),
     py_modules=["create_pretraining_data", "run_pretraining", "run_classifier", "run_squad",
-                "extract_features", "shared_flags"],
+                "run_ner", "extract_features", "shared_flags"],
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -20,8 +20,10 @@ setup(
         "sentencepiece>=0.2",
     ],
     extras_require={
+        # seqeval (the NER metric's oracle) is source-only; it builds with today's
+        # setuptools_scm (checked in a fresh venv) and needs scikit-learn.
         "test": ["pytest>=8", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
-                 "tf-keras>=2.21,<2.22"],
+                 "tf-keras>=2.21,<2.22", "seqeval==1.2.2"],
         # The Hugging Face bridge's tests against transformers (optional: they skip
         # without it). make test installs it with the CPU wheel, torch==2.13.0+cpu.
         "hf": ["torch>=2.4", "transformers==5.17.0"],

@@ -124,6 +124,20 @@ def report(unit, batch_size, flops, peaks, original_seconds, ours_seconds):
     print(f"ratio ours {dtype} / original fp32: {original_seconds / seconds:.2f}x")
 
 
+def cpu_description():
+  """"<CPU model>, <n> cores, flags: avx512_bf16 amx_bf16 ..." (the bf16/AMX units)."""
+  model, flags = "unknown CPU", set()
+  if os.path.exists("/proc/cpuinfo"):
+    for line in open("/proc/cpuinfo", encoding="utf-8"):
+      key, _, value = line.partition(":")
+      if key.strip() == "model name":
+        model = value.strip()
+      elif key.strip() == "flags":
+        flags = set(value.split())
+  wanted = sorted(f for f in flags if f.startswith("amx") or f in ("avx512_bf16", "avx512f"))
+  return f"{model}, {os.cpu_count()} cores, flags: {' '.join(wanted) or 'no avx512/amx'}"
+
+
 def argument_parser(doc):
   """The arguments every side-by-side benchmark takes; `doc` is the script's docstring."""
   parser = argparse.ArgumentParser(description=doc.splitlines()[0])

@@ -1,0 +1,141 @@
+"""Fine-tuning MiniLM for NER on ../shared/data/wnut17: run_ner.py vs Hugging Face.
+
+  .venv/bin/pip install torch==2.13.0 transformers   # the peer only; not a dependency
+  .venv/bin/python bench/finetune_ner.py [--epochs 3] [--max_seq_length 64]
+
+Both start from the same weights (../shared/models/minilm-l6-h384-uncased, read by name
+from the TF1 checkpoint into transformers' BertForTokenClassification), train on the
+same windows of word pieces with the same first-piece labels (`modeling.ner_data`),
+with the same hyper-parameters (batch 32, lr 5e-5, 10% linear warmup then linear
+decay, weight decay 0.01 except LayerNorm and biases, Adam eps 1e-6, clip 1.0,
+dropout 0.1, fp32), one after the other in this run, and are scored on the dev file
+with the same conlleval metric (`modeling.ner_metrics`). Prints the CPU, then each
+side's dev entity F1 and training examples (windows)/s.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_DIR)
+SHARED_DIR = os.path.join(os.path.dirname(REPO_DIR), "shared")
+BERT_DIR = os.path.join(SHARED_DIR, "models", "minilm-l6-h384-uncased")
+DATA_DIR = os.path.join(SHARED_DIR, "data", "wnut17")
+
+from common import cpu_description  # noqa: E402
+from finetune_topics import tf1_to_torch_state  # noqa: E402
+from modeling import ner_data, ner_metrics  # noqa: E402
+from modeling.tokenization import FullTokenizer  # noqa: E402
+
+
+def run_ours(args):
+  """Runs run_ner.py; returns (dev entity F1, training examples/s)."""
+  output_dir = os.path.join(args.output_dir, "ours")
+  command = [sys.executable, os.path.join(REPO_DIR, "run_ner.py"),
+             f"--train_file={DATA_DIR}/train.conll", f"--eval_file={DATA_DIR}/dev.conll",
+             f"--vocab_file={BERT_DIR}/vocab.txt",
+             f"--bert_config_file={BERT_DIR}/bert_config.json",
+             f"--init_checkpoint={BERT_DIR}/bert_model.ckpt", f"--output_dir={output_dir}",
+             "--do_train", "--do_eval", f"--max_seq_length={args.max_seq_length}",
+             "--train_batch_size=32", "--learning_rate=5e-5",
+             f"--num_train_epochs={args.epochs}", "--log_steps=20",
+             "--save_checkpoints_steps=100000", "--eval_batch_size=32"]
+  start = time.time()
+  result = subprocess.run(command, capture_output=True, text=True)
+  if result.returncode != 0:
+    raise RuntimeError(result.stderr[-4000:])
+  logged = [float(x) for x in re.findall(r"([\d.]+) examples/s", result.stderr)]
+  results = dict(line.split(" = ") for line in
+                 open(os.path.join(output_dir, "eval_results.txt")).read().splitlines())
+  print(f"ours: wall {time.time() - start:.0f}s", flush=True)
+  # The first logged interval includes tracing; the rest are steady state.
+  return float(results["eval_f1"]), float(np.median(logged[1:] or logged))
+
+
+def run_hugging_face(args):
+  """Fine-tunes BertForTokenClassification on the same windows; (dev F1, examples/s)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(12345)
+  train = ner_data.read_files(f"{DATA_DIR}/train.conll")
+  dev = ner_data.read_files(f"{DATA_DIR}/dev.conll")
+  labels = ner_data.labels_of(train)
+  label_ids = {label: i for i, label in enumerate(labels)}
+  tokenizer = FullTokenizer(os.path.join(BERT_DIR, "vocab.txt"), do_lower_case=True)
+  stride = (args.max_seq_length - 2) // 2
+  arrays = ner_data.training_arrays(
+      ner_data.features(train, tokenizer, label_ids, args.max_seq_length, stride))
+  arrays["label_ids"] = np.where(arrays["label_weights"] > 0, arrays["label_ids"], -100)
+  dev_features = ner_data.features(dev, tokenizer, label_ids, args.max_seq_length, stride)
+
+  config = transformers.BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
+  config.hidden_act = "gelu"  # transformers' "gelu" is the exact (erf) GELU
+  config.num_labels = len(labels)
+  model = transformers.BertForTokenClassification(config)
+  tf1_to_torch_state(model)
+  count = len(arrays["input_ids"])
+  steps = int(count / 32 * args.epochs)
+  decay = [p for n, p in model.named_parameters() if not re.search("LayerNorm|bias", n)]
+  no_decay = [p for n, p in model.named_parameters() if re.search("LayerNorm|bias", n)]
+  optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=5e-5, eps=1e-6)
+  schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
+  rng = np.random.RandomState(12345)
+  order = np.concatenate([rng.permutation(count) for _ in range(int(np.ceil(args.epochs)) + 1)])
+  model.train()
+  times = []
+  for step in range(steps):
+    index = order[step * 32:(step + 1) * 32]
+    batch = {k: torch.from_numpy(v[index]).long() for k, v in arrays.items()
+             if k != "label_weights"}
+    start = time.time()
+    loss = model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
+                 token_type_ids=batch["segment_ids"], labels=batch["label_ids"]).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
+    times.append(time.time() - start)
+    if step % 20 == 0:
+      print(f"hugging face: step {step}/{steps} loss {loss.item():.4f}", flush=True)
+  model.eval()
+  predicted = []
+  with torch.no_grad():
+    for start in range(0, len(dev_features.arrays["input_ids"]), 32):
+      batch = {k: torch.from_numpy(v[start:start + 32]).long()
+               for k, v in dev_features.arrays.items() if k != "label_weights"}
+      logits = model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
+                     token_type_ids=batch["segment_ids"]).logits
+      predicted.append(logits.argmax(-1).numpy())
+  word_labels = np.concatenate(predicted)[dev_features.word_window, dev_features.word_column]
+  tags = ner_data.split_by_sentence([labels[i] for i in word_labels], dev)
+  f1 = ner_metrics.evaluate([s.tags for s in dev], tags)["f1"]
+  return f1, 32 / float(np.median(times[5:]))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--epochs", type=float, default=3.0)
+  parser.add_argument("--max_seq_length", type=int, default=64)
+  parser.add_argument("--output_dir", default="/tmp/finetune_ner")
+  args = parser.parse_args()
+  print(cpu_description(), flush=True)
+  ours = run_ours(args)
+  peer = run_hugging_face(args)
+  print(f"WNUT17 dev entity F1 (conlleval), MiniLM-L6-H384, {args.epochs:g} epochs, "
+        f"seq {args.max_seq_length}, batch 32, lr 5e-5, fp32")
+  print(f"hugging face (PyTorch): F1 {peer[0]:.4f}  training {peer[1]:.1f} examples/s")
+  print(f"ours:                   F1 {ours[0]:.4f}  training {ours[1]:.1f} examples/s")
+  print(f"ratio ours / hugging face: F1 {ours[0] / max(peer[0], 1e-9):.2f}x, "
+        f"speed {ours[1] / peer[1]:.2f}x")
+
+
+if __name__ == "__main__":
+  main()
