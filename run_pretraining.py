@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import distribution, dynamic_masking, pretraining, pretraining_input, training
+from modeling import distribution, pretraining, pretraining_input, training
 from modeling.config import BertConfig
 
 FLAGS = flags.FLAGS
@@ -55,23 +55,13 @@ def main(argv):
   compute_dtype = shared_flags.compute_dtype_from_flags()
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
   strategy = shared_flags.strategy_from_flags()
-  input_files = pretraining_input.expand_input_files(FLAGS.input_file)
-  logging.info("*** Input Files ***\n  %s", "\n  ".join(input_files))
-  limits = pretraining_input.id_limits(config)
-  masker = None
-  if FLAGS.dynamic_masking:
-    if not FLAGS.vocab_file:
-      raise ValueError("--dynamic_masking needs --vocab_file (the ids of [CLS], [SEP], [MASK] "
-                       "and the word pieces)")
-    masker = dynamic_masking.DynamicMasker(
-        FLAGS.vocab_file, FLAGS.max_predictions_per_seq, FLAGS.masked_lm_prob,
-        FLAGS.do_whole_word_mask, FLAGS.seed)
-    config.check_vocab_size(masker.vocab_size, FLAGS.vocab_file)
-  mode = {"masked": masker is None, "next_sentence": FLAGS.next_sentence}
-  pretraining_input.check_files(input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-                                limits=limits, **mode)
+  records = pretraining_input.PretrainingRecords(
+      FLAGS.input_file, config, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.seed,
+      FLAGS.next_sentence, FLAGS.dynamic_masking, FLAGS.vocab_file, FLAGS.masked_lm_prob,
+      FLAGS.do_whole_word_mask)
+  logging.info("*** Input Files ***\n  %s", "\n  ".join(records.input_files))
   shared_flags.check_outputs(["eval_results.txt"],
-                             [("--input_file", path) for path in input_files])
+                             [("--input_file", path) for path in records.input_files])
 
   tf.random.set_seed(FLAGS.seed)
   is_chief = distribution.is_chief(strategy)
@@ -83,28 +73,11 @@ def main(argv):
     raise ValueError(f"--do_eval without --do_train needs a checkpoint in --output_dir="
                      f"{FLAGS.output_dir} or an --init_checkpoint")
 
-  def dataset(batch_size, is_training, skip_records=0):
-    return pretraining_input.pretraining_dataset(
-        input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, batch_size,
-        is_training, seed=FLAGS.seed, skip_records=skip_records, limits=limits, masker=masker,
-        next_sentence=FLAGS.next_sentence)
-
-  def reading(run):
-    """run(), naming the input file and record at fault when reading fails."""
-    try:
-      return run()
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
-      # Name the file at fault when the input is (raises ValueError), else re-raise.
-      pretraining_input.check_files(input_files, FLAGS.max_seq_length,
-                                    FLAGS.max_predictions_per_seq, scan_all=True, limits=limits,
-                                    **mode)
-      raise
-
   if FLAGS.do_train:
     skip_records = trainer.batches_done * FLAGS.train_batch_size
-    status = reading(lambda: shared_flags.train_from_flags(
-        trainer, dataset(FLAGS.train_batch_size, True, skip_records), FLAGS.num_train_steps,
-        checkpoints))
+    status = records.reading(lambda: shared_flags.train_from_flags(
+        trainer, records.dataset(FLAGS.train_batch_size, True, skip_records),
+        FLAGS.num_train_steps, checkpoints))
     if status is not None:
       return status
 
@@ -112,8 +85,8 @@ def main(argv):
     if FLAGS.eval_batch_size % strategy.num_replicas_in_sync:
       raise ValueError(f"--eval_batch_size={FLAGS.eval_batch_size} does not split over "
                        f"{strategy.num_replicas_in_sync} replicas")
-    results = reading(lambda: trainer.evaluate(dataset(FLAGS.eval_batch_size, False),
-                                               model.eval_metrics, FLAGS.max_eval_steps))
+    results = records.reading(lambda: trainer.evaluate(
+        records.dataset(FLAGS.eval_batch_size, False), model.eval_metrics, FLAGS.max_eval_steps))
     logging.info("***** Eval results *****\n%s",
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:

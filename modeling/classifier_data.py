@@ -14,6 +14,8 @@ import dataclasses
 import io
 import os
 
+import numpy as np
+
 
 @dataclasses.dataclass
 class InputExample:
@@ -329,3 +331,18 @@ def convert_example(example, label_list, max_seq_length, tokenizer):
     label_id = label_list.index(example.label) if example.label is not None else 0
   return InputFeatures(input_ids + padding, [1] * len(input_ids) + padding,
                        segment_ids + padding, label_id)
+
+
+def to_arrays(examples, label_list, max_seq_length, tokenizer):
+  """The features of `examples` (`convert_example`) as numpy arrays.
+
+  Returns:
+    {"input_ids", "input_mask", "segment_ids": int32 [N, max_seq_length],
+    "label_ids": int32 [N] (float32 [N] for regression, label_list None)}.
+  """
+  features = [convert_example(e, label_list, max_seq_length, tokenizer) for e in examples]
+  arrays = {name: np.array([getattr(f, name) for f in features], np.int32).reshape(
+      -1, max_seq_length) for name in ("input_ids", "input_mask", "segment_ids")}
+  label_dtype = np.float32 if label_list is None else np.int32
+  arrays["label_ids"] = np.array([f.label_id for f in features], label_dtype)
+  return arrays

@@ -17,6 +17,8 @@ skips exactly the records it has already trained on.
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
+from modeling.dynamic_masking import DynamicMasker
+
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
 
@@ -212,3 +214,75 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq, ba
   # multi-worker run sees exactly the batches of a single-device run.
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+class PretrainingRecords:
+  """The records of a pretraining run's `--input_file`, checked before any work.
+
+  Static records, or, with `dynamic_masking`, unmasked records masked as they are
+  read (`DynamicMasker`). `dataset` gives the batches of
+  `pretraining_dataset`; `reading` names the file and record at fault when reading
+  them fails. Used by run_pretraining.py and run_distillation.py.
+
+  Attributes:
+    input_files: the expanded list of paths.
+    limits: `id_limits(config)`.
+    masker: the DynamicMasker, or None for static records.
+  """
+
+  def __init__(self, input_file, config, max_seq_length, max_predictions_per_seq, seed,
+               next_sentence=True, dynamic_masking=False, vocab_file=None,
+               masked_lm_prob=0.15, whole_word=False):
+    """Args:
+      input_file: the `--input_file` value (comma-separated files or globs).
+      config: the BertConfig the ids must fit.
+      max_seq_length, max_predictions_per_seq: S and P.
+      seed: the seed of the shuffles and of the dynamic masks.
+      next_sentence: the batches hold `next_sentence_labels` (read from the records).
+      dynamic_masking: the records are unmasked (`--masking=dynamic`).
+      vocab_file, masked_lm_prob, whole_word: the DynamicMasker's, with
+        `dynamic_masking`.
+
+    Raises:
+      FileNotFoundError: a pattern matches no file.
+      ValueError: --dynamic_masking without --vocab_file, a vocabulary larger
+        than the config's, or records that do not fit the lengths, ids or mode
+        (file and record named).
+    """
+    self.input_files = expand_input_files(input_file)
+    self.limits = id_limits(config)
+    self.masker = None
+    if dynamic_masking:
+      if not vocab_file:
+        raise ValueError("--dynamic_masking needs --vocab_file (the ids of [CLS], [SEP], "
+                         "[MASK] and the word pieces)")
+      self.masker = DynamicMasker(
+          vocab_file, max_predictions_per_seq, masked_lm_prob, whole_word, seed)
+      config.check_vocab_size(self.masker.vocab_size, vocab_file)
+    self._lengths = (max_seq_length, max_predictions_per_seq)
+    self._seed = seed
+    self._next_sentence = next_sentence
+    self._check(scan_all=False)
+
+  def _check(self, scan_all):
+    check_files(self.input_files, *self._lengths, scan_all=scan_all, limits=self.limits,
+                masked=self.masker is None, next_sentence=self._next_sentence)
+
+  def dataset(self, batch_size, is_training, skip_records=0):
+    """`pretraining_dataset` of the records (see there), from `skip_records` on."""
+    return pretraining_dataset(self.input_files, *self._lengths, batch_size, is_training,
+                               seed=self._seed, skip_records=skip_records, limits=self.limits,
+                               masker=self.masker, next_sentence=self._next_sentence)
+
+  def reading(self, run):
+    """Returns run(); when reading the records fails, names the file and record at fault.
+
+    Raises:
+      ValueError: a record is corrupt or does not fit (found by scanning every
+        record after the failure); else the failure itself.
+    """
+    try:
+      return run()
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+      self._check(scan_all=True)
+      raise
