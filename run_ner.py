@@ -21,10 +21,10 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import (classifier, distribution, files, ner, ner_data, ner_metrics,
-                      ner_serving, serving, training)
+from modeling import (classifier, distribution, files, length_buckets, ner, ner_data,
+                      ner_metrics, ner_serving, serving, training)
 from modeling.config import BertConfig
-from modeling.tokenization import FullTokenizer, validate_case_matches_checkpoint
+from modeling.tokenization import validate_case_matches_checkpoint
 
 flags.DEFINE_string("train_file", None, "CoNLL file(s) to train on (comma-separated).")
 flags.DEFINE_string("eval_file", None, "CoNLL file(s) to evaluate (comma-separated).")
@@ -72,6 +72,9 @@ def check_flags(config):
     raise ValueError(f"--doc_stride={stride} must be between 1 and the window, "
                      f"--max_seq_length - 2 = {window} pieces (no piece may be skipped)")
   validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+  if FLAGS.spm_model_file:
+    raise ValueError("--spm_model_file: run_ner.py takes WordPiece vocabularies "
+                     "(--vocab_file) only")
   if FLAGS.preserve_unused_tokens and FLAGS.export_dir:
     raise ValueError("--preserve_unused_tokens is not supported with --export_dir: the "
                      "exported in-graph tokenizer would split [unusedN] words")
@@ -127,9 +130,10 @@ def check_tags(data, labels):
   ner_data.check_tags(tagged, scheme, labels)
 
 
-def predict_words(strategy, model, features, batch_size):
+def predict_words(strategy, model, features, batch_size, buckets):
   """(predicted label id [W], log-probability of the file's tag [W]) of every word."""
-  outputs = classifier.predict(strategy, model.predict_step, features.arrays, batch_size)
+  outputs = classifier.predict(strategy, model.predict_step, features.arrays, batch_size,
+                               buckets, sequence_outputs=("predicted", "label_log_prob"))
   index = (features.word_window, features.word_column)
   return outputs["predicted"][index], outputs["label_log_prob"][index]
 
@@ -144,9 +148,10 @@ def write_predictions(path, sentences, columns):
   training.write_atomically(path, "".join(lines))
 
 
-def evaluate(strategy, model, sentences, features, labels, global_step):
+def evaluate(strategy, model, sentences, features, labels, global_step, buckets):
   """Entity-level scores and the mean loss of every word; writes nothing."""
-  predicted, label_log_prob = predict_words(strategy, model, features, FLAGS.eval_batch_size)
+  predicted, label_log_prob = predict_words(strategy, model, features, FLAGS.eval_batch_size,
+                                            buckets)
   tags = ner_data.split_by_sentence([labels[i] for i in predicted], sentences)
   scores = ner_metrics.evaluate([s.tags for s in sentences], tags)
   results = {"eval_precision": scores["precision"], "eval_recall": scores["recall"],
@@ -163,9 +168,9 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   stride = check_flags(config)
-  tokenizer = FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.preserve_unused_tokens)
-  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
-  inputs = [("--vocab_file", FLAGS.vocab_file), ("--labels_file", FLAGS.labels_file)]
+  buckets = length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length)
+  tokenizer, inputs = shared_flags.tokenizer_from_flags(config)
+  inputs.append(("--labels_file", FLAGS.labels_file))
   for name in ("train_file", "eval_file", "predict_file"):
     inputs += [(f"--{name}", path) for path in (FLAGS[name].value or "").split(",")]
   shared_flags.check_outputs(OUTPUT_FILES, inputs)
@@ -203,8 +208,8 @@ def main(argv):
     logging.info("***** Running training: %d sentences in %d windows, batch size %d, %d "
                  "steps *****", len(data["train"]), len(train_arrays["input_ids"]),
                  FLAGS.train_batch_size, num_train_steps)
-    dataset = classifier.train_dataset(train_arrays, FLAGS.train_batch_size, FLAGS.seed,
-                                       trainer.batches_done)
+    dataset = length_buckets.training_batches(train_arrays, buckets, FLAGS.train_batch_size,
+                                              FLAGS.seed, num_train_steps, trainer.batches_done)
     status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
     if status is not None:
       return status
@@ -212,7 +217,7 @@ def main(argv):
   if FLAGS.do_eval:
     sentences = data["eval"]
     results, tags = evaluate(strategy, model, sentences, features["eval"], labels,
-                             int(optimizer.global_step.numpy()))
+                             int(optimizer.global_step.numpy()), buckets)
     logging.info("***** Eval results (%d sentences, %d words) *****\n%s", len(sentences),
                  sum(len(s.words) for s in sentences),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
@@ -223,7 +228,8 @@ def main(argv):
 
   if FLAGS.do_predict:
     sentences = data["predict"]
-    predicted, _ = predict_words(strategy, model, features["predict"], FLAGS.predict_batch_size)
+    predicted, _ = predict_words(strategy, model, features["predict"], FLAGS.predict_batch_size,
+                                 buckets)
     tags = ner_data.split_by_sentence([labels[i] for i in predicted], sentences)
     if is_chief:
       path = os.path.join(FLAGS.output_dir, "test_predictions.txt")

@@ -6,15 +6,17 @@ the top-level `output_weights` [C, H] and `output_bias` [C] (C labels). The loss
 is the cross-entropy of the labelled pieces (a word's first piece; `ner_data`),
 averaged over every labelled piece of the update.
 
-Batches are dicts of int32 [B, S] `input_ids`, `input_mask`, `segment_ids`,
-`label_ids`, and float32 [B, S] `label_weights` (1 where a label counts).
+Batches are dicts of int32 [B, L] `input_ids`, `input_mask`, `segment_ids`, int32
+[B, S] `label_ids` and float32 [B, S] `label_weights` (1 where a label counts), with
+L <= S: length buckets (`modeling.length_buckets`) cut the inputs to the batch's
+bucket, and the labels past L are padding (weight 0).
 """
 
 import tensorflow as tf
 
 from modeling.heads import ClassifierHead
 from modeling.layers import dropout, get_shape_list
-from modeling.model import BertModel
+from modeling.model import BertModel, variables_except_pooler
 
 # The head a pretrained --init_checkpoint lacks: the classifier's variable names.
 FRESH_HEAD = (r"^output_(weights|bias)$",)
@@ -39,19 +41,24 @@ class NerModel(tf.Module):
   @property
   def trained_variables(self):
     """Every trainable variable but the pooler's, which the per-token head does not
-    read (no gradient, no Adam slots), as SquadModel."""
-    return [v for v in self.trainable_variables if not v.name.startswith("bert/pooler/")]
+    read (`model.variables_except_pooler`)."""
+    return variables_except_pooler(self)
 
   def log_probs(self, batch, training=False):
-    """Log-probabilities of every tag at every position, float32 [B, S, C]."""
+    """Log-probabilities of every tag at every position, float32 [B, L, C]."""
     sequence_output = self.bert(batch["input_ids"], batch["input_mask"], batch["segment_ids"],
                                 training=training)["sequence_output"]  # [B, S, H]
     batch_size, seq_length, width = get_shape_list(sequence_output)
     hidden = tf.reshape(sequence_output, [-1, width])  # [B*S, H]
     logits = self.head.logits(dropout(hidden, self.head.dropout_rate, training))  # [B*S, C]
     log_probs = tf.nn.log_softmax(logits, axis=-1)
-    return tf.reshape(log_probs, [batch_size, seq_length, self.num_labels])  # [B, S, C]
+    return tf.reshape(log_probs, [batch_size, seq_length, self.num_labels])  # [B, L, C]
 
+  @staticmethod
+  def _label_log_probs(log_probs, batch):
+    """log_probs [B, L, C] at `label_ids` (cut to L): float32 [B, L]."""
+    labels = batch["label_ids"][:, :tf.shape(log_probs)[1]]  # [B, L]
+    return tf.gather(log_probs, labels, batch_dims=2)
   @staticmethod
   def loss_totals(batch):
     """What the loss divides by: {"pieces": the labelled pieces of the batch}."""
@@ -64,14 +71,13 @@ class NerModel(tf.Module):
       batch: a (micro-)batch.
       totals: `loss_totals` summed over every batch of the update.
     """
-    log_probs = self.log_probs(batch, training=True)  # [B, S, C]
-    label_log_probs = tf.gather(log_probs, batch["label_ids"], batch_dims=2)  # [B, S]
-    weights = tf.cast(batch["label_weights"], tf.float32)  # [B, S]
-    return -tf.reduce_sum(label_log_probs * weights) / totals["pieces"]
+    log_probs = self.log_probs(batch, training=True)  # [B, L, C]
+    weights = tf.cast(batch["label_weights"][:, :tf.shape(log_probs)[1]], tf.float32)  # [B, L]
+    return -tf.reduce_sum(self._label_log_probs(log_probs, batch) * weights) / totals["pieces"]
 
   def predict_step(self, batch):
-    """Per position, without dropout: the most likely tag `predicted` int32 [B, S]
-    and the log-probability `label_log_prob` float32 [B, S] of `label_ids`."""
-    log_probs = self.log_probs(batch, training=False)  # [B, S, C]
+    """Per position, without dropout: the most likely tag `predicted` int32 [B, L]
+    and the log-probability `label_log_prob` float32 [B, L] of `label_ids`."""
+    log_probs = self.log_probs(batch, training=False)  # [B, L, C]
     return {"predicted": tf.argmax(log_probs, axis=-1, output_type=tf.int32),
-            "label_log_prob": tf.gather(log_probs, batch["label_ids"], batch_dims=2)}
+            "label_log_prob": self._label_log_probs(log_probs, batch)}

@@ -83,8 +83,9 @@ def run_ner(workspace, output_dir, *extra, check=True):
   return result
 
 
+# Buckets of 8 and 16 pieces: most windows train and run at 8.
 TRAIN_FLAGS = ("--do_train", "--train_batch_size=16", "--learning_rate=3e-3",
-               "--num_train_epochs=6", "--doc_stride=6")
+               "--num_train_epochs=6", "--doc_stride=6", "--length_buckets=8,16")
 
 
 @pytest.fixture(scope="module")
@@ -194,13 +195,18 @@ def _word_starts(sentence):
     position += len(word) + 1
 
 
-def test_eval_only_reads_the_checkpoint(trained, workspace):
+def test_eval_only_reads_the_checkpoint_with_and_without_length_buckets(trained, workspace):
   output_dir, _ = trained
-  result = run_ner(workspace, output_dir, "--do_eval", "--eval_batch_size=7")
+  bucketed = dict(line.split(" = ") for line in
+                  (output_dir / "eval_results.txt").read_text().splitlines())
+  result = run_ner(workspace, output_dir, "--do_eval", "--eval_batch_size=7",
+                   "--length_buckets=none")
   assert "Resuming from" in result.stderr
   results = dict(line.split(" = ") for line in
                  (output_dir / "eval_results.txt").read_text().splitlines())
   assert int(results["global_step"]) == max(_checkpoint_steps(output_dir))
+  assert results["eval_f1"] == bucketed["eval_f1"]
+  assert abs(float(results["eval_loss"]) - float(bucketed["eval_loss"])) < 1e-5
 
 
 def _checkpoint_steps(directory):
