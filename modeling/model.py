@@ -94,6 +94,7 @@ class SelfAttention(tf.Module):
     self.head_size = config.attention_head_size
     self.dropout_rate = config.attention_probs_dropout_prob
     self.chunk_size = config.attention_chunk_size
+    self.max_length = config.max_sequence_length
     self.query = Dense(f"{scope}/query", width, width, init)
     self.key = Dense(f"{scope}/key", width, width, init)
     self.value = Dense(f"{scope}/value", width, width, init)
@@ -109,7 +110,7 @@ class SelfAttention(tf.Module):
     # slices would each scatter into a zero tensor of the whole [3, B, N, S, D].
     query, key, value = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))  # [B, N, S, D] each
     context = dot_product_attention(query, key, value, mask_adder, self.dropout_rate,
-                                    training, self.chunk_size)  # [B, N, S, D]
+                                    training, self.chunk_size, self.max_length)  # [B, N, S, D]
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, S, N, D]
     return tf.reshape(context, [-1, self.num_heads * self.head_size])  # [B*S, H]
 

@@ -133,3 +133,18 @@ def test_serving_pads_each_request_to_its_bucket(tmp_path):
     assert (widths["plain"], widths["bucketed"]) == (64, expected)
     np.testing.assert_allclose(bucketed.classify(texts)["probabilities"],
                                plain.classify(texts)["probabilities"], atol=1e-5, rtol=0)
+
+
+def test_an_unknown_length_within_the_position_table_traces_full_attention_only():
+  """Bucketed batches trace with the length unknown; a tf.cond to chunked attention
+  would also build that branch and its gradient (16 GB for MiniLM's training step)."""
+  from modeling import BertModel  # pylint: disable=import-outside-toplevel
+  model = BertModel(tiny_config(max_position_embeddings=64))
+  spec = tf.TensorSpec([2, None], tf.int32)
+  graph = tf.function(lambda ids, mask: model(ids, mask)["sequence_output"]).get_concrete_function(
+      spec, spec).graph
+  assert not [op.type for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
+  sinusoidal = BertModel(tiny_config(position_embedding_type="sinusoidal"))
+  graph = tf.function(lambda ids, mask: sinusoidal(ids, mask)["sequence_output"]
+                      ).get_concrete_function(spec, spec).graph
+  assert [op.type for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
