@@ -79,7 +79,7 @@ def classifier_args(workspace, output_dir, init_checkpoint):
           f"--bert_config_file={workspace / 'albert_config.json'}",
           f"--output_dir={output_dir}", f"--init_checkpoint={init_checkpoint}",
           "--max_seq_length=24", "--log_steps=5", "--do_train", "--do_eval", "--do_predict",
-          "--train_batch_size=8", "--learning_rate=2e-3", "--num_train_epochs=4",
+          "--train_batch_size=8", "--learning_rate=5e-4", "--num_train_epochs=8",
           "--eval_batch_size=5", "--predict_batch_size=4"]
 
 
