@@ -170,3 +170,16 @@ def test_create_tokenizer_needs_a_vocabulary():
     create_tokenizer(None)
   with pytest.raises(ValueError, match="--preserve_unused_tokens is for WordPiece"):
     create_tokenizer(None, True, True, spm_model_file="x.model")
+
+
+def test_squad_answer_text_from_sentencepiece_pieces(corpus_model):
+  """run_squad's answer text from ALBERT's pieces, mapped back to the original words."""
+  from modeling.squad_data import get_final_text, pieces_text  # noqa: PLC0415
+  model, _ = corpus_model
+  tokenizer = SentencePieceTokenizer(model, do_lower_case=True)
+  pieces = [piece for word in "Steve Smith's".split() for piece in tokenizer.tokenize(word)]
+  assert pieces_text(pieces) == "steve smith's"
+  assert get_final_text(pieces_text(pieces), "Steve Smith's", True) == "Steve Smith's"
+  first_word = tokenizer.tokenize("Steve")
+  assert get_final_text(pieces_text(first_word), "Steve Smith's", True) == "Steve"
+  assert pieces_text(["un", "##aff", "##able"]) == "unaffable"  # WordPiece unchanged
