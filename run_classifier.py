@@ -20,8 +20,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import (classifier, classifier_data, distribution, files, length_buckets, serving,
-                      training)
+from modeling import classifier, classifier_data, distribution, files, serving, training
 from modeling.config import BertConfig
 from modeling.tokenization import validate_case_matches_checkpoint
 
@@ -76,7 +75,7 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
-  buckets = length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length)
+  buckets = shared_flags.buckets_from_flags()
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
   label_list = None if processor.is_regression else processor.get_labels()
   tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
@@ -115,9 +114,8 @@ def main(argv):
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
     arrays = to_arrays(examples["train"], label_list, tokenizer)
-    dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size,
-                                              FLAGS.seed, num_train_steps, trainer.batches_done)
-    status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
+    status = shared_flags.fine_tune_from_flags(trainer, arrays, buckets, num_train_steps,
+                                               checkpoints)
     if status is not None:
       return status
 

@@ -21,8 +21,8 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import (classifier, distribution, files, length_buckets, ner, ner_data,
-                      ner_metrics, ner_serving, serving, training)
+from modeling import (classifier, distribution, files, ner, ner_data, ner_metrics, ner_serving,
+                      serving, training)
 from modeling.config import BertConfig
 from modeling.tokenization import validate_case_matches_checkpoint
 
@@ -168,7 +168,7 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   stride = check_flags(config)
-  buckets = length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length)
+  buckets = shared_flags.buckets_from_flags()
   tokenizer, inputs = shared_flags.tokenizer_from_flags(config)
   inputs.append(("--labels_file", FLAGS.labels_file))
   for name in ("train_file", "eval_file", "predict_file"):
@@ -208,9 +208,8 @@ def main(argv):
     logging.info("***** Running training: %d sentences in %d windows, batch size %d, %d "
                  "steps *****", len(data["train"]), len(train_arrays["input_ids"]),
                  FLAGS.train_batch_size, num_train_steps)
-    dataset = length_buckets.training_batches(train_arrays, buckets, FLAGS.train_batch_size,
-                                              FLAGS.seed, num_train_steps, trainer.batches_done)
-    status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
+    status = shared_flags.fine_tune_from_flags(trainer, train_arrays, buckets, num_train_steps,
+                                               checkpoints)
     if status is not None:
       return status
 

@@ -20,8 +20,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import (classifier, distribution, length_buckets, squad, squad_data, squad_metrics,
-                      training)
+from modeling import classifier, distribution, squad, squad_data, squad_metrics, training
 from modeling.config import BertConfig
 from modeling.tokenization import validate_case_matches_checkpoint
 
@@ -136,7 +135,7 @@ def main(argv):
     python_logging.getLogger(squad_data.__name__).setLevel(python_logging.DEBUG)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
-  buckets = length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length)
+  buckets = shared_flags.buckets_from_flags()
   tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
       [*squad_data.PREDICTION_FILES, "eval_results.txt"],
@@ -171,9 +170,8 @@ def main(argv):
     logging.info("***** Running training: %d questions, %d features, batch size %d, %d steps "
                  "*****", len(train_examples), len(train_arrays["input_ids"]),
                  FLAGS.train_batch_size, num_train_steps)
-    dataset = length_buckets.training_batches(train_arrays, buckets, FLAGS.train_batch_size,
-                                              FLAGS.seed, num_train_steps, trainer.batches_done)
-    status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
+    status = shared_flags.fine_tune_from_flags(trainer, train_arrays, buckets, num_train_steps,
+                                               checkpoints)
     if status is not None:
       return status
 

@@ -9,7 +9,8 @@ import os
 import tensorflow as tf
 from absl import flags, logging
 
-from modeling import checkpoint, distribution, files, optimization, tokenization, training
+from modeling import (checkpoint, distribution, files, length_buckets, optimization, tokenization,
+                      training)
 
 flags.DEFINE_string("bert_config_file", None,
                     "The config json file corresponding to the pre-trained BERT model.")
@@ -177,6 +178,20 @@ def check_outputs(output_names, inputs):
       [("--output_dir", os.path.join(FLAGS.output_dir, name)) for name in output_names],
       [(flag, path) for flag, path in inputs if path]
       + [("--bert_config_file", FLAGS.bert_config_file)])
+
+
+def buckets_from_flags():
+  """The --length_buckets lengths (`length_buckets.parse_buckets`), checked at start."""
+  return length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length)
+
+
+def fine_tune_from_flags(trainer, arrays, buckets, num_train_steps, checkpoints):
+  """Trains to num_train_steps on `arrays` ({name: np.ndarray [N, ...]}) in batches of
+  --train_batch_size drawn by length bucket (`length_buckets.training_batches`);
+  returns as `train_from_flags`."""
+  dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size, FLAGS.seed,
+                                            num_train_steps, trainer.batches_done)
+  return train_from_flags(trainer, dataset, num_train_steps, checkpoints)
 
 
 def train_from_flags(trainer, dataset, num_train_steps, checkpoints):
