@@ -9,8 +9,12 @@ same windows of word pieces with the same first-piece labels (`modeling.ner_data
 with the same hyper-parameters (batch 32, lr 5e-5, 10% linear warmup then linear
 decay, weight decay 0.01 except LayerNorm and biases, Adam eps 1e-6, clip 1.0,
 dropout 0.1, fp32), one after the other in this run, and are scored on the dev file
-with the same conlleval metric (`modeling.ner_metrics`). Prints the CPU, then each
-side's dev entity F1 and training examples (windows)/s.
+with the same conlleval metric (`modeling.ner_metrics`). Each side pads its batches
+its usual way: ours to the length bucket (run_ner's default --length_buckets=auto),
+Hugging Face to the longest window of the batch (as its
+DataCollatorForTokenClassification). Prints the CPU and the load average around
+each side (other processes on a shared machine skew the speeds), then each side's
+dev entity F1 and training examples (windows)/s.
 """
 
 import argparse
@@ -34,6 +38,16 @@ from modeling import ner_data, ner_metrics  # noqa: E402
 from modeling.tokenization import FullTokenizer  # noqa: E402
 
 
+def load():
+  return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def cut_to_longest(batch):
+  """The batch's sequence arrays cut to its longest window (dynamic padding)."""
+  length = int(batch["input_mask"].sum(1).max())
+  return {k: v[:, :length] for k, v in batch.items()}
+
+
 def run_ours(args):
   """Runs run_ner.py; returns (dev entity F1, training examples/s)."""
   output_dir = os.path.join(args.output_dir, "ours")
@@ -47,13 +61,14 @@ def run_ours(args):
              f"--num_train_epochs={args.epochs}", "--log_steps=20",
              "--save_checkpoints_steps=100000", "--eval_batch_size=32"]
   start = time.time()
+  print(f"ours: start, {load()}", flush=True)
   result = subprocess.run(command, capture_output=True, text=True)
   if result.returncode != 0:
     raise RuntimeError(result.stderr[-4000:])
   logged = [float(x) for x in re.findall(r"([\d.]+) examples/s", result.stderr)]
   results = dict(line.split(" = ") for line in
                  open(os.path.join(output_dir, "eval_results.txt")).read().splitlines())
-  print(f"ours: wall {time.time() - start:.0f}s", flush=True)
+  print(f"ours: wall {time.time() - start:.0f}s, {load()}", flush=True)
   # The first logged interval includes tracing; the rest are steady state.
   return float(results["eval_f1"]), float(np.median(logged[1:] or logged))
 
@@ -90,10 +105,11 @@ def run_hugging_face(args):
   order = np.concatenate([rng.permutation(count) for _ in range(int(np.ceil(args.epochs)) + 1)])
   model.train()
   times = []
+  print(f"hugging face: start, {load()}", flush=True)
   for step in range(steps):
     index = order[step * 32:(step + 1) * 32]
-    batch = {k: torch.from_numpy(v[index]).long() for k, v in arrays.items()
-             if k != "label_weights"}
+    batch = {k: torch.from_numpy(v).long() for k, v in cut_to_longest(
+        {k: v[index] for k, v in arrays.items() if k != "label_weights"}).items()}
     start = time.time()
     loss = model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
                  token_type_ids=batch["segment_ids"], labels=batch["label_ids"]).loss
@@ -109,11 +125,15 @@ def run_hugging_face(args):
   predicted = []
   with torch.no_grad():
     for start in range(0, len(dev_features.arrays["input_ids"]), 32):
-      batch = {k: torch.from_numpy(v[start:start + 32]).long()
-               for k, v in dev_features.arrays.items() if k != "label_weights"}
+      batch = {k: torch.from_numpy(v).long() for k, v in cut_to_longest(
+          {k: v[start:start + 32] for k, v in dev_features.arrays.items()
+           if k != "label_weights"}).items()}
       logits = model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
                      token_type_ids=batch["segment_ids"]).logits
-      predicted.append(logits.argmax(-1).numpy())
+      labels_of_batch = logits.argmax(-1).numpy()
+      predicted.append(np.pad(labels_of_batch,
+                              [(0, 0), (0, args.max_seq_length - labels_of_batch.shape[1])]))
+  print(f"hugging face: done, {load()}", flush=True)
   word_labels = np.concatenate(predicted)[dev_features.word_window, dev_features.word_column]
   tags = ner_data.split_by_sentence([labels[i] for i in word_labels], dev)
   f1 = ner_metrics.evaluate([s.tags for s in dev], tags)["f1"]
