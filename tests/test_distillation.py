@@ -483,7 +483,7 @@ def test_task_distillation_resumes_and_run_classifier_evaluates_and_exports(task
   evaluated, export = tmp_path / "evaluated", tmp_path / "export"
   run_script("run_classifier.py", "--task_name=tsv", f"--data_dir={task / 'data'}",
              f"--vocab_file={task / 'vocab.txt'}", f"--bert_config_file={out / 'bert_config.json'}",
-             f"--init_checkpoint={out / 'model.ckpt-8'}", f"--output_dir={evaluated}",
+             f"--init_checkpoint={out}", f"--output_dir={evaluated}",  # its latest
              "--do_eval", f"--max_seq_length={SEQ}", "--eval_batch_size=5",
              f"--export_dir={export}")
   theirs = dict(line.split(" = ") for line in
@@ -526,6 +526,8 @@ def test_flags_of_the_other_mode_and_bad_teachers_are_refused(task, general, tmp
        "checkpoint not found"),
       (_task_args(task, tmp_path / "f", "--do_eval"),
        "--do_eval without --do_train needs a student checkpoint in --output_dir"),
+      (_task_args(task, tmp_path / "g", "--do_train", "--task_name=sts-b"),
+       "--task_name=sts-b is a regression task: there are no class probabilities"),
   ]
   result = subprocess.run([sys.executable, "-c", REFUSALS_SCRIPT,
                            json.dumps([[str(a) for a in args] for args, _ in cases])],
