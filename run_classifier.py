@@ -39,17 +39,6 @@ flags.DEFINE_string("export_dir", None, "Ours: write a SavedModel serving raw te
 FLAGS = flags.FLAGS
 
 
-def to_arrays(examples, label_list, tokenizer):
-  """Features of the examples as {name: np.ndarray [N, ...]}."""
-  features = [classifier_data.convert_example(e, label_list, FLAGS.max_seq_length, tokenizer)
-              for e in examples]
-  arrays = {name: np.array([getattr(f, name) for f in features], np.int32).reshape(
-      -1, FLAGS.max_seq_length) for name in ("input_ids", "input_mask", "segment_ids")}
-  label_dtype = np.float32 if label_list is None else np.int32
-  arrays["label_ids"] = np.array([f.label_id for f in features], label_dtype)
-  return arrays
-
-
 def check_flags(config):
   """The original's flag checks, with the value at fault named."""
   if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
@@ -113,14 +102,16 @@ def main(argv):
   if FLAGS.do_train:
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
-    arrays = to_arrays(examples["train"], label_list, tokenizer)
+    arrays = classifier_data.to_arrays(examples["train"], label_list,
+                                       FLAGS.max_seq_length, tokenizer)
     status = shared_flags.fine_tune_from_flags(trainer, arrays, buckets, num_train_steps,
                                                checkpoints)
     if status is not None:
       return status
 
   if FLAGS.do_eval:
-    arrays = to_arrays(examples["dev"], label_list, tokenizer)
+    arrays = classifier_data.to_arrays(examples["dev"], label_list, FLAGS.max_seq_length,
+                                       tokenizer)
     outputs = classifier.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size,
                                  buckets)
     results = classifier.eval_metrics(outputs, arrays["label_ids"], processor.is_regression)
@@ -131,7 +122,8 @@ def main(argv):
       training.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
   if FLAGS.do_predict:
-    arrays = to_arrays(examples["test"], label_list, tokenizer)
+    arrays = classifier_data.to_arrays(examples["test"], label_list, FLAGS.max_seq_length,
+                                       tokenizer)
     outputs = classifier.predict(strategy, model.predict_step, arrays,
                                  FLAGS.predict_batch_size, buckets)
     if is_chief:

@@ -240,6 +240,8 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
       num_train_steps, num_warmup_steps, student_config, layers,
       classifier.FRESH_HEAD)
 
+  buckets = shared_flags.buckets_from_flags()
+
   def arrays(split):
     return classifier_data.to_arrays(examples[split], label_list, FLAGS.max_seq_length,
                                      tokenizer)
@@ -247,18 +249,18 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
   if FLAGS.do_train:
     logging.info("***** Distilling: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
-    dataset = classifier.train_dataset(arrays("train"), FLAGS.train_batch_size, FLAGS.seed,
-                                       trainer.batches_done)
-    status = shared_flags.train_from_flags(trainer, dataset, num_train_steps, checkpoints)
+    status = shared_flags.fine_tune_from_flags(trainer, arrays("train"), buckets,
+                                               num_train_steps, checkpoints)
     if status is not None:
       return status
   if FLAGS.do_eval:
     dev = arrays("dev")
     results = classifier.eval_metrics(
-        classifier.predict(strategy, model.predict_step, dev, FLAGS.eval_batch_size),
+        classifier.predict(strategy, model.predict_step, dev, FLAGS.eval_batch_size, buckets),
         dev["label_ids"], False)
     teacher = classifier.eval_metrics(
-        classifier.predict(strategy, model.teacher_predict_step, dev, FLAGS.eval_batch_size),
+        classifier.predict(strategy, model.teacher_predict_step, dev, FLAGS.eval_batch_size,
+                           buckets),
         dev["label_ids"], False)
     results["teacher_eval_accuracy"] = teacher["eval_accuracy"]
     results["global_step"] = int(optimizer.global_step.numpy())

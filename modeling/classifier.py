@@ -79,26 +79,6 @@ class ClassifierModel(tf.Module):
     return {"per_example_loss": per_example_loss, "predictions": predictions}
 
 
-def train_dataset(arrays, batch_size, seed, skip_batches=0):
-  """Shuffled (seeded, reshuffled each epoch), repeated global batches from a step on.
-
-  Args:
-    arrays: {name: np.ndarray [N, ...]}, every array the same length N.
-    batch_size: the global batch size (the last partial batch of an epoch is not
-      dropped: the data repeats).
-    seed: the shuffle seed.
-    skip_batches: batches already trained on (where a resumed run starts).
-
-  Returns:
-    A tf.data.Dataset of full batches, with is_real_example all 1.
-  """
-  count = len(next(iter(arrays.values())))
-  dataset = tf.data.Dataset.from_tensor_slices(
-      dict(arrays, is_real_example=np.ones(count, np.float32)))
-  dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
-  return dataset.batch(batch_size, drop_remainder=True).skip(skip_batches)
-
-
 def padded_dataset(arrays, batch_size):
   """Batches in order, padding the last batch with rows whose is_real_example is 0.
 

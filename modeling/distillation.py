@@ -347,7 +347,7 @@ class ClassifierDistillation(_Distillation):
     """Training loss share (student dropout on), float32 scalar.
 
     Args:
-      batch: a (micro-)batch of `classifier.train_dataset`.
+      batch: a (micro-)batch of `length_buckets.training_batches`.
       totals: `loss_totals` summed over every batch of the update.
     """
     return loss_share(self.objective, self._sums(batch, training=True), totals,
