@@ -8,13 +8,14 @@ features exactly as the original `run_classifier.convert_single_example`:
 Every row a processor cannot read is reported as `ValueError("file:line: ...")`.
 """
 
-import codecs
 import csv
 import dataclasses
 import io
 import os
 
 import numpy as np
+
+from modeling import files
 
 
 @dataclasses.dataclass
@@ -46,15 +47,7 @@ def read_tsv(path):
   """
   if not os.path.isfile(path):
     raise FileNotFoundError(f"data file not found: {path}")
-  with open(path, "rb") as reader:
-    data = reader.read()
-  data = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
-  try:
-    text = data.decode("utf-8")
-  except UnicodeDecodeError as error:
-    line = data[:error.start].count(b"\n") + 1
-    raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {data[error.start]:#04x}); save "
-                     "the file as UTF-8") from None
+  text = files.read_utf8(path)
   return list(enumerate(csv.reader(io.StringIO(text, newline=""), delimiter="\t",
                                    quoting=csv.QUOTE_NONE), start=1))
 

@@ -7,6 +7,7 @@ is imported then.
 """
 
 import builtins
+import codecs
 import contextlib
 import glob as _glob
 import os
@@ -200,6 +201,23 @@ def check_replaceable_directory(path, marker, flag):
   if not exists(_join(path, marker)):
     raise ValueError(f"{flag}={path} exists and is not an earlier export (no {marker}); "
                      "replacing it would delete what it holds: choose a new directory")
+
+
+def read_utf8(path):
+  """The text of a UTF-8 file, a byte-order mark dropped.
+
+  Raises:
+    ValueError: the file is not UTF-8, naming `path:line` and the byte.
+  """
+  with open(path, "rb") as reader:
+    data = reader.read()
+  data = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+  try:
+    return data.decode("utf-8")
+  except UnicodeDecodeError as error:
+    line = data[:error.start].count(b"\n") + 1
+    raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {data[error.start]:#04x}); save "
+                     "the file as UTF-8") from None
 
 
 def file_identity(path):

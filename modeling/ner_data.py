@@ -15,7 +15,6 @@ so every word of the input gets exactly one prediction, in order.
 Every problem with a file is a `ValueError("file:line: ...")`.
 """
 
-import codecs
 import dataclasses
 
 import numpy as np
@@ -50,15 +49,7 @@ def _read_lines(path):
   """The lines of a UTF-8 file (a byte-order mark accepted), split at "\\n" only."""
   if not files.exists(path):
     raise FileNotFoundError(f"CoNLL file not found: {path}")
-  with files.open(path, "rb") as reader:
-    data = reader.read()
-  data = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
-  try:
-    text = data.decode("utf-8")
-  except UnicodeDecodeError as error:
-    line = data[:error.start].count(b"\n") + 1
-    raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {data[error.start]:#04x}); save "
-                     "the file as UTF-8") from None
+  text = files.read_utf8(path)
   # Not str.splitlines: it also breaks at U+2028, U+0085, ... which a word may hold.
   return [line.rstrip("\r") for line in text.split("\n")]
 
