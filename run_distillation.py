@@ -30,6 +30,7 @@ import os
 import tensorflow as tf
 from absl import app, flags, logging
 
+import pretraining_flags  # noqa: F401  (defines the flags)
 import shared_flags
 from modeling import (checkpoint, classifier, classifier_data, distillation, distribution, files,
                       pretraining, pretraining_input, training)
@@ -38,23 +39,10 @@ from modeling.tokenization import validate_case_matches_checkpoint
 
 FLAGS = flags.FLAGS
 
-# General distillation: run_pretraining.py's flags.
-flags.DEFINE_string("input_file", None,
-                    "Input TF example files (can be a glob or comma separated).")
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Masked LM predictions per sequence; must match data generation.")
-flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
-flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
-flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
-flags.DEFINE_bool("dynamic_masking", False,
-                  "Mask the records anew each time they are read (records made with "
-                  "create_pretraining_data.py --masking=dynamic; needs --vocab_file).")
+# General distillation: run_pretraining.py's flags (pretraining_flags.py), and:
 flags.DEFINE_string("vocab_file", None,
                     "The vocabulary: of the records with --dynamic_masking; of the task's "
                     "text with --task_name.")
-flags.DEFINE_float("masked_lm_prob", 0.15, "With --dynamic_masking: the fraction masked.")
-flags.DEFINE_bool("do_whole_word_mask", False,
-                  "With --dynamic_masking: mask a word's pieces together.")
 # Task-specific distillation: run_classifier.py's flags.
 flags.DEFINE_string("task_name", None, "Task-specific distillation on this task of "
                     "run_classifier.py (default: general distillation on --input_file).")

@@ -18,27 +18,14 @@ import os
 import tensorflow as tf
 from absl import app, flags, logging
 
+import pretraining_flags  # noqa: F401  (defines the flags)
 import shared_flags
 from modeling import distribution, pretraining, pretraining_input, training
 from modeling.config import BertConfig
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input_file", None,
-                    "Input TF example files (can be a glob or comma separated).")
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Masked LM predictions per sequence; must match data generation.")
-flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
-flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
-flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
-# Ours: the RoBERTa recipe, opt-in.
-flags.DEFINE_bool("dynamic_masking", False,
-                  "Mask the records anew each time they are read (records made with "
-                  "create_pretraining_data.py --masking=dynamic; needs --vocab_file).")
 flags.DEFINE_string("vocab_file", None, "With --dynamic_masking: the records' vocabulary.")
-flags.DEFINE_float("masked_lm_prob", 0.15, "With --dynamic_masking: the fraction masked.")
-flags.DEFINE_bool("do_whole_word_mask", False,
-                  "With --dynamic_masking: mask a word's pieces together.")
 flags.DEFINE_bool("next_sentence", True,
                   "Train the next-sentence head (false: masked LM only, as RoBERTa; "
                   "records need no next_sentence_labels, cls/seq_relationship is not "

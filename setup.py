@@ -8,7 +8,8 @@ setup(
                  "checkpoint names, same flags."),
     packages=find_packages(include=["modeling", "modeling.*"]),
     py_modules=["create_pretraining_data", "run_pretraining", "run_classifier", "run_squad",
-                "run_ner", "run_distillation", "extract_features", "shared_flags"],
+                "run_ner", "run_distillation", "extract_features", "shared_flags",
+                "pretraining_flags"],
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
