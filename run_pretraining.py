@@ -61,19 +61,13 @@ def main(argv):
                      f"{FLAGS.output_dir} or an --init_checkpoint")
 
   if FLAGS.do_train:
-    skip_records = trainer.batches_done * FLAGS.train_batch_size
-    status = records.reading(lambda: shared_flags.train_from_flags(
-        trainer, records.dataset(FLAGS.train_batch_size, True, skip_records),
-        FLAGS.num_train_steps, checkpoints))
+    status = shared_flags.pretrain_from_flags(trainer, records, checkpoints)
     if status is not None:
       return status
 
   if FLAGS.do_eval:
-    if FLAGS.eval_batch_size % strategy.num_replicas_in_sync:
-      raise ValueError(f"--eval_batch_size={FLAGS.eval_batch_size} does not split over "
-                       f"{strategy.num_replicas_in_sync} replicas")
-    results = records.reading(lambda: trainer.evaluate(
-        records.dataset(FLAGS.eval_batch_size, False), model.eval_metrics, FLAGS.max_eval_steps))
+    results = shared_flags.evaluate_records_from_flags(strategy, trainer, records,
+                                                       model.eval_metrics)
     logging.info("***** Eval results *****\n%s",
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:

@@ -194,6 +194,28 @@ def fine_tune_from_flags(trainer, arrays, buckets, num_train_steps, checkpoints)
   return train_from_flags(trainer, dataset, num_train_steps, checkpoints)
 
 
+def pretrain_from_flags(trainer, records, checkpoints):
+  """Trains to --num_train_steps on `records` (a `pretraining_input.PretrainingRecords`),
+  from where a resumed run left them; returns as `train_from_flags`."""
+  skip_records = trainer.batches_done * FLAGS.train_batch_size
+  return records.reading(lambda: train_from_flags(
+      trainer, records.dataset(FLAGS.train_batch_size, True, skip_records),
+      FLAGS.num_train_steps, checkpoints))
+
+
+def evaluate_records_from_flags(strategy, trainer, records, metrics_fn):
+  """`trainer.evaluate` of `metrics_fn` over --max_eval_steps batches of `records`.
+
+  Raises:
+    ValueError: --eval_batch_size does not split over the replicas.
+  """
+  if FLAGS.eval_batch_size % strategy.num_replicas_in_sync:
+    raise ValueError(f"--eval_batch_size={FLAGS.eval_batch_size} does not split over "
+                     f"{strategy.num_replicas_in_sync} replicas")
+  return records.reading(lambda: trainer.evaluate(
+      records.dataset(FLAGS.eval_batch_size, False), metrics_fn, FLAGS.max_eval_steps))
+
+
 def train_from_flags(trainer, dataset, num_train_steps, checkpoints):
   """Trains to num_train_steps; returns None, or the exit status after a stop signal."""
   result = trainer.train(dataset, num_train_steps, checkpoints, FLAGS.save_checkpoints_steps)
