@@ -22,22 +22,13 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
-from modeling import BertConfig, optimization, pretraining, training  # noqa: E402
+import pretraining_step  # noqa: E402
 
 
 def build(config_dict, dtype, settings):
-  """run_pretraining.py's model, optimizer and one train step on a fixed batch."""
-  config = BertConfig.from_dict(config_dict)
-  batch = common.pretraining_batch(settings["batch_size"], settings["seq_length"],
-                                   settings["max_predictions"], config.vocab_size)
-  batch = {k: tf.constant(v) for k, v in batch.items()}
-  model = pretraining.PretrainingModel(config, compute_dtype=dtype)
-  optimizer = optimization.create_optimizer("adamw", model.trainable_variables, 5e-5, 100000,
-                                            10000)
-  strategy = tf.distribute.get_strategy()
-  trainer = training.Trainer(strategy, model.loss, optimizer, settings["batch_size"],
-                             totals_fn=model.loss_totals)
-  step = tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0])
+  """run_pretraining.py's model and train step (`pretraining_step.train_step`); returns
+  (trainable parameters, step)."""
+  model, step = pretraining_step.train_step(config_dict, dtype, settings)
   parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
   return parameters, step
 

@@ -20,9 +20,13 @@ import common  # noqa: E402
 from modeling import BertConfig, optimization, pretraining, training  # noqa: E402
 
 
-def ours_seconds_per_step(settings, dtype):
-  """Seconds per training step of run_pretraining.py's model, optimizer and train step."""
-  config = BertConfig.from_dict(common.CONFIGS[settings["config"]])
+def train_step(config_dict, dtype, settings, use_xla=False):
+  """run_pretraining.py's model and a tf.function of its train step on a fixed batch.
+
+  Returns:
+    (PretrainingModel, step: () -> loss tensor).
+  """
+  config = BertConfig.from_dict(config_dict)
   batch = common.pretraining_batch(settings["batch_size"], settings["seq_length"],
                                    settings["max_predictions"], config.vocab_size)
   batch = {k: tf.constant(v) for k, v in batch.items()}
@@ -31,8 +35,13 @@ def ours_seconds_per_step(settings, dtype):
                                             10000)
   strategy = tf.distribute.get_strategy()
   trainer = training.Trainer(strategy, model.loss, optimizer, settings["batch_size"],
-                             totals_fn=model.loss_totals, use_xla=settings["xla"])
-  step = tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0])
+                             totals_fn=model.loss_totals, use_xla=use_xla)
+  return model, tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0])
+
+
+def ours_seconds_per_step(settings, dtype):
+  """Seconds per training step of run_pretraining.py's model, optimizer and train step."""
+  _, step = train_step(common.CONFIGS[settings["config"]], dtype, settings, settings["xla"])
   return common.time_calls(lambda: step().numpy(), settings["warmup"], settings["iterations"])
 
 
