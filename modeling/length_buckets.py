@@ -23,7 +23,8 @@ function of the seed alone, and a resumed run skips the batches already trained 
 import numpy as np
 import tensorflow as tf
 
-SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+from modeling.pretraining_input import SEQUENCE_FEATURES
+
 _STEP = 32
 
 
