@@ -108,8 +108,10 @@ def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_output
     arrays: {name: np.ndarray [N, ...]} the inputs; `input_ids`, `input_mask`,
       `segment_ids` are [N, S].
     batch_size: global batch size (a multiple of the number of replicas).
-    buckets: `length_buckets.parse_buckets` lengths: the rows of each bucket run
-      together, cut to its length (None: every batch at S).
+    buckets: `length_buckets.parse_buckets` lengths: the rows, sorted by length,
+      are cut into batches, each run at the smallest bucket holding its longest
+      row, so only the last batch is partly padding (None: every batch at S, in
+      input order).
     sequence_outputs: names of outputs [b, L, ...] over the sequence; they come
       back padded with zeros to S.
 
@@ -118,9 +120,15 @@ def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_output
   """
   count = len(next(iter(arrays.values())))
   width = arrays["input_ids"].shape[1]
-  ids = (np.zeros(count, np.int64) if buckets is None
-         else length_buckets.bucket_ids(arrays["input_mask"], buckets))
-  lengths = [width] if buckets is None else buckets
+  if buckets is None:
+    order, lengths = np.arange(count), [width]
+    batch_buckets = np.zeros(count, np.int64)
+  else:
+    order, lengths = np.argsort(arrays["input_mask"].sum(1), kind="stable"), buckets
+    ids = length_buckets.bucket_ids(arrays["input_mask"][order], buckets)  # ascending
+    # The bucket of each sorted row's batch: that of the batch's last (longest) row.
+    last_of_batch = np.minimum((np.arange(count) // batch_size + 1) * batch_size, count) - 1
+    batch_buckets = ids[last_of_batch]
 
   @tf.function(reduce_retracing=True)
   def run(batch):
@@ -129,8 +137,8 @@ def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_output
     return tf.nest.map_structure(lambda x: strategy.gather(x, axis=0), outputs)
 
   rows, parts = [], []
-  for bucket in np.unique(ids):
-    members = np.flatnonzero(ids == bucket)
+  for bucket in np.unique(batch_buckets):
+    members = order[batch_buckets == bucket]  # Whole batches, but for the last bucket's.
     length = min(lengths[bucket], width)
     dataset, num_batches = padded_dataset(
         {name: value[members][:, :length] if name in length_buckets.SEQUENCE_FEATURES

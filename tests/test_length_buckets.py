@@ -94,6 +94,25 @@ def test_bucketed_predictions_equal_unbucketed():
     np.testing.assert_allclose(bucketed[name], plain[name], atol=1e-5, rtol=0)
 
 
+def test_prediction_batches_sorted_rows_at_the_bucket_of_their_longest():
+  arrays = _arrays(37)
+  batches = tf.Variable(0)
+
+  def width(batch):
+    batches.assign_add(1)
+    return {"width": tf.fill(tf.shape(batch["input_ids"])[:1], tf.shape(batch["input_ids"])[1])}
+
+  widths = classifier.predict(tf.distribute.get_strategy(), width, arrays, 5,
+                              buckets=[16, 32, 64])["width"]
+  assert int(batches.numpy()) == 8  # ceil(37 / 5): only the last batch has padding rows.
+  lengths = arrays["input_mask"].sum(1)
+  order = np.argsort(lengths, kind="stable")
+  for start in range(0, 37, 5):
+    rows = order[start:start + 5]
+    longest = lengths[rows].max()
+    assert set(widths[rows]) == {min(b for b in (16, 32, 64) if b >= longest)}
+
+
 def test_sequence_outputs_come_back_at_full_width():
   model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
 
