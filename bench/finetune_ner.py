@@ -33,19 +33,13 @@ BERT_DIR = os.path.join(SHARED_DIR, "models", "minilm-l6-h384-uncased")
 DATA_DIR = os.path.join(SHARED_DIR, "data", "wnut17")
 
 from common import cpu_description  # noqa: E402
-from finetune_topics import tf1_to_torch_state  # noqa: E402
+import hf_peer  # noqa: E402
 from modeling import ner_data, ner_metrics  # noqa: E402
 from modeling.tokenization import FullTokenizer  # noqa: E402
 
 
 def load():
   return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def cut_to_longest(batch):
-  """The batch's sequence arrays cut to its longest window (dynamic padding)."""
-  length = int(batch["input_mask"].sum(1).max())
-  return {k: v[:, :length] for k, v in batch.items()}
 
 
 def run_ours(args):
@@ -75,9 +69,6 @@ def run_ours(args):
 
 def run_hugging_face(args):
   """Fine-tunes BertForTokenClassification on the same windows; (dev F1, examples/s)."""
-  import torch  # pylint: disable=import-outside-toplevel
-  import transformers  # pylint: disable=import-outside-toplevel
-  torch.manual_seed(12345)
   train = ner_data.read_files(f"{DATA_DIR}/train.conll")
   dev = ner_data.read_files(f"{DATA_DIR}/dev.conll")
   labels = ner_data.labels_of(train)
@@ -89,52 +80,12 @@ def run_hugging_face(args):
   arrays["label_ids"] = np.where(arrays["label_weights"] > 0, arrays["label_ids"], -100)
   dev_features = ner_data.features(dev, tokenizer, label_ids, args.max_seq_length, stride)
 
-  config = transformers.BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
-  config.hidden_act = "gelu"  # transformers' "gelu" is the exact (erf) GELU
-  config.num_labels = len(labels)
-  model = transformers.BertForTokenClassification(config)
-  tf1_to_torch_state(model)
-  count = len(arrays["input_ids"])
-  steps = int(count / 32 * args.epochs)
-  decay = [p for n, p in model.named_parameters() if not re.search("LayerNorm|bias", n)]
-  no_decay = [p for n, p in model.named_parameters() if re.search("LayerNorm|bias", n)]
-  optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=5e-5, eps=1e-6)
-  schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
-  rng = np.random.RandomState(12345)
-  order = np.concatenate([rng.permutation(count) for _ in range(int(np.ceil(args.epochs)) + 1)])
-  model.train()
-  times = []
+  model = hf_peer.load_model("BertForTokenClassification", BERT_DIR, len(labels))
   print(f"hugging face: start, {load()}", flush=True)
-  for step in range(steps):
-    index = order[step * 32:(step + 1) * 32]
-    batch = {k: torch.from_numpy(v).long() for k, v in cut_to_longest(
-        {k: v[index] for k, v in arrays.items() if k != "label_weights"}).items()}
-    start = time.time()
-    loss = model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
-                 token_type_ids=batch["segment_ids"], labels=batch["label_ids"]).loss
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    schedule.step()
-    optimizer.zero_grad()
-    times.append(time.time() - start)
-    if step % 20 == 0:
-      print(f"hugging face: step {step}/{steps} loss {loss.item():.4f}", flush=True)
-  model.eval()
-  predicted = []
-  with torch.no_grad():
-    for start in range(0, len(dev_features.arrays["input_ids"]), 32):
-      batch = {k: torch.from_numpy(v).long() for k, v in cut_to_longest(
-          {k: v[start:start + 32] for k, v in dev_features.arrays.items()
-           if k != "label_weights"}).items()}
-      logits = model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
-                     token_type_ids=batch["segment_ids"]).logits
-      labels_of_batch = logits.argmax(-1).numpy()
-      predicted.append(np.pad(labels_of_batch,
-                              [(0, 0), (0, args.max_seq_length - labels_of_batch.shape[1])]))
+  times = hf_peer.fine_tune(model, arrays, args.epochs, log=lambda m: print(m, flush=True))
+  predicted = hf_peer.predict(model, dev_features.arrays).argmax(-1)  # [N, S]
   print(f"hugging face: done, {load()}", flush=True)
-  word_labels = np.concatenate(predicted)[dev_features.word_window, dev_features.word_column]
+  word_labels = predicted[dev_features.word_window, dev_features.word_column]
   tags = ner_data.split_by_sentence([labels[i] for i in word_labels], dev)
   f1 = ner_metrics.evaluate([s.tags for s in dev], tags)["f1"]
   return f1, 32 / float(np.median(times[5:]))
