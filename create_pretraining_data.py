@@ -8,7 +8,7 @@ The flags and defaults are the original create_pretraining_data.py's. Example:
 
 from absl import app, flags, logging
 
-from modeling import pretraining_data, tokenization
+from modeling.data import pretraining_data, tokenization
 
 flags.DEFINE_string("input_file", None,
                     "Input raw text file (or comma-separated list of files and globs).")

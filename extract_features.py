@@ -21,10 +21,13 @@ import time
 
 from absl import app, flags, logging
 
-from modeling import checkpoint, distribution, feature_extraction, files
-from modeling.config import BertConfig
-from modeling.model import BertModel
-from modeling.tokenization import create_tokenizer
+from modeling import checkpoint
+from modeling.data import files
+from modeling.data.tokenization import create_tokenizer
+from modeling.model.config import BertConfig
+from modeling.model.model import BertModel
+from modeling.tasks import feature_extraction
+from modeling.training import distribution
 
 flags.DEFINE_string("input_file", None, "Text, one `text_a` or `text_a ||| text_b` a line.")
 flags.DEFINE_string("output_file", None, "Where the JSON lines are written.")

@@ -20,9 +20,11 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import classifier, classifier_data, distribution, files, serving, training
-from modeling.config import BertConfig
-from modeling.tokenization import validate_case_matches_checkpoint
+from modeling.data import classifier_data, files
+from modeling.data.tokenization import validate_case_matches_checkpoint
+from modeling.model.config import BertConfig
+from modeling.tasks import classifier, serving
+from modeling.training import distribution, loop
 
 flags.DEFINE_string("data_dir", None, "The input data dir with the task's .tsv files.")
 flags.DEFINE_string("task_name", None, "The name of the task to train.")
@@ -55,7 +57,7 @@ def check_flags(config):
 
 def write_test_results(path, predictions):
   """One row per test example: tab-separated class probabilities (or the value)."""
-  training.write_atomically(path, "".join(
+  loop.write_atomically(path, "".join(
       "\t".join(str(p) for p in np.atleast_1d(row)) + "\n" for row in predictions))
 
 
@@ -96,8 +98,8 @@ def main(argv):
     raise ValueError(f"nothing to evaluate, predict or export: no checkpoint in --output_dir="
                      f"{FLAGS.output_dir} and no --init_checkpoint")
   if is_chief and label_list is not None:
-    training.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
-                              "".join(f"{label}\n" for label in label_list))
+    loop.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
+                          "".join(f"{label}\n" for label in label_list))
 
   if FLAGS.do_train:
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
@@ -119,7 +121,7 @@ def main(argv):
     logging.info("***** Eval results (%d examples) *****\n%s", len(examples["dev"]),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:
-      training.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+      loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
   if FLAGS.do_predict:
     arrays = classifier_data.to_arrays(examples["test"], label_list, FLAGS.max_seq_length,

@@ -7,7 +7,7 @@ distributions at the masked positions, alpha_mlm * the masked-LM loss, alpha_cos
 the cosine loss of the last hidden states (no next-sentence task). Task-specific
 distillation (--task_name, --data_dir as run_classifier.py) trains a student
 classifier on the fine-tuned teacher's soft class probabilities at temperature T
-and the labels. See modeling/distillation.py for the exact loss.
+and the labels. See modeling/tasks/distillation.py for the exact loss.
 
 The teacher (--teacher_config_file, --teacher_checkpoint) runs without dropout and
 is never updated nor saved; it is read again at each start. The student
@@ -32,10 +32,12 @@ from absl import app, flags, logging
 
 import pretraining_flags  # noqa: F401  (defines the flags)
 import shared_flags
-from modeling import (checkpoint, classifier, classifier_data, distillation, distribution, files,
-                      pretraining, pretraining_input, training)
-from modeling.config import BertConfig
-from modeling.tokenization import validate_case_matches_checkpoint
+from modeling import checkpoint
+from modeling.data import classifier_data, files, pretraining_input
+from modeling.data.tokenization import validate_case_matches_checkpoint
+from modeling.model.config import BertConfig
+from modeling.tasks import classifier, distillation, pretraining
+from modeling.training import distribution, loop
 
 FLAGS = flags.FLAGS
 
@@ -159,8 +161,8 @@ def start(strategy, make_model, num_train_steps, num_warmup_steps, student_confi
   if begun == "fresh":
     init_student(model, teacher_report, layers, fresh_heads)
   if is_chief:
-    training.write_atomically(os.path.join(FLAGS.output_dir, "bert_config.json"),
-                              student_config.to_json_string())
+    loop.write_atomically(os.path.join(FLAGS.output_dir, "bert_config.json"),
+                          student_config.to_json_string())
   return model, optimizer, trainer, checkpoints
 
 
@@ -168,7 +170,7 @@ def write_results(strategy, results):
   logging.info("***** Eval results *****\n%s",
                "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
   if distribution.is_chief(strategy):
-    training.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+    loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
 
 def general_distillation(strategy, configs, objective, layers, compute_dtype, inputs):

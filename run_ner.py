@@ -21,10 +21,11 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import (classifier, distribution, files, ner, ner_data, ner_metrics, ner_serving,
-                      serving, training)
-from modeling.config import BertConfig
-from modeling.tokenization import validate_case_matches_checkpoint
+from modeling.data import files, ner_data
+from modeling.data.tokenization import validate_case_matches_checkpoint
+from modeling.model.config import BertConfig
+from modeling.tasks import classifier, ner, ner_metrics, ner_serving, serving
+from modeling.training import distribution, loop
 
 flags.DEFINE_string("train_file", None, "CoNLL file(s) to train on (comma-separated).")
 flags.DEFINE_string("eval_file", None, "CoNLL file(s) to evaluate (comma-separated).")
@@ -145,7 +146,7 @@ def write_predictions(path, sentences, columns):
   for sentence, *sentence_columns in zip(sentences, *columns):
     lines.extend(" ".join(parts) + "\n" for parts in zip(sentence.words, *sentence_columns))
     lines.append("\n")
-  training.write_atomically(path, "".join(lines))
+  loop.write_atomically(path, "".join(lines))
 
 
 def evaluate(strategy, model, sentences, features, labels, global_step, buckets):
@@ -201,8 +202,8 @@ def main(argv):
     raise ValueError(f"nothing to evaluate, predict or export: no checkpoint in --output_dir="
                      f"{FLAGS.output_dir} and no --init_checkpoint")
   if is_chief:
-    training.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
-                              "".join(f"{label}\n" for label in labels))
+    loop.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
+                          "".join(f"{label}\n" for label in labels))
 
   if FLAGS.do_train:
     logging.info("***** Running training: %d sentences in %d windows, batch size %d, %d "
@@ -221,7 +222,7 @@ def main(argv):
                  sum(len(s.words) for s in sentences),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:
-      training.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+      loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
       write_predictions(os.path.join(FLAGS.output_dir, "eval_predictions.txt"), sentences,
                         [[s.tags for s in sentences], tags])
 

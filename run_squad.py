@@ -20,9 +20,11 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
-from modeling import classifier, distribution, squad, squad_data, squad_metrics, training
-from modeling.config import BertConfig
-from modeling.tokenization import validate_case_matches_checkpoint
+from modeling.data import squad_data
+from modeling.data.tokenization import validate_case_matches_checkpoint
+from modeling.model.config import BertConfig
+from modeling.tasks import classifier, squad, squad_metrics
+from modeling.training import distribution, loop
 
 flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
@@ -125,7 +127,7 @@ def predict(strategy, model, tokenizer, examples, global_step, is_chief):
     results["global_step"] = global_step
     logging.info("***** Eval results (%d questions) *****\n%s", len(examples),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
-    training.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+    loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
 
 def main(argv):

@@ -9,8 +9,9 @@ import os
 import tensorflow as tf
 from absl import flags, logging
 
-from modeling import (checkpoint, distribution, files, length_buckets, optimization, tokenization,
-                      training)
+from modeling import checkpoint
+from modeling.data import files, length_buckets, tokenization
+from modeling.training import distribution, loop, optimization
 
 flags.DEFINE_string("bert_config_file", None,
                     "The config json file corresponding to the pre-trained BERT model.")
@@ -89,7 +90,7 @@ def trainer_from_flags(strategy, model, optimizer, is_chief):
         f"--num_accumulation_steps={FLAGS.num_accumulation_steps} must divide "
         f"--train_batch_size={FLAGS.train_batch_size} into micro-batches that split over "
         f"{replicas} replicas: use a divisor of {FLAGS.train_batch_size // replicas}")
-  return training.Trainer(
+  return loop.Trainer(
       strategy, model.loss, optimizer, FLAGS.train_batch_size, FLAGS.log_steps,
       FLAGS.iterations_per_loop, summary_dir=FLAGS.output_dir, is_chief=is_chief,
       totals_fn=model.loss_totals, num_accumulation_steps=FLAGS.num_accumulation_steps,
@@ -133,7 +134,7 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
 
   Returns:
     (model, optimizer, trainer, checkpoints, start), `start` as
-    `training.restore_or_initialize` returns it.
+    `loop.restore_or_initialize` returns it.
   """
   with strategy.scope():
     model = make_model()
@@ -141,13 +142,13 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
         FLAGS.optimizer, getattr(model, "trained_variables", model.trainable_variables),
         FLAGS.learning_rate, max(num_train_steps, 1), num_warmup_steps)
   trainer = trainer_from_flags(strategy, model, optimizer, is_chief)
-  checkpoints = training.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
-                                           FLAGS.keep_checkpoint_max, is_chief)
+  checkpoints = loop.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
+                                       FLAGS.keep_checkpoint_max, is_chief)
   trained = {id(v) for v in optimizer.trained_variables}
   unused = [checkpoint.checkpoint_name(v) for v in model.trainable_variables
             if id(v) not in trained]  # e.g. the pooler under a span head
-  start = training.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
-                                         training=FLAGS.do_train, unused=unused)
+  start = loop.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
+                                     training=FLAGS.do_train, unused=unused)
   return model, optimizer, trainer, checkpoints, start
 
 

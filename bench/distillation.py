@@ -76,9 +76,11 @@ def fit_teacher_head(config_file, init_checkpoint, records, args, output_dir):
     (checkpoint prefix, examples/s).
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from modeling import (checkpoint, optimization, pretraining,  # pylint: disable=import-outside-toplevel
-                        pretraining_input, training)
-  from modeling.config import BertConfig  # pylint: disable=import-outside-toplevel
+  from modeling import checkpoint  # pylint: disable=import-outside-toplevel
+  from modeling.data import pretraining_input  # pylint: disable=import-outside-toplevel
+  from modeling.model.config import BertConfig  # pylint: disable=import-outside-toplevel
+  from modeling.tasks import pretraining  # pylint: disable=import-outside-toplevel
+  from modeling.training import loop, optimization  # pylint: disable=import-outside-toplevel
   config = BertConfig.from_json_file(config_file)
   dtype = {"none": tf.float32, "bf16": tf.bfloat16}[args.mixed_precision]
   model = pretraining.PretrainingModel(config, compute_dtype=dtype, next_sentence=False)
@@ -86,9 +88,9 @@ def fit_teacher_head(config_file, init_checkpoint, records, args, output_dir):
   head = [v for v in model.trainable_variables if v.name.startswith("cls/")]
   optimizer = optimization.create_optimizer("adamw", head, args.head_learning_rate,
                                             args.head_steps, args.head_steps // 10)
-  trainer = training.Trainer(tf.distribute.get_strategy(), model.loss, optimizer,
-                             args.batch_size, log_steps=20, totals_fn=model.loss_totals)
-  checkpoints = training.CheckpointManager(output_dir, [model, optimizer, trainer.state])
+  trainer = loop.Trainer(tf.distribute.get_strategy(), model.loss, optimizer,
+                         args.batch_size, log_steps=20, totals_fn=model.loss_totals)
+  checkpoints = loop.CheckpointManager(output_dir, [model, optimizer, trainer.state])
   data = pretraining_input.PretrainingRecords(records, config, args.seq_length,
                                               args.max_predictions_per_seq, 1,
                                               next_sentence=False)
@@ -101,8 +103,9 @@ def fit_teacher_head(config_file, init_checkpoint, records, args, output_dir):
 
 def undistilled_student(teacher_config, student_config, teacher_checkpoint, layers, prefix):
   """Saves the student of teacher layers `layers`, without distillation, at `prefix`."""
-  from modeling import checkpoint, distillation  # pylint: disable=import-outside-toplevel
-  from modeling.config import BertConfig  # pylint: disable=import-outside-toplevel
+  from modeling import checkpoint  # pylint: disable=import-outside-toplevel
+  from modeling.model.config import BertConfig  # pylint: disable=import-outside-toplevel
+  from modeling.tasks import distillation  # pylint: disable=import-outside-toplevel
   model = distillation.MaskedLMDistillation(BertConfig.from_json_file(student_config),
                                             BertConfig.from_json_file(teacher_config))
   report = model.load_teacher(teacher_checkpoint)
@@ -121,10 +124,11 @@ def inference_speed(models, dev_dir, vocab_file, seq_length, batch_size, rounds,
     {name: sequences/s}, from the median over `rounds` alternating rounds.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from modeling import checkpoint, classifier_data  # pylint: disable=import-outside-toplevel
-  from modeling.classifier import ClassifierModel  # pylint: disable=import-outside-toplevel
-  from modeling.config import BertConfig  # pylint: disable=import-outside-toplevel
-  from modeling.tokenization import FullTokenizer  # pylint: disable=import-outside-toplevel
+  from modeling import checkpoint  # pylint: disable=import-outside-toplevel
+  from modeling.data import classifier_data  # pylint: disable=import-outside-toplevel
+  from modeling.data.tokenization import FullTokenizer  # pylint: disable=import-outside-toplevel
+  from modeling.model.config import BertConfig  # pylint: disable=import-outside-toplevel
+  from modeling.tasks.classifier import ClassifierModel  # pylint: disable=import-outside-toplevel
   processor = classifier_data.get_processor("tsv", dev_dir)
   labels = processor.get_labels()
   arrays = classifier_data.to_arrays(processor.get_examples(dev_dir, "dev"), labels, seq_length,
@@ -188,7 +192,7 @@ def main():
   _, seconds = run("create_pretraining_data.py", f"--input_file={args.corpus}",
                    f"--output_file={records}", f"--vocab_file={vocab}", *sizes,
                    "--packing=full_sentences", "--next_sentence=false", "--dupe_factor=1")
-  from modeling import tfrecord  # pylint: disable=import-outside-toplevel
+  from modeling.data import tfrecord  # pylint: disable=import-outside-toplevel
   count = sum(1 for _ in tfrecord.read_records(records))
   print(f"records: {count} sequences of {args.seq_length} ({seconds:.0f}s); distillation: "
         f"{args.steps} steps of {args.batch_size} = "

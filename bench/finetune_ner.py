@@ -5,11 +5,11 @@
 
 Both start from the same weights (../shared/models/minilm-l6-h384-uncased, read by name
 from the TF1 checkpoint into transformers' BertForTokenClassification), train on the
-same windows of word pieces with the same first-piece labels (`modeling.ner_data`),
+same windows of word pieces with the same first-piece labels (`modeling.data.ner_data`),
 with the same hyper-parameters (batch 32, lr 5e-5, 10% linear warmup then linear
 decay, weight decay 0.01 except LayerNorm and biases, Adam eps 1e-6, clip 1.0,
 dropout 0.1, fp32), one after the other in this run, and are scored on the dev file
-with the same conlleval metric (`modeling.ner_metrics`). Each side pads its batches
+with the same conlleval metric (`modeling.tasks.ner_metrics`). Each side pads its batches
 its usual way: ours to the length bucket (run_ner's default --length_buckets=auto),
 Hugging Face to the longest window of the batch (as its
 DataCollatorForTokenClassification). Prints the CPU and the load average around
@@ -34,8 +34,9 @@ DATA_DIR = os.path.join(SHARED_DIR, "data", "wnut17")
 
 from common import cpu_description  # noqa: E402
 import hf_peer  # noqa: E402
-from modeling import ner_data, ner_metrics  # noqa: E402
-from modeling.tokenization import FullTokenizer  # noqa: E402
+from modeling.data import ner_data  # noqa: E402
+from modeling.data.tokenization import FullTokenizer  # noqa: E402
+from modeling.tasks import ner_metrics  # noqa: E402
 
 
 def load():

@@ -95,7 +95,7 @@ def hugging_face_side(args):
   sys.path.insert(0, common.REPO_DIR)
   import hf_peer  # pylint: disable=import-outside-toplevel
   # pylint: disable=import-outside-toplevel
-  from modeling import classifier_data, tokenization
+  from modeling.data import classifier_data, tokenization
   processor = classifier_data.get_processor("tsv", DATA_DIR)
   labels = processor.get_labels()
   tokenizer = tokenization.FullTokenizer(os.path.join(BERT_DIR, "vocab.txt"))

@@ -44,7 +44,7 @@ def read_sets(max_seq_length):
   `segment_ids`, and `label_ids` ([N] for a sentence, [N, S] per token).
   """
   # pylint: disable=import-outside-toplevel
-  from modeling import classifier_data, ner_data, tokenization
+  from modeling.data import classifier_data, ner_data, tokenization
   tokenizer = tokenization.FullTokenizer(os.path.join(BERT_DIR, "vocab.txt"))
   processor = classifier_data.get_processor("tsv", TOPICS_DIR)
   labels = processor.get_labels()
@@ -84,8 +84,11 @@ def ours_side(args, sets, num_labels):
   """{name: best seconds}: prediction on each set and `train_steps` steps, ours."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   # pylint: disable=import-outside-toplevel
-  from modeling import checkpoint, classifier, length_buckets, ner, optimization, training
-  from modeling.config import BertConfig
+  from modeling import checkpoint
+  from modeling.data import length_buckets
+  from modeling.model.config import BertConfig
+  from modeling.tasks import classifier, ner
+  from modeling.training import loop, optimization
   config = BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
   models = {"topics": classifier.ClassifierModel(config, num_labels["topics"]),
             "wnut": ner.NerModel(config, num_labels["wnut"])}
@@ -106,9 +109,9 @@ def ours_side(args, sets, num_labels):
 
   model = models["topics"]
   optimizer = optimization.create_optimizer("adamw", model.trainable_variables, 2e-5, 1000, 100)
-  trainer = training.Trainer(strategy, model.loss, optimizer, args.batch_size,
-                             log_steps=args.train_steps, iterations_per_loop=args.train_steps,
-                             totals_fn=model.loss_totals)
+  trainer = loop.Trainer(strategy, model.loss, optimizer, args.batch_size,
+                         log_steps=args.train_steps, iterations_per_loop=args.train_steps,
+                         totals_fn=model.loss_totals)
   steps = tf.constant(args.train_steps)
   train = {}
   for name, lengths in buckets.items():

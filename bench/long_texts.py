@@ -27,7 +27,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 from modeling import BertConfig, BertModel, ClassifierHead  # noqa: E402
-from modeling.optimization import create_optimizer  # noqa: E402
+from modeling.training.optimization import create_optimizer  # noqa: E402
 
 STEPS = ("forward", "train")
 MODES = ("full", "chunked")

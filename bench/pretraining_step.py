@@ -17,7 +17,9 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
-from modeling import BertConfig, optimization, pretraining, training  # noqa: E402
+from modeling import BertConfig  # noqa: E402
+from modeling.tasks import pretraining  # noqa: E402
+from modeling.training import loop, optimization  # noqa: E402
 
 
 def train_step(config_dict, dtype, settings, use_xla=False):
@@ -34,8 +36,8 @@ def train_step(config_dict, dtype, settings, use_xla=False):
   optimizer = optimization.create_optimizer("adamw", model.trainable_variables, 5e-5, 100000,
                                             10000)
   strategy = tf.distribute.get_strategy()
-  trainer = training.Trainer(strategy, model.loss, optimizer, settings["batch_size"],
-                             totals_fn=model.loss_totals, use_xla=use_xla)
+  trainer = loop.Trainer(strategy, model.loss, optimizer, settings["batch_size"],
+                         totals_fn=model.loss_totals, use_xla=use_xla)
   return model, tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0])
 
 

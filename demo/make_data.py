@@ -24,7 +24,7 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from modeling.tokenization import BasicTokenizer  # noqa: E402
+from modeling.data.tokenization import BasicTokenizer  # noqa: E402
 
 TOPICS = {
     "text": ["string", "re", "textwrap", "difflib", "unicodedata", "html", "codecs", "shlex",

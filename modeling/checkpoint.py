@@ -30,10 +30,10 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from modeling import classifier, pretraining, squad
-from modeling.config import BertConfig
-from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
-from modeling.model import BertModel
+from modeling.model.config import BertConfig
+from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
+from modeling.model.model import BertModel
+from modeling.tasks import classifier, pretraining, squad
 
 
 # What reading a corrupt or truncated checkpoint raises, depending on where it breaks.

@@ -28,13 +28,15 @@ import safetensors
 import safetensors.numpy
 import tensorflow as tf
 
-from modeling import checkpoint, files, training
-from modeling.config import BertConfig
+from modeling import checkpoint
+from modeling.data import files
 from modeling.hf_names import (ARCHITECTURES, TASKS, architecture_for, architecture_of,
                                canonical_key, config_from_hf, config_to_hf, infer_task,
                                name_table, reading_table, refusal)
-from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
-from modeling.model import BertModel
+from modeling.model.config import BertConfig
+from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
+from modeling.model.model import BertModel
+from modeling.training import loop
 
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -443,7 +445,7 @@ def open_directory(hf_dir):
 def _is_training_state(name):
   """global_step, the Adam slots, and our training loop's `bert_tf2/` state."""
   return (name == "global_step" or name.endswith(("/adam_m", "/adam_v"))
-          or any(re.search(pattern, name) for pattern in training.OPTIONAL_STATE))
+          or any(re.search(pattern, name) for pattern in loop.OPTIONAL_STATE))
 
 
 def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,

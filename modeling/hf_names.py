@@ -25,7 +25,7 @@ BertModel; (T): transposed; H hidden, C classes):
 import dataclasses
 import re
 
-from modeling.config import BertConfig
+from modeling.model.config import BertConfig
 
 # hidden_act of Hugging Face -> ours. Their "gelu" is the exact erf form; "gelu_new"
 # and "gelu_pytorch_tanh" are the original's tanh approximation.

@@ -11,9 +11,9 @@ import random
 
 import pytest
 
-from modeling import pretraining_data
-from modeling.pretraining_data import (Vocabulary, choose_ngrams, generate_instances,
-                                       is_sentencepiece_word_start)
+from modeling.data import pretraining_data
+from modeling.data.pretraining_data import (Vocabulary, choose_ngrams, generate_instances,
+                                            is_sentencepiece_word_start)
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 

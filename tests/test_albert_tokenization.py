@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 import oracle
-from modeling.graph_tokenization import InGraphSentencePieceTokenizer
-from modeling.sentencepiece_tokenization import SentencePieceTokenizer, preprocess_text
-from modeling.tokenization import create_tokenizer
+from modeling.data.graph_tokenization import InGraphSentencePieceTokenizer
+from modeling.data.sentencepiece_tokenization import SentencePieceTokenizer, preprocess_text
+from modeling.data.tokenization import create_tokenizer
 
 SPECIAL = dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols="[CLS],[SEP],[MASK]")
 EXTRA_TEXTS = ["$99, and 1999, then x1,2 ", "Héllo  WORLD café ``quoted'' ①,",
@@ -174,7 +174,7 @@ def test_create_tokenizer_needs_a_vocabulary():
 
 def test_squad_answer_text_from_sentencepiece_pieces(corpus_model):
   """run_squad's answer text from ALBERT's pieces, mapped back to the original words."""
-  from modeling.squad_data import get_final_text, pieces_text  # noqa: PLC0415
+  from modeling.data.squad_data import get_final_text, pieces_text  # noqa: PLC0415
   model, _ = corpus_model
   tokenizer = SentencePieceTokenizer(model, do_lower_case=True)
   pieces = [piece for word in "Steve Smith's".split() for piece in tokenizer.tokenize(word)]

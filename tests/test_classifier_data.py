@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import oracle
-from modeling import classifier_data
-from modeling.classifier_data import InputExample, convert_example, get_processor
-from modeling.tokenization import FullTokenizer
+from modeling.data import classifier_data
+from modeling.data.classifier_data import InputExample, convert_example, get_processor
+from modeling.data.tokenization import FullTokenizer
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat",
          "a", "dog", "ran", "is", "good", "bad", "##s", "it", ".", "was", "not", "very"]

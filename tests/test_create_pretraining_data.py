@@ -11,7 +11,7 @@ import oracle
 import pytest
 import tensorflow as tf
 
-from modeling import pretraining_data, pretraining_input, tfrecord, tokenization
+from modeling.data import pretraining_data, pretraining_input, tfrecord, tokenization
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "away", "quick", "brown",

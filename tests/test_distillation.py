@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import checkpoint, distillation, optimization, pretraining, training
-from modeling.classifier import ClassifierModel
-from modeling.config import BertConfig
+from modeling import checkpoint
+from modeling.model.config import BertConfig
+from modeling.tasks import distillation, pretraining
+from modeling.tasks.classifier import ClassifierModel
+from modeling.training import loop, optimization
 from test_run_pretraining import read_checkpoint, write_config, write_records
 from tiny import tiny_config, tiny_inputs
 
@@ -263,9 +265,9 @@ def test_teacher_is_not_tracked_trained_or_changed(tmp_path, task_specific):
   assert not teacher_ids & {id(v) for v in optimizer.trained_variables}
   before = {n: v.numpy() for n, v in checkpoint.named_variables(model.teacher).items()}
   student_before = {n: v.numpy() for n, v in checkpoint.named_variables(model.student).items()}
-  trainer = training.Trainer(tf.distribute.get_strategy(), model.loss, optimizer, 4,
-                             totals_fn=model.loss_totals, log_steps=3)
-  checkpoints = training.CheckpointManager(tmp_path / "out", [model, optimizer, trainer.state])
+  trainer = loop.Trainer(tf.distribute.get_strategy(), model.loss, optimizer, 4,
+                         totals_fn=model.loss_totals, log_steps=3)
+  checkpoints = loop.CheckpointManager(tmp_path / "out", [model, optimizer, trainer.state])
   dataset = tf.data.Dataset.from_tensors(batch).repeat()
   assert trainer.train(dataset, 3, checkpoints, 3).step == 3
   for name, value in checkpoint.named_variables(model.teacher).items():
@@ -398,7 +400,7 @@ def test_general_distillation_resumes_exactly_and_writes_the_student(general, tm
 def test_general_distillation_with_dynamic_masking(tmp_path):
   from test_create_pretraining_data import VOCAB as WORDS_VOCAB, make_documents, write_corpus, \
       write_vocab  # pylint: disable=import-outside-toplevel
-  from modeling import pretraining_data, tokenization  # pylint: disable=import-outside-toplevel
+  from modeling.data import pretraining_data, tokenization  # pylint: disable=import-outside-toplevel
   vocab_file = write_vocab(tmp_path)
   records = tmp_path / "unmasked.tfrecord"
   pretraining_data.create_pretraining_data(

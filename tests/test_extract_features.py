@@ -16,9 +16,10 @@ import tensorflow as tf
 import pytest
 
 import oracle
-from modeling import BertModel, MaskedLMHead, NextSentenceHead, checkpoint, feature_extraction
-from modeling.config import BertConfig
-from modeling.tokenization import FullTokenizer
+from modeling import BertModel, MaskedLMHead, NextSentenceHead, checkpoint
+from modeling.data.tokenization import FullTokenizer
+from modeling.model.config import BertConfig
+from modeling.tasks import feature_extraction
 from tiny import TINY_CONFIG, tiny_config
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -18,8 +18,9 @@ import pytest
 import tensorflow as tf
 from safetensors.numpy import load_file, save_file
 
-from modeling import BertModel, checkpoint, hf_checkpoint, optimization, training
-from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
+from modeling import BertModel, checkpoint, hf_checkpoint
+from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
+from modeling.training import loop, optimization
 from tiny import TINY_CONFIG, tiny_config
 
 HEADS = {
@@ -45,7 +46,7 @@ def save_ours(directory, task, seed=0, training_state=False, **config_changes):
   extra = []
   if training_state:  # What run_classifier's checkpoints hold beside the model.
     extra = [optimization.create_optimizer("adamw", list(variables.values()), 1e-4, 10, 1),
-             training.TrainingState(seed=1, dynamic_loss_scale=True)]
+             loop.TrainingState(seed=1, dynamic_loss_scale=True)]
   prefix = checkpoint.save(os.path.join(directory, "bert_model.ckpt"), modules + extra)
   config_file = os.path.join(directory, "bert_config.json")
   with open(config_file, "w", encoding="utf-8") as writer:

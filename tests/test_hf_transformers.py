@@ -24,10 +24,10 @@ transformers = pytest.importorskip(
 
 # pylint: disable=wrong-import-position
 from modeling import BertModel, checkpoint, hf_checkpoint  # noqa: E402
-from modeling.classifier_data import InputExample, convert_example  # noqa: E402
-from modeling.config import BertConfig  # noqa: E402
-from modeling.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead  # noqa: E402
-from modeling.tokenization import FullTokenizer  # noqa: E402
+from modeling.data.classifier_data import InputExample, convert_example  # noqa: E402
+from modeling.data.tokenization import FullTokenizer  # noqa: E402
+from modeling.model.config import BertConfig  # noqa: E402
+from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead  # noqa: E402
 from test_hf_checkpoint import assert_same_bits, save_ours  # noqa: E402
 from tiny import TINY_CONFIG, tiny_inputs  # noqa: E402
 

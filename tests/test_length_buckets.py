@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import classifier, length_buckets
+from modeling.data import length_buckets
+from modeling.tasks import classifier
 from tiny import tiny_config
 
 
@@ -131,7 +132,7 @@ def test_sequence_outputs_come_back_at_full_width():
 
 
 def test_serving_pads_each_request_to_its_bucket(tmp_path):
-  from modeling import serving  # pylint: disable=import-outside-toplevel
+  from modeling.tasks import serving  # pylint: disable=import-outside-toplevel
   words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away"]
   vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
   vocab_file = tmp_path / "vocab.txt"

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from modeling import BertConfig, BertModel, checkpoint
-from modeling import attention
-from modeling.position_embeddings import sinusoidal_table
+from modeling.model import attention
+from modeling.model.position_embeddings import sinusoidal_table
 from test_config import GOOGLE_BASE, GOOGLE_CHINESE_EXTRAS
 from tiny import tiny_config, tiny_inputs
 

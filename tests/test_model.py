@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import BertModel, ClassifierHead, MaskedLMHead, NextSentenceHead, layers
+from modeling import BertModel, ClassifierHead, MaskedLMHead, NextSentenceHead
+from modeling.model import layers
 from tiny import tiny_config, tiny_inputs
 
 

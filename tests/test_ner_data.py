@@ -5,8 +5,8 @@ import random
 import numpy as np
 import pytest
 
-from modeling import ner_data
-from modeling.tokenization import FullTokenizer
+from modeling.data import ner_data
+from modeling.data.tokenization import FullTokenizer
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "john", "mary", "smith", "paris",
          "rome", "bos", "acme", "the", "met", "in", "lives", "a", "and", ".", ",", "##ton",

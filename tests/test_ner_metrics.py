@@ -7,7 +7,8 @@ import warnings
 
 import pytest
 
-from modeling import ner_data, ner_metrics
+from modeling.data import ner_data
+from modeling.tasks import ner_metrics
 
 seqeval_metrics = pytest.importorskip(
     "seqeval.metrics", reason="seqeval==1.2.2 is the test oracle (pip install -e '.[test]')")

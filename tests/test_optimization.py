@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import optimization
 from modeling.checkpoint import checkpoint_name
+from modeling.training import optimization
 from tests import oracle
 
 # Variables of a toy model: names chosen to exercise the weight decay exclusions.

@@ -121,12 +121,18 @@ def test_private_and_vocab_helpers_are_ours():
 
 
 def test_model_helpers_under_the_original_names():
-  """`modeling.<name>` as the original's modeling.py, loaded lazily (PEP 562)."""
+  """`modeling.<name>` as the original's modeling.py, loaded lazily (PEP 562), and the
+  original's tokenization and optimization modules under their names."""
   result = run_python("""
 import sys
 import modeling
 from modeling import tokenization
 assert "tensorflow" not in sys.modules, "modeling or its tokenization imported TensorFlow"
+from modeling.data import tokenization as grouped_tokenization
+assert tokenization is grouped_tokenization
+from modeling import optimization
+from modeling.training import optimization as grouped_optimization
+assert optimization is grouped_optimization and optimization.create_optimizer
 import tensorflow as tf
 x = tf.ones([2, 3, 4])
 assert modeling.get_shape_list(x, expected_rank=3) == [2, 3, 4]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import pretraining, pretraining_data, pretraining_input, tfrecord, tokenization
-from modeling.dynamic_masking import DynamicMasker
+from modeling.data import pretraining_data, pretraining_input, tfrecord, tokenization
+from modeling.data.dynamic_masking import DynamicMasker
+from modeling.tasks import pretraining
 from test_create_pretraining_data import VOCAB, make_documents, write_corpus, write_vocab
 from test_run_pretraining import _main, read_checkpoint, write_config
 

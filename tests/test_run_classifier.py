@@ -11,9 +11,9 @@ import tensorflow as tf
 
 import oracle
 from modeling import BertModel, checkpoint
-from modeling.classifier_data import InputExample, convert_example
-from modeling.serving import pack_inputs
-from modeling.tokenization import FullTokenizer
+from modeling.data.classifier_data import InputExample, convert_example
+from modeling.data.tokenization import FullTokenizer
+from modeling.tasks.serving import pack_inputs
 from tiny import TINY_CONFIG, tiny_config
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,7 +158,7 @@ def test_original_create_model_loads_our_checkpoint(trained, workspace, tmp_path
              tmp_path / "original.npy")
   original = np.load(tmp_path / "original.npy")
 
-  from modeling.classifier import ClassifierModel  # pylint: disable=import-outside-toplevel
+  from modeling.tasks.classifier import ClassifierModel  # pylint: disable=import-outside-toplevel
   model = ClassifierModel(tiny_config(vocab_size=len(VOCAB)), num_labels=4)
   checkpoint.load(tf.train.latest_checkpoint(str(output_dir)), model)
   _, ours = model.outputs(arrays)

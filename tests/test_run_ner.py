@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import BertModel, checkpoint, ner_metrics
+from modeling import BertModel, checkpoint
+from modeling.tasks import ner_metrics
 from tiny import TINY_CONFIG, tiny_config
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

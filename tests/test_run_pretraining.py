@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling import checkpoint, optimization, pretraining, training
-from modeling.config import BertConfig
+from modeling import checkpoint
+from modeling.model.config import BertConfig
+from modeling.tasks import pretraining
+from modeling.training import loop, optimization
 from tests import oracle
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -196,8 +198,8 @@ def _build(config, lr, total, warmup, optimizer="adamw", **model_args):
 
 def _trainer(model, opt, batch_size, strategy=None, **args):
   """The run_pretraining Trainer of `model` (default strategy unless given)."""
-  return training.Trainer(strategy or tf.distribute.get_strategy(), model.loss, opt,
-                          batch_size, totals_fn=model.loss_totals, **args)
+  return loop.Trainer(strategy or tf.distribute.get_strategy(), model.loss, opt,
+                      batch_size, totals_fn=model.loss_totals, **args)
 
 
 def test_training_matches_original_and_checkpoints_interchange(tmp_path):
@@ -211,7 +213,7 @@ def test_training_matches_original_and_checkpoints_interchange(tmp_path):
   tf.random.set_seed(1)
   model, opt = _build(config, lr, total, warmup)
   init_prefix = checkpoint.save(tmp_path / "init" / "model.ckpt", model)
-  checkpoints = training.CheckpointManager(tmp_path / "ours", [model, opt])
+  checkpoints = loop.CheckpointManager(tmp_path / "ours", [model, opt])
   trainer = _trainer(model, opt, 4, log_steps=1)
   trainer.train(tf.data.Dataset.from_tensors(batch).repeat(), steps, checkpoints,
                 save_checkpoints_steps=steps)
@@ -246,7 +248,7 @@ def test_training_matches_original_and_checkpoints_interchange(tmp_path):
 
   # An original TF1 training checkpoint resumes here with its step and slots.
   model2, opt2 = _build(config, lr, total, warmup)
-  original_dir = training.CheckpointManager(tmp_path / "resume", [model2, opt2])
+  original_dir = loop.CheckpointManager(tmp_path / "resume", [model2, opt2])
   original_dir.restore(str(tmp_path / "original" / "model.ckpt-3"))
   assert int(opt2.global_step) == steps
   name = "bert/encoder/layer_1/output/dense/kernel"
@@ -316,8 +318,11 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, sys.argv[1])
-from modeling import checkpoint, optimization, pretraining, pretraining_input, training
-from modeling.config import BertConfig
+from modeling import checkpoint
+from modeling.data import pretraining_input
+from modeling.model.config import BertConfig
+from modeling.tasks import pretraining
+from modeling.training import loop, optimization
 
 config = BertConfig.from_json_file(sys.argv[2])
 files, out = sys.argv[3].split(","), sys.argv[4]
@@ -329,15 +334,15 @@ for name, strategy in (("single", tf.distribute.get_strategy()),
     model = pretraining.PretrainingModel(config)
     opt = optimization.create_optimizer("adamw", model.trainable_variables, 1e-3, 10, 1)
   checkpoint.load(init, model)
-  trainer = training.Trainer(strategy, model.loss, opt, 8, log_steps=2,
-                             totals_fn=model.loss_totals)
-  checkpoints = training.CheckpointManager(f"{out}/{name}", [model, opt, trainer.state])
+  trainer = loop.Trainer(strategy, model.loss, opt, 8, log_steps=2,
+                         totals_fn=model.loss_totals)
+  checkpoints = loop.CheckpointManager(f"{out}/{name}", [model, opt, trainer.state])
   assert trainer.strategy.num_replicas_in_sync == (2 if name == "mirrored" else 1)
   dataset = pretraining_input.pretraining_dataset(files, 16, 4, 8, True, seed=7)
   trainer.train(dataset, 4, checkpoints, save_checkpoints_steps=4)
   eval_dataset = pretraining_input.pretraining_dataset(files, 16, 4, 8, False)
   results = trainer.evaluate(eval_dataset, model.eval_metrics, 3)
-  training.write_eval_results(f"{out}/{name}/eval_results.txt", results)
+  loop.write_eval_results(f"{out}/{name}/eval_results.txt", results)
 """
 
 
@@ -510,7 +515,7 @@ def tiny(tmp_path):
 
 
 def test_input_file_comma_lists_and_globs(tmp_path):
-  from modeling import pretraining_input  # pylint: disable=import-outside-toplevel
+  from modeling.data import pretraining_input  # pylint: disable=import-outside-toplevel
   paths = [write_records(tmp_path / f"part-{i}.tfrecord", 2, seed=i) for i in range(3)]
   other = write_records(tmp_path / "other.rec", 2)
   assert pretraining_input.expand_input_files(f"{tmp_path}/part-*.tfrecord, {other}") == (

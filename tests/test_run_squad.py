@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 import oracle
-from modeling import BertModel, checkpoint, squad_data, squad_metrics
-from modeling.squad import SquadModel
+from modeling import BertModel, checkpoint
+from modeling.data import squad_data
+from modeling.tasks import squad_metrics
+from modeling.tasks.squad import SquadModel
 from tiny import TINY_CONFIG, tiny_config, tiny_inputs
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -281,7 +283,7 @@ with tf.Session() as sess:
 
 @pytest.mark.slow
 def test_original_create_model_loads_our_checkpoint(trained_v2, workspace, tmp_path):
-  from modeling.tokenization import FullTokenizer  # pylint: disable=import-outside-toplevel
+  from modeling.data.tokenization import FullTokenizer  # pylint: disable=import-outside-toplevel
   examples = squad_data.read_squad_examples(str(workspace / "dev-v2.json"), False)[:4]
   features = squad_data.convert_examples_to_features(
       examples, FullTokenizer(str(workspace / "vocab.txt")), 32, 8, 8, False)

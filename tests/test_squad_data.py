@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import oracle
-from modeling import squad_data
-from modeling.tokenization import FullTokenizer
+from modeling.data import squad_data
+from modeling.data.tokenization import FullTokenizer
 
 LONG_CONTEXT = (
     "The leader was John Smith (1895-1943). He lived in Z\u00fcrich, Switzerland,  where the "

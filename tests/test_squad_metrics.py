@@ -2,7 +2,7 @@
 
 import pytest
 
-from modeling import squad_metrics
+from modeling.tasks import squad_metrics
 
 
 @pytest.mark.parametrize("text, normalized", [

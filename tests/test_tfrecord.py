@@ -7,7 +7,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from modeling import tfrecord
+from modeling.data import tfrecord
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

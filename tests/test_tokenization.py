@@ -10,7 +10,7 @@ import oracle
 import pytest
 import tensorflow as tf
 
-from modeling import graph_tokenization, tokenization
+from modeling.data import graph_tokenization, tokenization
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "un", "##aff", "##able",
               "want", "##want", "##ed", "runn", "##ing", ",", ".", "!", "ca", "##fe", "e",

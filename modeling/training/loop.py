@@ -41,7 +41,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from modeling import checkpoint, files, layers
+from modeling import checkpoint
+from modeling.data import files
+from modeling.model import layers
 
 logger = logging.getLogger(__name__)
 
@@ -341,10 +343,10 @@ class Trainer:
     with strategy.scope():
       model = ...                                   # tf.Module, original names
       optimizer = optimization.create_optimizer("adamw", model.trainable_variables, ...)
-    trainer = training.Trainer(strategy, model.loss, optimizer, global_batch_size=32,
-                               totals_fn=model.loss_totals, seed=12345)
-    checkpoints = training.CheckpointManager(output_dir, [model, optimizer, trainer.state])
-    training.restore_or_initialize(checkpoints, init_checkpoint, model, (r"^output_",))
+    trainer = loop.Trainer(strategy, model.loss, optimizer, global_batch_size=32,
+                           totals_fn=model.loss_totals, seed=12345)
+    checkpoints = loop.CheckpointManager(output_dir, [model, optimizer, trainer.state])
+    loop.restore_or_initialize(checkpoints, init_checkpoint, model, (r"^output_",))
     dataset = make_dataset(skip_batches=trainer.batches_done)  # global batches
     trainer.train(dataset, num_train_steps, checkpoints, save_checkpoints_steps=1000)
     trainer.evaluate(eval_dataset, metrics_fn, num_steps=100)

@@ -12,9 +12,9 @@ token, where the span holds no answer).
 
 import tensorflow as tf
 
-from modeling.classifier import example_totals
-from modeling.heads import SquadHead
-from modeling.model import BertModel, variables_except_pooler
+from modeling.model.heads import SquadHead
+from modeling.model.model import BertModel, variables_except_pooler
+from modeling.tasks.classifier import example_totals
 
 # The head a pretrained --init_checkpoint lacks.
 FRESH_HEAD = (r"^cls/squad/",)

@@ -9,7 +9,7 @@ so that a typo is visible.
 An `albert_config.json` of Google's ALBERT loads through the same `from_json_file`:
 a config with any of ALBERT's keys (`embedding_size`, `num_hidden_groups`,
 `inner_group_num`, ...) is an ALBERT config (`is_albert`), and the model built
-from it has ALBERT's factorized embeddings and shared layers (`modeling.albert`).
+from it has ALBERT's factorized embeddings and shared layers (`modeling.model.albert`).
 """
 
 import copy
@@ -103,11 +103,11 @@ class BertConfig:
     position_embedding_type: "learned" (the original: row k of the position table,
       at most max_position_embeddings tokens), "hierarchical" (the learned table
       extended to max_position_embeddings^2 positions, see
-      `modeling.position_embeddings`) or "sinusoidal" (fixed sin/cos, no variable,
+      `modeling.model.position_embeddings`) or "sinusoidal" (fixed sin/cos, no variable,
       any length).
     hierarchical_alpha: the alpha of "hierarchical", in (0, 1) and not 0.5.
     attention_chunk_size: None or 0: full attention up to
-      `modeling.attention.AUTO_CHUNK_THRESHOLD` tokens, exact memory-efficient
+      `modeling.model.attention.AUTO_CHUNK_THRESHOLD` tokens, exact memory-efficient
       attention above; a positive int C: memory-efficient attention in blocks of C
       whenever the sequence is longer than C.
     is_albert: whether the config has ALBERT's keys (below; all None when not).

@@ -23,10 +23,10 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from modeling import files
-from modeling.classifier import padded_dataset
-from modeling.classifier_data import InputExample, convert_example
-from modeling.tokenization import convert_to_unicode
+from modeling.data import files
+from modeling.data.classifier_data import InputExample, convert_example
+from modeling.data.tokenization import convert_to_unicode
+from modeling.tasks.classifier import padded_dataset
 
 # The pooler is not a feature: a checkpoint without it still extracts.
 UNUSED_VARIABLES = (r"^bert/pooler/",)

@@ -35,10 +35,10 @@ import os
 
 import numpy as np
 
-from modeling import files
-from modeling.sentencepiece_tokenization import PIECE_PREFIX
-from modeling.tokenization import BasicTokenizer, whitespace_tokenize
-from modeling.training import write_atomically
+from modeling.data import files
+from modeling.data.sentencepiece_tokenization import PIECE_PREFIX
+from modeling.data.tokenization import BasicTokenizer, whitespace_tokenize
+from modeling.training.loop import write_atomically
 
 logger = logging.getLogger(__name__)
 

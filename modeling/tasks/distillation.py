@@ -35,9 +35,10 @@ import re
 
 import tensorflow as tf
 
-from modeling import checkpoint, classifier, pretraining
-from modeling.classifier import ClassifierModel
-from modeling.pretraining import PretrainingModel
+from modeling import checkpoint
+from modeling.tasks import classifier, pretraining
+from modeling.tasks.classifier import ClassifierModel
+from modeling.tasks.pretraining import PretrainingModel
 
 # Config keys that must agree for the teacher's weights to compute the same
 # function in the student.

@@ -29,7 +29,7 @@ import functools
 import re
 import unicodedata
 
-from modeling import files
+from modeling.data import files
 
 UNK = "[UNK]"
 _UNUSED_TOKEN_RE = re.compile(r"^\[unused\d+\]$")
@@ -298,7 +298,7 @@ def create_tokenizer(vocab_file=None, do_lower_case=True, preserve_unused_tokens
     if preserve_unused_tokens:
       raise ValueError("--preserve_unused_tokens is for WordPiece vocabularies, not "
                        "--spm_model_file")
-    from modeling.sentencepiece_tokenization import SentencePieceTokenizer  # noqa: PLC0415
+    from modeling.data.sentencepiece_tokenization import SentencePieceTokenizer  # noqa: PLC0415
     return SentencePieceTokenizer(spm_model_file, do_lower_case)
   if not vocab_file:
     raise ValueError("--vocab_file (BERT's WordPiece vocabulary) or --spm_model_file "

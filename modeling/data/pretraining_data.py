@@ -44,7 +44,7 @@ import random
 import struct
 import time
 
-from modeling import files, tfrecord
+from modeling.data import files, tfrecord
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import math
 
 import tensorflow as tf
 
-from modeling.layers import dropout, dropout_seed, get_shape_list, stateless_dropout
+from modeling.model.layers import dropout, dropout_seed, get_shape_list, stateless_dropout
 
 # Automatic choice (attention_chunk_size None or 0): full attention up to this many
 # "to" positions, chunked attention in blocks of AUTO_CHUNK_SIZE above.

@@ -8,15 +8,15 @@ averaged over every labelled piece of the update.
 
 Batches are dicts of int32 [B, L] `input_ids`, `input_mask`, `segment_ids`, int32
 [B, S] `label_ids` and float32 [B, S] `label_weights` (1 where a label counts), with
-L <= S: length buckets (`modeling.length_buckets`) cut the inputs to the batch's
+L <= S: length buckets (`modeling.data.length_buckets`) cut the inputs to the batch's
 bucket, and the labels past L are padding (weight 0).
 """
 
 import tensorflow as tf
 
-from modeling.heads import ClassifierHead
-from modeling.layers import dropout, get_shape_list
-from modeling.model import BertModel, variables_except_pooler
+from modeling.model.heads import ClassifierHead
+from modeling.model.layers import dropout, get_shape_list
+from modeling.model.model import BertModel, variables_except_pooler
 
 # The head a pretrained --init_checkpoint lacks: the classifier's variable names.
 FRESH_HEAD = (r"^output_(weights|bias)$",)

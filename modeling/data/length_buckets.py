@@ -23,7 +23,7 @@ function of the seed alone, and a resumed run skips the batches already trained 
 import numpy as np
 import tensorflow as tf
 
-from modeling.pretraining_input import SEQUENCE_FEATURES
+from modeling.data.pretraining_input import SEQUENCE_FEATURES
 
 _STEP = 32
 

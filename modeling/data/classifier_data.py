@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from modeling import files
+from modeling.data import files
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ This module does not import TensorFlow.
 
 import unicodedata
 
-from modeling import files
+from modeling.data import files
 
 PIECE_PREFIX = "\u2581"  # "▁", SentencePiece's word-start mark
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]")

@@ -20,9 +20,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from modeling import files, ner_windows
-from modeling.ner_metrics import OUTSIDE, split_tag
-from modeling.serving import pack_inputs
+from modeling.data import files, ner_windows
+from modeling.tasks.ner_metrics import OUTSIDE, split_tag
+from modeling.tasks.serving import pack_inputs
 
 DOCSTART = "-DOCSTART-"
 # Tag prefixes of each scheme ("auto" picks one from the training tags).

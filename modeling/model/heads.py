@@ -13,8 +13,8 @@ E embedding width (H, or ALBERT's embedding_size), V vocabulary, C classes.
 
 import tensorflow as tf
 
-from modeling.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
-                             new_variable, truncated_normal)
+from modeling.model.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
+                                   new_variable, truncated_normal)
 
 
 def gather_indexes(sequence_tensor, positions):

@@ -10,7 +10,7 @@ import struct
 
 import google_crc32c
 
-from modeling import files
+from modeling.data import files
 
 _MASK_DELTA = 0xA282EAD8
 

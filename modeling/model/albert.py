@@ -19,7 +19,7 @@ tied [V, E] output embedding, and `cls/seq_relationship` predicts sentence order
 (label 0: the segments in their order, 1: swapped) on the pooled output.
 """
 
-from modeling.layers import Dense
+from modeling.model.layers import Dense
 
 # Where an ALBERT block has the parts of a `model.TransformerLayer`, relative to
 # its scope (`model.BERT_LAYER_NAMES` has BERT's).

@@ -12,10 +12,10 @@ import os
 
 import tensorflow as tf
 
-from modeling import files
-from modeling.graph_tokenization import InGraphSentencePieceTokenizer, InGraphTokenizer
-from modeling.sentencepiece_tokenization import SentencePieceTokenizer
-from modeling.tokenization import load_vocab
+from modeling.data import files
+from modeling.data.graph_tokenization import InGraphSentencePieceTokenizer, InGraphTokenizer
+from modeling.data.sentencepiece_tokenization import SentencePieceTokenizer
+from modeling.data.tokenization import load_vocab
 
 SAVED_MODEL_FILE = "saved_model.pb"
 

@@ -11,10 +11,10 @@ matmul + bias + activation patterns then map onto fused kernels.
 
 import tensorflow as tf
 
-from modeling import albert, position_embeddings
-from modeling.attention import attention_mask_adder, dot_product_attention
-from modeling.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
-                             new_variable, truncated_normal)
+from modeling.model import albert, position_embeddings
+from modeling.model.attention import attention_mask_adder, dot_product_attention
+from modeling.model.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
+                                   new_variable, truncated_normal)
 
 
 class Embeddings(tf.Module):
@@ -45,7 +45,7 @@ class Embeddings(tf.Module):
     """The position rows of `config.position_embedding_type`, checked against its limit.
 
     "learned" is the original's checked slice of the table; see
-    `modeling.position_embeddings` for the others.
+    `modeling.model.position_embeddings` for the others.
 
     Args:
       seq_length: int or int32 scalar S.
@@ -167,7 +167,7 @@ class BertModel(tf.Module):
   """The BERT encoder and pooler, variables named as the original's `bert/...`.
 
   With an ALBERT config (`config.is_albert`), ALBERT's encoder under ALBERT's
-  names: factorized embeddings and shared layers (see `modeling.albert`).
+  names: factorized embeddings and shared layers (see `modeling.model.albert`).
 
   Example:
     config = BertConfig.from_json_file("bert_config.json")

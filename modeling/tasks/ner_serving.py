@@ -13,10 +13,11 @@ Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 
 import tensorflow as tf
 
-from modeling import ner_metrics, ner_windows
-from modeling.graph_tokenization import _GRAPH_WHITESPACE, InGraphTokenizer
-from modeling.serving import pack_inputs
-from modeling.tokenization import UNK, load_vocab
+from modeling.data import ner_windows
+from modeling.data.graph_tokenization import _GRAPH_WHITESPACE, InGraphTokenizer
+from modeling.data.tokenization import UNK, load_vocab
+from modeling.tasks import ner_metrics
+from modeling.tasks.serving import pack_inputs
 
 _WORD_SEPARATORS = _GRAPH_WHITESPACE + "+"
 

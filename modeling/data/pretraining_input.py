@@ -17,7 +17,7 @@ skips exactly the records it has already trained on.
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from modeling.dynamic_masking import DynamicMasker
+from modeling.data.dynamic_masking import DynamicMasker
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")

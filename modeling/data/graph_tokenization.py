@@ -9,8 +9,8 @@ import unicodedata
 
 import tensorflow as tf
 
-from modeling import sentencepiece_tokenization
-from modeling.tokenization import CJK_RANGES, MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
+from modeling.data import sentencepiece_tokenization
+from modeling.data.tokenization import CJK_RANGES, MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
 
 # Cleaning, as `tokenization._CleaningTable`, in RE2 syntax. Python's `str.split`, which
 # the original uses, also splits on U+2028 and U+2029, so they count as whitespace.

@@ -13,10 +13,10 @@ labels `label_ids` (int32 [B], or float32 [B] for regression) and float32 [B]
 import numpy as np
 import tensorflow as tf
 
-from modeling import length_buckets
-from modeling.heads import ClassifierHead
-from modeling.layers import dropout
-from modeling.model import BertModel
+from modeling.data import length_buckets
+from modeling.model.heads import ClassifierHead
+from modeling.model.layers import dropout
+from modeling.model.model import BertModel
 
 # The classifier head a pretrained --init_checkpoint lacks.
 FRESH_HEAD = (r"^output_(weights|bias)$",)

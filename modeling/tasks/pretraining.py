@@ -16,8 +16,8 @@ masked_lm_positions, masked_lm_ids; float32 [B, P] masked_lm_weights; int32
 
 import tensorflow as tf
 
-from modeling.heads import MaskedLMHead, NextSentenceHead
-from modeling.model import BertModel, variables_except_pooler
+from modeling.model.heads import MaskedLMHead, NextSentenceHead
+from modeling.model.model import BertModel, variables_except_pooler
 
 # Heads that a pretrained (encoder-only) checkpoint may lack.
 FRESH_HEADS = (r"^cls/",)

@@ -24,7 +24,7 @@ near the limit).
 
 import tensorflow as tf
 
-from modeling.tokenization import load_vocab
+from modeling.data.tokenization import load_vocab
 
 
 class DynamicMasker:
