@@ -22,7 +22,7 @@ import time
 from absl import app, flags, logging
 
 from modeling import checkpoint
-from modeling.data import files
+from modeling.data import files, length_buckets
 from modeling.data.tokenization import create_tokenizer
 from modeling.model.config import BertConfig
 from modeling.model.model import BertModel
@@ -51,6 +51,11 @@ flags.DEFINE_bool("preserve_unused_tokens", False,
 flags.DEFINE_string("spm_model_file", None,
                     "ALBERT's SentencePiece model: tokenize with it instead of --vocab_file.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+flags.DEFINE_string("length_buckets", "auto",
+                    "Run each batch at the smallest of these lengths that holds its longest "
+                    "line: auto (multiples of 32 up to --max_seq_length), a comma list, or "
+                    "none (every batch at --max_seq_length, as the original). The features "
+                    "are the same.")
 flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
 flags.DEFINE_string("master", None, "If using a TPU, the address of the master.")
 flags.DEFINE_integer("num_tpu_cores", 8,
@@ -66,7 +71,7 @@ LOG_EVERY_SECONDS = 30
 
 
 def check_flags(config):
-  """Checks the flags before anything is built; returns the layer indexes."""
+  """Checks the flags before anything is built; returns (layer indexes, bucket lengths)."""
   config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
   if FLAGS.max_seq_length < 3:
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
@@ -77,14 +82,15 @@ def check_flags(config):
   output_dir = os.path.dirname(FLAGS.output_file)
   if output_dir and not files.isdir(output_dir):
     raise FileNotFoundError(f"--output_file={FLAGS.output_file}: no directory {output_dir}")
-  return feature_extraction.parse_layers(FLAGS.layers, config.num_layer_outputs, "--layers")
+  return (feature_extraction.parse_layers(FLAGS.layers, config.num_layer_outputs, "--layers"),
+          length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length))
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
-  layer_indexes = check_flags(config)
+  layer_indexes, buckets = check_flags(config)
   tokenizer = create_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case,
                                FLAGS.preserve_unused_tokens, FLAGS.spm_model_file)
   flag, path = (("--spm_model_file", FLAGS.spm_model_file) if FLAGS.spm_model_file
@@ -105,7 +111,7 @@ def main(argv):
   report = checkpoint.load(FLAGS.init_checkpoint, model,
                            allow_missing=feature_extraction.UNUSED_VARIABLES)
   logging.info("Loaded %s", report)
-  extractor = feature_extraction.FeatureExtractor(model, layer_indexes, strategy)
+  extractor = feature_extraction.FeatureExtractor(model, layer_indexes, strategy, buckets)
 
   start = last_log = time.time()
   count = 0

@@ -129,7 +129,7 @@ def test_tiny_checkpoint_matches_original(tiny_model_dir, tmp_path):
   report = checkpoint.load(flags["init_checkpoint"], model,
                            allow_missing=feature_extraction.UNUSED_VARIABLES)
   assert any(name.startswith("cls/") for name in report.unexpected)
-  extractor = feature_extraction.FeatureExtractor(model, [1, -1, 0, -2], length_multiple=8)
+  extractor = feature_extraction.FeatureExtractor(model, [1, -1, 0, -2], buckets=[8, 16, 24])
   tokenizer = FullTokenizer(flags["vocab_file"])
   ours = list(extractor.extract(feature_extraction.read_examples(input_file), tokenizer, 24, 4,
                                 batches_per_chunk=2))
@@ -140,17 +140,18 @@ def test_tiny_checkpoint_matches_original(tiny_model_dir, tmp_path):
   assert "[UNK]" in ours[8][1]
 
 
-def test_crop_padding_keeps_the_longest_row_rounded_up():
+def test_crop_to_bucket_keeps_the_smallest_bucket_holding_the_longest_row():
   mask = np.zeros([3, 24], np.int32)
   mask[0, :5], mask[1, :9], mask[2, :2] = 1, 1, 1
   batch = {"input_ids": tf.constant(mask * 7), "input_mask": tf.constant(mask),
            "segment_ids": tf.constant(mask), "is_real_example": tf.ones([3])}
-  cropped = feature_extraction.crop_padding(batch, multiple=8)
-  assert cropped["input_mask"].shape == (3, 16)  # 9 rounded up to 16.
-  np.testing.assert_array_equal(cropped["input_ids"], mask[:, :16] * 7)
+  cropped = feature_extraction.crop_to_bucket(batch, [4, 12, 24])
+  assert cropped["input_mask"].shape == (3, 12)  # 9 fits in 12.
+  np.testing.assert_array_equal(cropped["input_ids"], mask[:, :12] * 7)
   assert cropped["is_real_example"].shape == (3,)
+  assert feature_extraction.crop_to_bucket(batch, [9, 24])["input_mask"].shape == (3, 9)
   batch["input_mask"] = tf.ones([3, 24], tf.int32)
-  assert feature_extraction.crop_padding(batch, multiple=8)["input_mask"].shape == (3, 24)
+  assert feature_extraction.crop_to_bucket(batch, [4, 12, 24])["input_mask"].shape == (3, 24)
 
 
 def test_script_matches_original_on_minilm(minilm_dir, tmp_path):
@@ -205,6 +206,7 @@ def workspace(tiny_model_dir, tmp_path_factory):
      "shape or dtype mismatch: bert/embeddings/word_embeddings: checkpoint ["),
     ({"max_seq_length": 65}, "(got --max_seq_length 65)"),
     ({"output_file": "no/such/dir/out.jsonl"}, "no directory "),
+    ({"length_buckets": "8,99"}, "--length_buckets=8,99: 99 is not in [1, --max_seq_length=16]"),
 ])
 def test_bad_input_is_named(tiny_model_dir, workspace, changes, message):
   flags = _model_flags(tiny_model_dir, input_file="input.txt", output_file="out.jsonl",
@@ -221,7 +223,8 @@ def test_bad_input_is_named(tiny_model_dir, workspace, changes, message):
 
 
 def test_script_writes_lines_in_order(tiny_model_dir, workspace, tmp_path):
-  """More lines than a chunk of batches; the requested layers, in the requested order."""
+  """More lines than a chunk of batches; the requested layers, in the requested order;
+  the same values with every batch at --max_seq_length (--length_buckets=none)."""
   lines = [f"the fox {i % 7} ||| who was {'a ' * (i % 30)}" for i in range(170)]
   input_file = _write_input(tmp_path / "many.txt", lines)
   output_file = tmp_path / "many.jsonl"
@@ -240,6 +243,17 @@ def test_script_writes_lines_in_order(tiny_model_dir, workspace, tmp_path):
     assert [layer["index"] for layer in layers] == [0, -1, 0]
     assert layers[0]["values"] == layers[2]["values"] != layers[1]["values"]
     assert len(layers[0]["values"]) == TINY_CONFIG["hidden_size"]
+
+  unbucketed_file = tmp_path / "unbucketed.jsonl"
+  run_script(*_flag_args(_model_flags(tiny_model_dir, layers="0,-1,0")),
+             f"--input_file={input_file}", f"--output_file={unbucketed_file}",
+             "--batch_size=3", "--max_seq_length=16", "--length_buckets=none")
+  unbucketed = [json.loads(line) for line in unbucketed_file.read_text().splitlines()]
+  for p, q in zip(parsed, unbucketed, strict=True):
+    assert [f["token"] for f in p["features"]] == [f["token"] for f in q["features"]]
+    np.testing.assert_allclose([[l["values"] for l in f["layers"]] for f in p["features"]],
+                               [[l["values"] for l in f["layers"]] for f in q["features"]],
+                               rtol=0, atol=1e-5 + 1e-6)
 
 
 def test_parse_layers():

@@ -31,10 +31,6 @@ from modeling.tasks.classifier import padded_dataset
 # The pooler is not a feature: a checkpoint without it still extracts.
 UNUSED_VARIABLES = (r"^bert/pooler/",)
 
-# Each batch runs at the length of its longest line rounded up to a multiple of this
-# (at most max_seq_length): a few compiled shapes, little work on padding.
-BATCH_LENGTH_MULTIPLE = 32
-
 # As the original's read_examples: the last " ||| " splits a pair.
 _PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
 
@@ -121,19 +117,19 @@ def json_line(unique_id, tokens, layer_indexes, values):
 class FeatureExtractor:
   """Runs a BertModel over batches and returns only the requested layers."""
 
-  def __init__(self, model, layer_indexes, strategy=None,
-               length_multiple=BATCH_LENGTH_MULTIPLE):
+  def __init__(self, model, layer_indexes, strategy=None, buckets=None):
     """Args:
       model: a BertModel (built under `strategy.scope()`).
       layer_indexes: ints, as `parse_layers` returns them.
       strategy: the tf.distribute.Strategy (default: the current one).
-      length_multiple: each batch runs at its longest line rounded up to a
-        multiple of this (`crop_padding`).
+      buckets: `length_buckets.parse_buckets` lengths: each batch runs at the
+        smallest that holds its longest line (`crop_to_bucket`); None: every
+        batch at max_seq_length, as the original.
     """
     self.model = model
     self.layer_indexes = parse_layers(layer_indexes, model.config.num_layer_outputs)
     self.strategy = strategy or tf.distribute.get_strategy()
-    self.length_multiple = length_multiple
+    self.buckets = buckets
     self._run = tf.function(self._global_step, reduce_retracing=True)
 
   def layers(self, batch):
@@ -188,7 +184,7 @@ class FeatureExtractor:
 
   def _batches(self, examples, tokenizer, max_seq_length, batch_size, batches_per_chunk):
     """Yields (input_ids int32 [b, S], lengths [b], values float32 [b, L, W, H]) of the
-    real rows of each batch, W the batch's `crop_padding` length."""
+    real rows of each batch, W the batch's bucket length (`crop_to_bucket`)."""
     examples = iter(examples)
     while chunk := list(itertools.islice(examples, batch_size * batches_per_chunk)):
       features = [convert_example(e, None, max_seq_length, tokenizer) for e in chunk]
@@ -196,7 +192,8 @@ class FeatureExtractor:
                 for name in ("input_ids", "input_mask", "segment_ids")}  # [n, S]
       lengths = arrays["input_mask"].sum(axis=1)  # [n]
       dataset, num_batches = padded_dataset(arrays, batch_size)
-      dataset = dataset.map(lambda batch: crop_padding(batch, self.length_multiple))
+      if self.buckets:
+        dataset = dataset.map(lambda batch: crop_to_bucket(batch, self.buckets))
       iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
       for start in range(0, num_batches * batch_size, batch_size):
         values = self._run(next(iterator)).numpy()  # [batch_size, L, W, H]
@@ -204,16 +201,16 @@ class FeatureExtractor:
         yield arrays["input_ids"][real], lengths[real], values[:real.stop - start]
 
 
-def crop_padding(batch, multiple=BATCH_LENGTH_MULTIPLE):
-  """Cuts a batch's [B, S] features to [B, W]: W is its longest row (by input_mask)
-  rounded up to a multiple of `multiple`, at most S. Other features pass as they are.
+def crop_to_bucket(batch, buckets):
+  """Cuts a batch's [B, S] features to [B, W]: W is the smallest of `buckets` (ascending,
+  the last S) that holds its longest row (by input_mask). Other features pass as they are.
 
   The cut columns are padding, which the real tokens never attend to (their attention
   weight is exactly 0), so the real tokens' layers are the same.
   """
   longest = tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1))
-  seq_length = tf.shape(batch["input_mask"])[1]
-  width = tf.minimum(seq_length, -(-longest // multiple) * multiple)
+  lengths = tf.constant(buckets, batch["input_mask"].dtype)  # [K]
+  width = tf.gather(lengths, tf.searchsorted(lengths, tf.reshape(longest, [1]))[0])
   return {name: value[:, :width] if value.shape.rank == 2 else value
           for name, value in batch.items()}
 
