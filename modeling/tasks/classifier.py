@@ -10,6 +10,8 @@ labels `label_ids` (int32 [B], or float32 [B] for regression) and float32 [B]
 `is_real_example` (0 for the rows that pad the last batch of eval and predict).
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -99,6 +101,23 @@ def padded_dataset(arrays, batch_size):
   return dataset, padded_count // batch_size
 
 
+@functools.lru_cache(maxsize=8)
+def _global_step(strategy, step_fn):
+  """A tf.function running `step_fn` on each replica and gathering the global batch.
+
+  Kept for later `predict` calls with the same strategy and step (eval, then test, or
+  every evaluation of a training run), so that they run the graphs traced already.
+  """
+
+  @tf.function(reduce_retracing=True)
+  def run(batch):
+    outputs = strategy.run(step_fn, args=(batch,))
+    # Replicas hold consecutive slices of the global batch: gather them in order.
+    return tf.nest.map_structure(lambda x: strategy.gather(x, axis=0), outputs)
+
+  return run
+
+
 def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_outputs=()):
   """Runs `step_fn` over every row, in input order, under `strategy`.
 
@@ -130,12 +149,7 @@ def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_output
     last_of_batch = np.minimum((np.arange(count) // batch_size + 1) * batch_size, count) - 1
     batch_buckets = ids[last_of_batch]
 
-  @tf.function(reduce_retracing=True)
-  def run(batch):
-    outputs = strategy.run(step_fn, args=(batch,))
-    # Replicas hold consecutive slices of the global batch: gather them in order.
-    return tf.nest.map_structure(lambda x: strategy.gather(x, axis=0), outputs)
-
+  run = _global_step(strategy, step_fn)
   rows, parts = [], []
   for bucket in np.unique(batch_buckets):
     members = order[batch_buckets == bucket]  # Whole batches, but for the last bucket's.
