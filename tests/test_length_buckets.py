@@ -114,6 +114,20 @@ def test_prediction_batches_sorted_rows_at_the_bucket_of_their_longest():
     assert set(widths[rows]) == {min(b for b in (16, 32, 64) if b >= longest)}
 
 
+def test_a_second_prediction_runs_the_graphs_traced_already():
+  model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
+  strategy = tf.distribute.get_strategy()
+  buckets = length_buckets.parse_buckets("auto", 64)
+  first = classifier.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
+  traced = classifier._global_step(  # pylint: disable=protected-access
+      strategy, model.predict_step).experimental_get_tracing_count()
+  assert traced >= 1
+  again = classifier.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
+  assert classifier._global_step(  # pylint: disable=protected-access
+      strategy, model.predict_step).experimental_get_tracing_count() == traced
+  np.testing.assert_array_equal(again["predictions"], first["predictions"])
+
+
 def test_sequence_outputs_come_back_at_full_width():
   model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
 
