@@ -12,7 +12,8 @@ one run, each side in a process of its own, one after the other:
       the heads are a few hundred multiply-adds per token) and counted once per
       batch of the set;
     - ours, padded to 128 (`--length_buckets=none`) and bucketed (`auto`), through
-      `classifier.predict` as run_classifier.py and run_ner.py call it;
+      `classifier.predict` as run_classifier.py and run_ner.py call it; and bucketed
+      in bfloat16 (`--mixed_precision=bf16`: outputs within bf16 rounding, not 1e-5);
     - Hugging Face `BertForSequenceClassification` / `BertForTokenClassification`
       on PyTorch, each batch padded to its longest example (bench/hf_peer.py);
   fine-tuning steps on the topics train sentences: ours unbucketed and bucketed,
@@ -90,8 +91,9 @@ def ours_side(args, sets, num_labels):
   from modeling.tasks import classifier, ner
   from modeling.training import loop, optimization
   config = BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
-  models = {"topics": classifier.ClassifierModel(config, num_labels["topics"]),
-            "wnut": ner.NerModel(config, num_labels["wnut"])}
+  classes = {"topics": classifier.ClassifierModel, "wnut": ner.NerModel}
+  models = {(data, dtype): cls(config, num_labels[data], compute_dtype=dtype)
+            for data, cls in classes.items() for dtype in (tf.float32, tf.bfloat16)}
   for model in models.values():
     checkpoint.load(os.path.join(BERT_DIR, "bert_model.ckpt"), model,
                     allow_missing=classifier.FRESH_HEAD)
@@ -99,15 +101,17 @@ def ours_side(args, sets, num_labels):
   buckets = {name: length_buckets.parse_buckets(name, args.max_seq_length)
              for name in ("none", "auto")}
   runs = {}
-  for data, model in models.items():
+  for (data, dtype), model in models.items():
     per_token = ("predicted", "label_log_prob") if data == "wnut" else ()
     for name, lengths in buckets.items():
-      runs[f"{data} ours {name}"] = (
+      if dtype == tf.bfloat16 and name == "none":
+        continue
+      runs[f"{data} ours {name}{' bf16' if dtype == tf.bfloat16 else ''}"] = (
           lambda m=model, d=data, b=lengths, s=per_token: classifier.predict(
               strategy, m.predict_step, sets[d], args.batch_size, b, sequence_outputs=s))
   seconds = best_of(args.repeats, runs)
 
-  model = models["topics"]
+  model = models["topics", tf.float32]
   optimizer = optimization.create_optimizer("adamw", model.trainable_variables, 2e-5, 1000, 100)
   trainer = loop.Trainer(strategy, model.loss, optimizer, args.batch_size,
                          log_steps=args.train_steps, iterations_per_loop=args.train_steps,
@@ -183,7 +187,7 @@ def main():
     count = len(sets[data]["input_ids"])
     seconds[f"{data} original"] = original * -(-count // args.batch_size)
     print(f"\nprediction, {data} dev, {count} examples, batch {args.batch_size}:")
-    for side in ("original", "ours none", "ours auto", "hugging face"):
+    for side in ("original", "ours none", "ours auto", "ours auto bf16", "hugging face"):
       name = f"{data} {side}"
       if name in seconds:
         print(f"  {side:14s} {count / seconds[name]:7.1f} examples/s  "
