@@ -20,6 +20,7 @@ dev entity F1 and training examples (windows)/s.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ def load():
 def run_ours(args):
   """Runs run_ner.py; returns (dev entity F1, training examples/s)."""
   output_dir = os.path.join(args.output_dir, "ours")
+  shutil.rmtree(output_dir, ignore_errors=True)  # A checkpoint left there would resume.
   command = [sys.executable, os.path.join(REPO_DIR, "run_ner.py"),
              f"--train_file={DATA_DIR}/train.conll", f"--eval_file={DATA_DIR}/dev.conll",
              f"--vocab_file={BERT_DIR}/vocab.txt",
