@@ -15,8 +15,9 @@ import pytest
 import tensorflow as tf
 
 import oracle
+import pretraining_parity
 from conftest import REPO_DIR
-from modeling import BertConfig, BertModel, MaskedLMHead, NextSentenceHead, checkpoint
+from modeling import BertConfig, BertModel, MaskedLMHead, checkpoint
 from modeling.tasks import pretraining
 from modeling.training import loop, optimization
 from tiny import TINY_CONFIG, tiny_config, tiny_inputs
@@ -191,57 +192,12 @@ CASES = {
 }
 
 
-def _build(config, use_one_hot_embeddings):
-  model = BertModel(config, use_one_hot_embeddings=use_one_hot_embeddings)
-  return model, MaskedLMHead(config, model.embedding_table), NextSentenceHead(config)
-
-
-def _our_outputs(modules, data):
-  model, mlm, sop = modules
-  outputs = model(data["input_ids"], data["input_mask"], data["segment_ids"])
-  mlm_loss, _, mlm_log_probs = mlm(outputs["sequence_output"], data["masked_lm_positions"],
-                                   data["masked_lm_ids"], data["masked_lm_weights"])
-  sop_loss, _, sop_log_probs = sop(outputs["pooled_output"], data["next_sentence_labels"])
-  result = {key: outputs[key] for key in ("sequence_output", "pooled_output",
-                                          "embedding_output")}
-  result.update({f"layer_{i}": layer for i, layer in enumerate(outputs["all_encoder_layers"])})
-  result.update(mlm_loss=mlm_loss, mlm_log_probs=mlm_log_probs, sop_loss=sop_loss,
-                sop_log_probs=sop_log_probs)
-  return {key: np.asarray(value) for key, value in result.items()}
-
-
 @pytest.fixture(scope="module")
 def parity_runs(tmp_path_factory):
-  """Runs every case in one oracle process; returns {case: (ours, original)}."""
+  """Runs every case in one oracle process; returns {case: (ours, original, spec)}."""
   _require_albert()
-  tmp = tmp_path_factory.mktemp("albert_parity")
-  data = tiny_inputs(batch_size=3, seq_length=16)
-  np.savez(tmp / "inputs.npz", **data)
-  specs, ours = [], {}
-  for name, case in CASES.items():
-    config_dict = {**ALBERT_TINY, **case["config"]}
-    spec = dict(case, name=name, config=config_dict, inputs=str(tmp / "inputs.npz"),
-                checkpoint=str(tmp / name / "model.ckpt"), outputs=str(tmp / f"{name}.npz"))
-    if case["direction"] == "ours_to_original":
-      modules = _build(albert_config(**case["config"]), case["use_one_hot_embeddings"])
-      rng = np.random.RandomState(7)
-      for variable in checkpoint.named_variables(modules).values():
-        variable.assign_add(rng.normal(0.0, 0.2, size=variable.shape).astype(np.float32))
-      checkpoint.save(spec["checkpoint"], modules)
-      ours[name] = _our_outputs(modules, data)
-    specs.append(spec)
-  (tmp / "cases.json").write_text(json.dumps(specs))
-  oracle.run(ORACLE_SCRIPT, tmp / "cases.json")
-  results = {}
-  for spec in specs:
-    name = spec["name"]
-    if name not in ours:
-      modules = _build(albert_config(**CASES[name]["config"]), spec["use_one_hot_embeddings"])
-      report = checkpoint.load(spec["checkpoint"], modules)
-      assert not report.missing and not report.unexpected, report
-      ours[name] = _our_outputs(modules, data)
-    results[name] = (ours[name], dict(np.load(spec["outputs"])), spec)
-  return results
+  return pretraining_parity.run_cases(CASES, ALBERT_TINY, albert_config, ORACLE_SCRIPT,
+                                      tmp_path_factory.mktemp("albert_parity"), "sop")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

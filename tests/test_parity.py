@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import oracle
-from modeling import BertModel, MaskedLMHead, NextSentenceHead, checkpoint
+import pretraining_parity
+from modeling import BertModel, checkpoint
 from tiny import TINY_CONFIG, tiny_config, tiny_inputs
 
 ORACLE_SCRIPT = """
@@ -73,67 +73,17 @@ CASES = {
 }
 
 
-def _build(config, use_one_hot_embeddings):
-  model = BertModel(config, use_one_hot_embeddings=use_one_hot_embeddings)
-  return model, MaskedLMHead(config, model.embedding_table), NextSentenceHead(config)
-
-
-def _perturb(modules, seed):
-  """Adds noise to every variable, so that biases, gammas and betas are non-trivial."""
-  rng = np.random.RandomState(seed)
-  for variable in checkpoint.named_variables(modules).values():
-    variable.assign_add(rng.normal(0.0, 0.2, size=variable.shape).astype(np.float32))
-
-
-def _our_outputs(modules, data):
-  model, mlm, nsp = modules
-  outputs = model(data["input_ids"], data["input_mask"], data["segment_ids"])
-  mlm_loss, _, mlm_log_probs = mlm(outputs["sequence_output"], data["masked_lm_positions"],
-                                   data["masked_lm_ids"], data["masked_lm_weights"])
-  nsp_loss, _, nsp_log_probs = nsp(outputs["pooled_output"], data["next_sentence_labels"])
-  result = {key: outputs[key] for key in ("sequence_output", "pooled_output",
-                                          "embedding_output")}
-  result.update({f"layer_{i}": layer for i, layer in enumerate(outputs["all_encoder_layers"])})
-  result.update(mlm_loss=mlm_loss, mlm_log_probs=mlm_log_probs, nsp_loss=nsp_loss,
-                nsp_log_probs=nsp_log_probs)
-  return {key: np.asarray(value) for key, value in result.items()}
-
-
 @pytest.fixture(scope="module")
 def parity_runs(tmp_path_factory):
-  """Runs every case; returns {case: (ours, original) output dicts}."""
+  """Runs every case; returns {case: (ours, original, spec)}."""
   oracle.require()
-  tmp = tmp_path_factory.mktemp("parity")
-  data = tiny_inputs(batch_size=3, seq_length=16)  # 16 < max_position_embeddings=64
-  np.savez(tmp / "inputs.npz", **data)
-  specs, ours = [], {}
-  for name, case in CASES.items():
-    config_dict = {**TINY_CONFIG, **case["config"]}
-    spec = dict(case, config=config_dict, heads=True, inputs=str(tmp / "inputs.npz"),
-                checkpoint=str(tmp / name / "model.ckpt"), outputs=str(tmp / f"{name}.npz"))
-    if case["direction"] == "ours_to_original":
-      modules = _build(tiny_config(**case["config"]), case["use_one_hot_embeddings"])
-      _perturb(modules, seed=7)
-      checkpoint.save(spec["checkpoint"], modules)
-      ours[name] = _our_outputs(modules, data)
-    specs.append(spec)
-  (tmp / "cases.json").write_text(json.dumps(specs))
-  oracle.run(ORACLE_SCRIPT, tmp / "cases.json")
-  results = {}
-  for spec in specs:
-    name = next(n for n in CASES if spec["outputs"].endswith(f"{n}.npz"))
-    if name not in ours:
-      modules = _build(tiny_config(**CASES[name]["config"]), spec["use_one_hot_embeddings"])
-      report = checkpoint.load(spec["checkpoint"], modules)
-      assert not report.missing and not report.unexpected, report
-      ours[name] = _our_outputs(modules, data)
-    results[name] = (ours[name], dict(np.load(spec["outputs"])))
-  return results
+  return pretraining_parity.run_cases(CASES, TINY_CONFIG, tiny_config, ORACLE_SCRIPT,
+                                      tmp_path_factory.mktemp("parity"), heads=True)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_outputs_match_original(parity_runs, case):
-  ours, original = parity_runs[case]
+  ours, original, _ = parity_runs[case]
   assert sorted(ours) == sorted(original)
   for key in original:
     np.testing.assert_allclose(ours[key], original[key], rtol=1e-5, atol=1e-5, err_msg=key)
