@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from modeling import BertConfig, BertModel, checkpoint
 from test_albert import ALBERT_TINY
+from test_run_classifier import check_export_classifies_as_predict
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOPICS = {"computers": ["computer", "program", "code", "software"],
@@ -83,32 +84,6 @@ def classifier_args(workspace, output_dir, init_checkpoint):
           "--eval_batch_size=5", "--predict_batch_size=4"]
 
 
-SAVED_MODEL_SCRIPT = """
-import sys
-import numpy as np
-import tensorflow as tf
-import tensorflow_text  # registers the tokenizer ops
-export_dir, test_file, out = sys.argv[1:4]
-texts = [line.rstrip("\\n") for line in open(test_file, encoding="utf-8")][1:]
-model = tf.saved_model.load(export_dir)
-outputs = model.signatures["serving_default"](text_a=tf.constant(texts))
-np.save(out, outputs["probabilities"].numpy())
-print(outputs["label"].numpy()[0].decode())
-"""
-
-
-def check_export_classifies_as_predict(workspace, output_dir, export_dir, tmp_path):
-  """The SavedModel, in a fresh process, gives --do_predict's probabilities."""
-  result = subprocess.run([sys.executable, "-c", SAVED_MODEL_SCRIPT, str(export_dir),
-                           str(workspace / "data" / "test.tsv"), str(tmp_path / "p.npy")],
-                          capture_output=True, text=True)
-  assert result.returncode == 0, result.stderr[-3000:]
-  served = np.load(tmp_path / "p.npy")
-  predicted = np.loadtxt(output_dir / "test_results.tsv")
-  np.testing.assert_allclose(served, predicted, atol=1e-5)
-  assert result.stdout.strip() == sorted(TOPICS)[int(np.argmax(predicted[0]))]
-
-
 def test_run_classifier_fine_tunes_albert_and_exports(workspace, tmp_path):
   output_dir, export_dir = tmp_path / "output", tmp_path / "export"
   run_script("run_classifier.py",
@@ -120,7 +95,8 @@ def test_run_classifier_fine_tunes_albert_and_exports(workspace, tmp_path):
   names = {name for name, _ in tf.train.list_variables(str(output_dir))}
   assert "bert/encoder/transformer/group_0/inner_group_1/LayerNorm_1/gamma" in names
   assert "output_weights" in names
-  check_export_classifies_as_predict(workspace, output_dir, export_dir, tmp_path)
+  check_export_classifies_as_predict(workspace / "data" / "test.tsv", output_dir, export_dir,
+                                     sorted(TOPICS), tmp_path)
 
 
 def test_extract_features_reads_albert(workspace, tmp_path):
@@ -177,4 +153,5 @@ def test_albert_end_to_end(workspace, tmp_path):
   run_script("run_classifier.py",
              *classifier_args(workspace, output_dir, tf.train.latest_checkpoint(pretrained)),
              f"--export_dir={export_dir}")
-  check_export_classifies_as_predict(workspace, output_dir, export_dir, tmp_path)
+  check_export_classifies_as_predict(workspace / "data" / "test.tsv", output_dir, export_dir,
+                                     sorted(TOPICS), tmp_path)

@@ -104,16 +104,30 @@ print(outputs["label"].numpy()[0].decode())
 """
 
 
-def test_saved_model_matches_do_predict(trained, workspace, tmp_path):
-  output_dir, export_dir = trained
+def check_export_classifies_as_predict(test_file, output_dir, export_dir, labels, tmp_path):
+  """The SavedModel, in a fresh process, gives --do_predict's probabilities and labels.
+
+  Args:
+    test_file: the test.tsv --do_predict read (a header, then `text` rows).
+    output_dir: the run's --output_dir, with its test_results.tsv.
+    export_dir: its --export_dir.
+    labels: the class names in class-id order.
+    tmp_path: a scratch directory.
+  """
   result = subprocess.run([sys.executable, "-c", SAVED_MODEL_SCRIPT, str(export_dir),
-                           str(workspace / "data" / "test.tsv"), str(tmp_path / "p.npy")],
+                           str(test_file), str(tmp_path / "p.npy")],
                           capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-3000:]
   served = np.load(tmp_path / "p.npy")
   predicted = np.loadtxt(output_dir / "test_results.tsv")
   np.testing.assert_allclose(served, predicted, atol=1e-5)
-  assert result.stdout.strip() == sorted(TOPICS)[int(np.argmax(predicted[0]))]
+  assert result.stdout.strip() == labels[int(np.argmax(predicted[0]))]
+
+
+def test_saved_model_matches_do_predict(trained, workspace, tmp_path):
+  output_dir, export_dir = trained
+  check_export_classifies_as_predict(workspace / "data" / "test.tsv", output_dir, export_dir,
+                                     sorted(TOPICS), tmp_path)
 
 
 def test_resume_is_a_no_op_when_done_and_eval_only_reads_checkpoint(trained, workspace):
