@@ -16,7 +16,6 @@ labelled TSV files).
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
@@ -24,7 +23,7 @@ from modeling.data import classifier_data, files
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, serving
-from modeling.training import distribution, loop
+from modeling.training import loop
 
 flags.DEFINE_string("data_dir", None, "The input data dir with the task's .tsv files.")
 flags.DEFINE_string("task_name", None, "The name of the task to train.")
@@ -81,22 +80,12 @@ def main(argv):
               for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval),
                                     ("test", FLAGS.do_predict)) if wanted}
 
-  compute_dtype = shared_flags.compute_dtype_from_flags()
-  tf.random.set_seed(FLAGS.seed)
-  strategy = shared_flags.strategy_from_flags()
-  is_chief = distribution.is_chief(strategy)
-  num_train_steps = num_warmup_steps = 0
-  if FLAGS.do_train:
-    num_train_steps, num_warmup_steps = shared_flags.fine_tuning_schedule(
-        len(examples["train"]), FLAGS.num_train_epochs, FLAGS.warmup_proportion)
-  model, optimizer, trainer, checkpoints, start = shared_flags.training_from_flags(
-      strategy, lambda: classifier.ClassifierModel(
-          config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
-          compute_dtype),
-      num_train_steps, num_warmup_steps, is_chief, classifier.FRESH_HEAD)
-  if start == "fresh" and not FLAGS.do_train:
-    raise ValueError(f"nothing to evaluate, predict or export: no checkpoint in --output_dir="
-                     f"{FLAGS.output_dir} and no --init_checkpoint")
+  strategy, is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
+      shared_flags.fine_tuning_from_flags(
+          len(examples.get("train", ())), lambda compute_dtype: classifier.ClassifierModel(
+              config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
+              compute_dtype),
+          classifier.FRESH_HEAD, "evaluate, predict or export"))
   if is_chief and label_list is not None:
     loop.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
                           "".join(f"{label}\n" for label in label_list))

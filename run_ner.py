@@ -17,7 +17,6 @@ files, --labels_file, --tag_scheme, --doc_stride and --export_dir.
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
@@ -25,7 +24,7 @@ from modeling.data import files, ner_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, ner, ner_metrics, ner_serving, serving
-from modeling.training import distribution, loop
+from modeling.training import loop
 
 flags.DEFINE_string("train_file", None, "CoNLL file(s) to train on (comma-separated).")
 flags.DEFINE_string("eval_file", None, "CoNLL file(s) to evaluate (comma-separated).")
@@ -186,21 +185,12 @@ def main(argv):
   features = {split: ner_data.features(sentences, tokenizer, label_ids, max_seq_length, stride)
               for split, sentences in data.items()}
 
-  compute_dtype = shared_flags.compute_dtype_from_flags()
-  tf.random.set_seed(FLAGS.seed)
-  strategy = shared_flags.strategy_from_flags()
-  is_chief = distribution.is_chief(strategy)
-  num_train_steps = num_warmup_steps = 0
-  if FLAGS.do_train:
-    train_arrays = ner_data.training_arrays(features["train"])
-    num_train_steps, num_warmup_steps = shared_flags.fine_tuning_schedule(
-        len(train_arrays["input_ids"]), FLAGS.num_train_epochs, FLAGS.warmup_proportion)
-  model, optimizer, trainer, checkpoints, start = shared_flags.training_from_flags(
-      strategy, lambda: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype),
-      num_train_steps, num_warmup_steps, is_chief, ner.FRESH_HEAD)
-  if start == "fresh" and not FLAGS.do_train:
-    raise ValueError(f"nothing to evaluate, predict or export: no checkpoint in --output_dir="
-                     f"{FLAGS.output_dir} and no --init_checkpoint")
+  train_arrays = ner_data.training_arrays(features["train"]) if FLAGS.do_train else None
+  strategy, is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
+      shared_flags.fine_tuning_from_flags(
+          len(train_arrays["input_ids"]) if FLAGS.do_train else 0,
+          lambda compute_dtype: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype),
+          ner.FRESH_HEAD, "evaluate, predict or export"))
   if is_chief:
     loop.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
                           "".join(f"{label}\n" for label in labels))

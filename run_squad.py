@@ -16,7 +16,6 @@ when --predict_file has answers: eval_results.txt with the official EM and F1.
 import logging as python_logging
 import os
 
-import tensorflow as tf
 from absl import app, flags, logging
 
 import shared_flags
@@ -24,7 +23,7 @@ from modeling.data import squad_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, squad, squad_metrics
-from modeling.training import distribution, loop
+from modeling.training import loop
 
 flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
@@ -151,22 +150,14 @@ def main(argv):
     if examples == []:
       raise ValueError(f"--{flag}={FLAGS[flag].value} has no question to use")
 
-  compute_dtype = shared_flags.compute_dtype_from_flags()
-  tf.random.set_seed(FLAGS.seed)
-  strategy = shared_flags.strategy_from_flags()
-  is_chief = distribution.is_chief(strategy)
-  num_train_steps = num_warmup_steps = 0
   if FLAGS.do_train:
-    num_train_steps, num_warmup_steps = shared_flags.fine_tuning_schedule(
-        len(train_examples), FLAGS.num_train_epochs, FLAGS.warmup_proportion)
     # Only the inputs are kept: the features' token maps would take several GB for SQuAD.
     train_arrays = squad_data.feature_arrays(to_features(train_examples, True, tokenizer), True)
-  model, optimizer, trainer, checkpoints, start = shared_flags.training_from_flags(
-      strategy, lambda: squad.SquadModel(config, FLAGS.use_tpu, compute_dtype),
-      num_train_steps, num_warmup_steps, is_chief, squad.FRESH_HEAD)
-  if start == "fresh" and not FLAGS.do_train:
-    raise ValueError(f"nothing to predict with: no checkpoint in --output_dir="
-                     f"{FLAGS.output_dir} and no --init_checkpoint")
+  strategy, is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
+      shared_flags.fine_tuning_from_flags(
+          len(train_examples or ()),
+          lambda compute_dtype: squad.SquadModel(config, FLAGS.use_tpu, compute_dtype),
+          squad.FRESH_HEAD, "predict with"))
 
   if FLAGS.do_train:
     logging.info("***** Running training: %d questions, %d features, batch size %d, %d steps "

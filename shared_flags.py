@@ -5,6 +5,7 @@ code never reads flags: the scripts pass values on.
 """
 
 import os
+from typing import NamedTuple
 
 import tensorflow as tf
 from absl import flags, logging
@@ -150,6 +151,53 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
   start = loop.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
                                      training=FLAGS.do_train, unused=unused)
   return model, optimizer, trainer, checkpoints, start
+
+
+class FineTuning(NamedTuple):
+  """What `fine_tuning_from_flags` sets up."""
+  strategy: tf.distribute.Strategy
+  is_chief: bool
+  model: tf.Module
+  optimizer: optimization.AdamWeightDecay
+  trainer: loop.Trainer
+  checkpoints: loop.CheckpointManager
+  num_train_steps: int
+
+
+def fine_tuning_from_flags(num_train_examples, make_model, fresh_heads, purpose):
+  """The set-up of run_classifier, run_squad and run_ner: the seed, the strategy, the
+  schedule of --num_train_epochs, and the task's model, optimizer, trainer and
+  checkpoints, resumed or initialised (`training_from_flags`).
+
+  Args:
+    num_train_examples: the examples of an epoch (with --do_train).
+    make_model: compute_dtype -> the task's tf.Module, called under the strategy's scope.
+    fresh_heads: as `training_from_flags`.
+    purpose: what a run without --do_train needs a checkpoint for, for its error
+      ("evaluate, predict or export").
+
+  Returns:
+    A FineTuning.
+
+  Raises:
+    ValueError: no --do_train, and neither a checkpoint in --output_dir nor an
+      --init_checkpoint to start from.
+  """
+  compute_dtype = compute_dtype_from_flags()
+  tf.random.set_seed(FLAGS.seed)
+  strategy = strategy_from_flags()
+  is_chief = distribution.is_chief(strategy)
+  num_train_steps = num_warmup_steps = 0
+  if FLAGS.do_train:
+    num_train_steps, num_warmup_steps = fine_tuning_schedule(
+        num_train_examples, FLAGS.num_train_epochs, FLAGS.warmup_proportion)
+  model, optimizer, trainer, checkpoints, start = training_from_flags(
+      strategy, lambda: make_model(compute_dtype), num_train_steps, num_warmup_steps,
+      is_chief, fresh_heads)
+  if start == "fresh" and not FLAGS.do_train:
+    raise ValueError(f"nothing to {purpose}: no checkpoint in --output_dir={FLAGS.output_dir} "
+                     "and no --init_checkpoint")
+  return FineTuning(strategy, is_chief, model, optimizer, trainer, checkpoints, num_train_steps)
 
 
 def tokenizer_from_flags(config):
