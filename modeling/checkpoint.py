@@ -13,7 +13,8 @@ Command line:
       [--task encoder|pretraining|classifier|squad]
   python -m modeling.checkpoint from-hf HF_DIR OUTPUT_DIR [--allow_unused REGEX]
   python -m modeling.checkpoint to-hf --bert_config_file CONFIG CKPT OUTPUT_DIR \
-      [--task ...] [--vocab_file V] [--labels_file L] [--do_lower_case B]
+      [--task ...] [--vocab_file V | --spm_model_file M] [--labels_file L] \
+      [--do_lower_case B]
 
 CKPT may also be a Hugging Face directory (config.json, model.safetensors), read
 in the original layout by `modeling.hf_checkpoint`, whose `from_hf` and `to_hf`
@@ -403,7 +404,8 @@ def main(argv=None):
   unused_help = ("regex (re.search) of tensor names with no place in the output that may be "
                  "left out; repeatable")
   from_hf = commands.add_parser("from-hf", help="a Hugging Face BERT directory to "
-                                "bert_model.ckpt, bert_config.json, vocab.txt, labels.txt")
+                                "bert_model.ckpt, bert_config.json, vocab.txt, labels.txt "
+                                "(ALBERT: model.ckpt, albert_config.json, spiece.model)")
   from_hf.add_argument("hf_dir")
   from_hf.add_argument("output_dir")
   from_hf.add_argument("--allow_unused", action="append", default=[], metavar="REGEX",
@@ -417,6 +419,8 @@ def main(argv=None):
                      help="the transformers class to write (default: from the checkpoint's "
                           "heads)")
   to_hf.add_argument("--vocab_file", help="vocab.txt to ship with tokenizer_config.json")
+  to_hf.add_argument("--spm_model_file", help="ALBERT: the SentencePiece model to ship as "
+                     "spiece.model (instead of --vocab_file)")
   to_hf.add_argument("--labels_file", help="class names, one a line (classifier, ner)")
   to_hf.add_argument("--do_lower_case", type=_bool, default=True,
                      help="for tokenizer_config.json (default True)")
@@ -433,7 +437,8 @@ def main(argv=None):
     if args.command == "to-hf":
       print(hf_checkpoint.to_hf(args.checkpoint, args.bert_config_file, args.output_dir,
                                 args.task, args.vocab_file, args.labels_file,
-                                args.do_lower_case, args.allow_unused))
+                                args.do_lower_case, args.allow_unused,
+                                args.spm_model_file))
       return 0
     return 0 if check_checkpoint(args.bert_config_file, args.checkpoint, args.task) else 1
   except (FileNotFoundError, ValueError) as error:

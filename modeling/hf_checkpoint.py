@@ -1,15 +1,17 @@
-"""Hugging Face BERT checkpoints in and out, losslessly, in the original TF1 layout.
+"""Hugging Face BERT and ALBERT checkpoints in and out, losslessly, in the original layout.
 
 A Hugging Face BERT directory (`config.json` with "model_type": "bert", weights in
 `model.safetensors` or shards listed by `model.safetensors.index.json`) holds the
-tensors of an original checkpoint under other names, with PyTorch's Linear weights
+tensors of an original checkpoint under other names; an ALBERT one ("model_type":
+"albert") those of a checkpoint of Google's ALBERT (our `modeling.model.albert`), with PyTorch's Linear weights
 [out, in] where the original's dense kernels are [in, out]. Both directions copy
 every tensor's bits (a transpose only moves them); what one side cannot represent
 is refused with its name, never dropped or approximated.
 
   from_hf(hf_dir, output_dir, allow_unused=())       -> Conversion
   to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
-        labels_file=None, do_lower_case=True, allow_unused=())   -> Conversion
+        labels_file=None, do_lower_case=True, allow_unused=(),
+        spm_model_file=None)                          -> Conversion
   read_hf(hf_dir, allow_unused=())                    -> HfCheckpoint (in memory)
 
 Weights are read and written with the `safetensors` package, without PyTorch. A
@@ -30,9 +32,9 @@ import tensorflow as tf
 
 from modeling import checkpoint
 from modeling.data import files
-from modeling.hf_names import (ARCHITECTURES, TASKS, architecture_for, architecture_of,
-                               canonical_key, config_from_hf, config_to_hf, infer_task,
-                               name_table, reading_table, refusal)
+from modeling.hf_names import (ARCHITECTURES, FAMILIES, TASKS, architecture_for,
+                               architecture_of, canonical_key, config_from_hf, config_to_hf,
+                               family_of, infer_task, name_table, reading_table, refusal)
 from modeling.model.config import BertConfig
 from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
 from modeling.model.model import BertModel
@@ -164,7 +166,7 @@ class HfCheckpoint:
     config: our BertConfig.
     tensors: {our checkpoint name: float32 np.ndarray}.
     labels: the class names of a classifier head (`id2label`), else None.
-    vocab_file: its vocab.txt, or None.
+    vocab_file: its vocab.txt (BERT) or spiece.model (ALBERT), or None.
     do_lower_case: tokenizer_config.json's do_lower_case, or None.
     notes: what was left out or widened, and why, one line each.
   """
@@ -181,6 +183,10 @@ class HfCheckpoint:
   def task(self):
     return ARCHITECTURES[self.architecture].task
 
+  @property
+  def family(self):
+    return FAMILIES[ARCHITECTURES[self.architecture].model_type]
+
 
 def _same_bits(a, b):
   return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
@@ -188,7 +194,7 @@ def _same_bits(a, b):
 
 def _buffer_note(key, value, config):
   """Why a non-weight buffer may be left out, or None if `key` is not one."""
-  base = key[len("bert."):] if key.startswith("bert.") else key
+  base = re.sub(r"^(bert|albert)\.", "", key)
   if base == "embeddings.position_ids" and np.array_equal(
       value.reshape(-1), np.arange(value.size)) and value.size == config.max_position_embeddings:
     return f"{key} (a buffer equal to 0..{value.size - 1}, not a weight)"
@@ -199,13 +205,14 @@ def _buffer_note(key, value, config):
 
 def _map_tensors(hf_tensors, config, allow_unused, source):
   """{our name: array} of the Hugging Face tensors, and notes on what was left out."""
-  table = reading_table(config.num_hidden_layers)
+  table = reading_table(config)
+  mlm = family_of(config).mlm
   patterns = [re.compile(p) for p in allow_unused]
   tensors, origin, notes, unused = {}, {}, [], []
   decoder = {}
   for key in sorted(hf_tensors):
     value, name = hf_tensors[key], canonical_key(key)
-    if name in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"):
+    if name in (f"{mlm}.decoder.weight", f"{mlm}.decoder.bias"):
       decoder[name] = (key, value)
       continue
     if name not in table:
@@ -226,25 +233,25 @@ def _map_tensors(hf_tensors, config, allow_unused, source):
     raise ValueError(f"{source}: tensors with no place in the original layout: "
                      f"{', '.join(unused)}; refused (nothing was written). Pass --allow_unused "
                      "REGEX (allow_unused=[...]) to leave them out")
-  _check_decoder(decoder, tensors, source)
+  _check_decoder(decoder, tensors, mlm, source)
   return tensors, notes
 
 
-def _check_decoder(decoder, tensors, source):
-  """The MLM decoder: its weight must be the word embeddings (the original ties them),
-  its bias `cls/predictions/output_bias`."""
-  if "cls.predictions.decoder.weight" in decoder:
-    key, value = decoder["cls.predictions.decoder.weight"]
+def _check_decoder(decoder, tensors, mlm, source):
+  """The MLM decoder (`mlm` the head's scope): its weight must be the word embeddings
+  (the original ties them), its bias `cls/predictions/output_bias`."""
+  if f"{mlm}.decoder.weight" in decoder:
+    key, value = decoder[f"{mlm}.decoder.weight"]
     if not _same_bits(value, tensors.get("bert/embeddings/word_embeddings", np.empty(0))):
       raise ValueError(f"{source}: {key} differs from the word embeddings; the original "
                        "layout ties the masked-LM output weights to "
                        "bert/embeddings/word_embeddings and cannot hold untied ones; refused")
-  if "cls.predictions.decoder.bias" in decoder:
-    key, value = decoder["cls.predictions.decoder.bias"]
+  if f"{mlm}.decoder.bias" in decoder:
+    key, value = decoder[f"{mlm}.decoder.bias"]
     if "cls/predictions/output_bias" not in tensors:
       tensors["cls/predictions/output_bias"] = value
     elif not _same_bits(value, tensors["cls/predictions/output_bias"]):
-      raise ValueError(f"{source}: {key} differs from cls.predictions.bias; the original "
+      raise ValueError(f"{source}: {key} differs from {mlm}.bias; the original "
                        "layout has one masked-LM output bias; refused")
 
 
@@ -286,12 +293,12 @@ def _check_shapes(tensors, config, source):
 
 
 def read_hf(hf_dir, allow_unused=()):
-  """Reads a Hugging Face BERT directory into the original layout, in memory.
+  """Reads a Hugging Face BERT or ALBERT directory into the original layout, in memory.
 
   Args:
     hf_dir: a directory with config.json and model.safetensors (or the shards
-      of model.safetensors.index.json); vocab.txt and tokenizer_config.json are
-      read when present.
+      of model.safetensors.index.json); vocab.txt (BERT) or spiece.model
+      (ALBERT) and tokenizer_config.json are read when present.
     allow_unused: regexes (`re.search`) of Hugging Face keys that have no place
       in the original layout and may be left out.
 
@@ -315,8 +322,9 @@ def read_hf(hf_dir, allow_unused=()):
   config = config_from_hf(hf_config, config_path)
   architecture = architecture_of(hf_config, weights, config_path)
   tensors, notes = _map_tensors(weights, config, allow_unused, hf_dir)
+  family = family_of(config)
   if hf_config.get("tie_word_embeddings") is False and "cls/predictions/output_bias" in tensors \
-     and "cls.predictions.decoder.weight" not in weights:
+     and f"{family.mlm}.decoder.weight" not in weights:
     raise refusal(config_path, "tie_word_embeddings", False,
                   "but the masked-LM decoder weight is absent from the weights")
   _widen(tensors, notes, hf_dir)
@@ -330,7 +338,7 @@ def read_hf(hf_dir, allow_unused=()):
         raise ValueError(f"{config_path}: id2label has ids {sorted(id2label)}, but the "
                          f"classifier has {count} outputs (classifier.bias [{count}])")
       labels = [str(id2label[str(i)]) for i in range(count)]
-  vocab_file = os.path.join(hf_dir, "vocab.txt")
+  vocab_file = os.path.join(hf_dir, family.vocab_file)
   tokenizer_config = os.path.join(hf_dir, "tokenizer_config.json")
   do_lower_case = None
   if files.exists(tokenizer_config):
@@ -370,12 +378,14 @@ def _write_text(path, text):
 
 
 def from_hf(hf_dir, output_dir, allow_unused=()):
-  """Converts a Hugging Face BERT directory to the original layout.
+  """Converts a Hugging Face BERT or ALBERT directory to the original layout.
 
   Writes `output_dir/bert_model.ckpt` (name-based, atomic), `bert_config.json`,
   `vocab.txt` when the directory has one, and `labels.txt` (one class a line,
-  from `id2label`) for a classifier head. Nothing is written unless the whole
-  conversion can go ahead.
+  from `id2label`) for a classifier head; for ALBERT `model.ckpt`,
+  `albert_config.json` and `spiece.model` (ALBERT's layout, for the scripts'
+  --spm_model_file) instead. Nothing is written unless the whole conversion can
+  go ahead.
 
   Args:
     hf_dir: the Hugging Face directory (see `read_hf`).
@@ -387,21 +397,22 @@ def from_hf(hf_dir, output_dir, allow_unused=()):
   """
   hf = read_hf(hf_dir, allow_unused)
   output_dir = os.fspath(output_dir)
-  prefix = os.path.join(output_dir, "bert_model.ckpt")
+  prefix = os.path.join(output_dir, hf.family.checkpoint_name)
   with tf.device("/cpu:0"):
     variables = [tf.Variable(value, name=name, trainable=False)
                  for name, value in hf.tensors.items()]
   checkpoint.save(prefix, variables)
   written = [prefix]
-  config_file = os.path.join(output_dir, "bert_config.json")
+  config_file = os.path.join(output_dir, hf.family.config_file)
   _write_text(config_file, hf.config.to_json_string())
   written.append(config_file)
   notes = list(hf.notes)
+  vocab_name = hf.family.vocab_file
   if hf.vocab_file:
-    _copy_file(hf.vocab_file, os.path.join(output_dir, "vocab.txt"))
-    written.append(os.path.join(output_dir, "vocab.txt"))
+    _copy_file(hf.vocab_file, os.path.join(output_dir, vocab_name))
+    written.append(os.path.join(output_dir, vocab_name))
   else:
-    notes.append(f"no vocab.txt in {hf_dir}: give the scripts the model's vocabulary")
+    notes.append(f"no {vocab_name} in {hf_dir}: give the scripts the model's vocabulary")
   if hf.labels is not None:
     _write_text(os.path.join(output_dir, "labels.txt"), "".join(f"{l}\n" for l in hf.labels))
     written.append(os.path.join(output_dir, "labels.txt"))
@@ -449,12 +460,13 @@ def _is_training_state(name):
 
 
 def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
-          labels_file=None, do_lower_case=True, allow_unused=()):
-  """Converts a checkpoint in the original layout (ours or the original's) to a
-  Hugging Face directory.
+          labels_file=None, do_lower_case=True, allow_unused=(), spm_model_file=None):
+  """Converts a checkpoint in the original layout (ours or the original's, BERT or
+  ALBERT as its config says) to a Hugging Face directory.
 
   Writes `model.safetensors`, `config.json` (`architectures`, `hidden_act`,
-  `id2label`) and, with a vocabulary, `vocab.txt` and `tokenizer_config.json`.
+  `id2label`) and, with a vocabulary, `vocab.txt` (or ALBERT's `spiece.model`)
+  and `tokenizer_config.json`.
   The training state (`global_step`, Adam slots, our loop's `bert_tf2/`
   variables) is left out; so is the pooler for the classes
   that have none (BertForQuestionAnswering, BertForTokenClassification,
@@ -470,6 +482,8 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
       (BertForSequenceClassification), "squad" (BertForQuestionAnswering),
       "ner" (BertForTokenClassification); None: from the checkpoint's heads.
     vocab_file: the vocab.txt to ship, or None.
+    spm_model_file: instead, an ALBERT config's SentencePiece model, shipped as
+      spiece.model with tokenizer_class AlbertTokenizer.
     labels_file: the class names, one a line (run_classifier writes
       labels.txt), for classifier and ner; else LABEL_0, LABEL_1, ...
     do_lower_case: written to tokenizer_config.json.
@@ -482,14 +496,21 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
   bert_config_file, output_dir = os.fspath(bert_config_file), os.fspath(output_dir)
   vocab_file = vocab_file and os.fspath(vocab_file)
   labels_file = labels_file and os.fspath(labels_file)
+  spm_model_file = spm_model_file and os.fspath(spm_model_file)
   config = BertConfig.from_json_file(bert_config_file)
+  family = family_of(config)
+  if spm_model_file and (vocab_file or not config.is_albert):
+    raise ValueError(f"--spm_model_file={spm_model_file}: "
+                     + ("give --vocab_file or --spm_model_file, not both" if vocab_file else
+                        f"{bert_config_file} is a BERT config; a SentencePiece model goes "
+                        "with an ALBERT config (give --vocab_file)"))
   prefix, reader, entries = checkpoint.open_checkpoint(ckpt_path)
   names = {name for name in entries if not _is_training_state(name)}
   task = task or infer_task(names)
   if task not in TASKS:
     raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
-  architecture = architecture_for(task, names)
-  rows = name_table(config.num_hidden_layers, architecture)
+  architecture = architecture_for(task, names, family.model_type)
+  rows = name_table(config, architecture)
   needed = {ours for ours, _, _ in rows}
   num_labels = entries["output_bias"][0][0] if "output_bias" in entries else 2
   expected = expected_shapes(config, num_labels)
@@ -531,13 +552,14 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
   written = [os.path.join(output_dir, WEIGHTS_FILE), os.path.join(output_dir, CONFIG_FILE)]
   write_safetensors(written[0], tensors)
   _write_text(written[1], json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
-  if vocab_file:
-    written += [os.path.join(output_dir, "vocab.txt"),
+  tokenizer = FAMILIES["albert" if spm_model_file else "bert"]
+  if vocab_file or spm_model_file:
+    written += [os.path.join(output_dir, tokenizer.vocab_file),
                 os.path.join(output_dir, "tokenizer_config.json")]
-    _copy_file(vocab_file, written[-2])
+    _copy_file(vocab_file or spm_model_file, written[-2])
     _write_text(written[-1], json.dumps(
-        {"do_lower_case": bool(do_lower_case), "tokenizer_class": "BertTokenizer",
+        {"do_lower_case": bool(do_lower_case), "tokenizer_class": tokenizer.tokenizer_class,
          "model_max_length": config.max_position_embeddings}, indent=2) + "\n")
   else:
-    notes.append("no --vocab_file: no tokenizer files written")
+    notes.append("no --vocab_file or --spm_model_file: no tokenizer files written")
   return Conversion(prefix, architecture, task, len(tensors), written, notes)

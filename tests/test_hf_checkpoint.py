@@ -271,8 +271,9 @@ def test_load_reads_a_hugging_face_directory(hf_dir, tmp_path):
 # Refusals: each names what is refused, and nothing is written.
 
 REFUSED_CONFIGS = [
-    ({"model_type": "roberta"}, "model_type='roberta' is not \"bert\": only BERT models"),
-    ({"model_type": None}, "model_type=None is not \"bert\""),
+    ({"model_type": "roberta"}, "model_type='roberta' is neither \"bert\" nor \"albert\": "
+     "only BERT and ALBERT models"),
+    ({"model_type": None}, "model_type=None is neither \"bert\""),
     ({"position_embedding_type": "relative_key"},
      "position_embedding_type='relative_key' has no counterpart in the original"),
     ({"layer_norm_eps": 1e-5},
@@ -282,6 +283,9 @@ REFUSED_CONFIGS = [
     ({"is_decoder": True}, "is_decoder=True makes a decoder"),
     ({"architectures": ["BertForMultipleChoice"]},
      "architectures=['BertForMultipleChoice'] names a class with no counterpart"),
+    ({"architectures": ["AlbertModel"]},
+     "architectures=['AlbertModel'] names a class with no counterpart in the original "
+     "layout for model_type 'bert'"),
     ({"vocab_size": 120}, "bert/embeddings/word_embeddings: checkpoint [99, 32] float32 vs "
                           "variable [120, 32] float32 (the config's vocab_size=120"),
 ]
