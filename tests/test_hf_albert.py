@@ -336,3 +336,30 @@ def test_hidden_states_of_every_block(tmp_path):
                                atol=TOLERANCE, err_msg=f"block {index}")
   np.testing.assert_allclose(ours["pooled_output"].numpy(), out.pooler_output.numpy(),
                              rtol=0, atol=TOLERANCE)
+
+
+def test_exported_sentencepiece_model_tokenizes_as_ours(tmp_path):
+  """AutoTokenizer of a to-hf export with --spm_model_file gives our pieces and ids,
+  but for pieces ending in a digit and a comma ("1999,"), which Google's ALBERT
+  and ours split ("1999", ",") and transformers' AlbertTokenizer keeps whole."""
+  _, transformers = _transformers()
+  sentencepiece = pytest.importorskip("sentencepiece")
+  from modeling.data.tokenization import create_tokenizer  # noqa: PLC0415
+  rng = np.random.RandomState(0)
+  words = ["the", "cat", "sat", "on", "mat", "Computer", "program", "café", "naïve", "law"]
+  (tmp_path / "text.txt").write_text("".join(" ".join(rng.choice(words, 8)) + "\n"
+                                             for _ in range(2000)))
+  sentencepiece.SentencePieceTrainer.Train(
+      input=str(tmp_path / "text.txt"), model_prefix=str(tmp_path / "spm"), vocab_size=60,
+      hard_vocab_limit=False, minloglevel=2, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+      control_symbols="[CLS],[SEP],[MASK]")
+  spm = tmp_path / "spm.model"
+  prefix, config_file, _ = save_albert(str(tmp_path / "ours"), "encoder")
+  hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", spm_model_file=spm)
+  theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+  ours = create_tokenizer(None, True, spm_model_file=str(spm))
+  for text in ["The cat sat on the Mat, naïve café law!", "Computer   program  x", "ÀB  c"]:
+    pieces = ours.tokenize(text)
+    assert theirs.tokenize(text) == pieces, text
+    assert theirs(text)["input_ids"] == ours.convert_tokens_to_ids(
+        ["[CLS]"] + pieces + ["[SEP]"]), text
