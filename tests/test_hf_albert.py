@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 from modeling import BertModel, checkpoint, hf_checkpoint
 from modeling.model.config import BertConfig
 from modeling.model.heads import MaskedLMHead, NextSentenceHead
-from test_hf_checkpoint import assert_same_bits, copy_of, read_ckpt, save_ours
+from test_hf_checkpoint import assert_same_bits, copy_of, read_ckpt, save_ours, their_outputs
 from tiny import TINY_CONFIG, tiny_inputs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Nothing from a model hub, ever.
@@ -210,33 +210,6 @@ def albert_hf_model(name, hidden_act, num_labels=2, seed=0):
     for parameter in model.parameters():
       parameter.add_(torch.randn_like(parameter) * 0.2)
   return model.eval()
-
-
-def their_outputs(model, inputs):
-  """{name: np.ndarray} of a transformers ALBERT model on tiny inputs."""
-  torch, _ = _transformers()
-  arguments = {"input_ids": torch.tensor(inputs["input_ids"], dtype=torch.long),
-               "attention_mask": torch.tensor(inputs["input_mask"], dtype=torch.long),
-               "token_type_ids": torch.tensor(inputs["segment_ids"], dtype=torch.long)}
-  with torch.no_grad():
-    out = model(**arguments, output_hidden_states=True)
-    outputs = {"sequence_output": out.hidden_states[-1].numpy()}
-    name = type(model).__name__
-    if name == "AlbertForPreTraining":
-      outputs["pooled_output"] = model.albert(**arguments).pooler_output.numpy()
-      positions = inputs["masked_lm_positions"]
-      logits = out.prediction_logits[np.arange(len(positions))[:, None], positions]
-      outputs["mlm_log_probs"] = torch.log_softmax(logits, -1).numpy().reshape(
-          -1, logits.shape[-1])
-      outputs["sop_logits"] = out.sop_logits.numpy()
-    elif name == "AlbertForSequenceClassification":
-      outputs["probabilities"] = torch.softmax(out.logits, -1).numpy()
-    elif name == "AlbertForQuestionAnswering":
-      outputs["start_logits"] = out.start_logits.numpy()
-      outputs["end_logits"] = out.end_logits.numpy()
-    elif name == "AlbertForTokenClassification":
-      outputs["token_logits"] = out.logits.numpy()
-  return outputs
 
 
 def our_pretraining_outputs(prefix, config_file, inputs):

@@ -67,6 +67,42 @@ def assert_same_bits(actual, expected):
     assert actual[name].tobytes() == expected[name].tobytes(), name
 
 
+def their_outputs(model, inputs):
+  """{name: np.ndarray} of a transformers BERT or ALBERT model (eval mode) on tiny inputs.
+
+  `sequence_output` always; then by class: PreTraining `mlm_log_probs` [B*P, V] at
+  `masked_lm_positions` and `nsp_logits` (BERT) or `sop_logits` and `pooled_output`
+  (ALBERT); SequenceClassification `probabilities`; QuestionAnswering `start_logits`,
+  `end_logits`; TokenClassification `token_logits`.
+  """
+  import torch  # pylint: disable=import-outside-toplevel  (optional: the hf extra)
+  arguments = {"input_ids": torch.tensor(inputs["input_ids"], dtype=torch.long),
+               "attention_mask": torch.tensor(inputs["input_mask"], dtype=torch.long),
+               "token_type_ids": torch.tensor(inputs["segment_ids"], dtype=torch.long)}
+  with torch.no_grad():
+    out = model(**arguments, output_hidden_states=True)
+    outputs = {"sequence_output": out.hidden_states[-1].numpy()}
+    task = type(model).__name__.partition("For")[2]
+    if task == "PreTraining":
+      positions = inputs["masked_lm_positions"]
+      logits = out.prediction_logits[np.arange(len(positions))[:, None], positions]
+      outputs["mlm_log_probs"] = torch.log_softmax(logits, -1).numpy().reshape(
+          -1, logits.shape[-1])
+      if hasattr(out, "sop_logits"):
+        outputs["sop_logits"] = out.sop_logits.numpy()
+        outputs["pooled_output"] = model.albert(**arguments).pooler_output.numpy()
+      else:
+        outputs["nsp_logits"] = out.seq_relationship_logits.numpy()
+    elif task == "SequenceClassification":
+      outputs["probabilities"] = torch.softmax(out.logits, -1).numpy()
+    elif task == "QuestionAnswering":
+      outputs["start_logits"] = out.start_logits.numpy()
+      outputs["end_logits"] = out.end_logits.numpy()
+    elif task == "TokenClassification":
+      outputs["token_logits"] = out.logits.numpy()
+  return outputs
+
+
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
   """A tiny Hugging Face BertForPreTraining directory (written by to_hf)."""

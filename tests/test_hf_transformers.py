@@ -28,7 +28,7 @@ from modeling.data.classifier_data import InputExample, convert_example  # noqa:
 from modeling.data.tokenization import FullTokenizer  # noqa: E402
 from modeling.model.config import BertConfig  # noqa: E402
 from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead  # noqa: E402
-from test_hf_checkpoint import assert_same_bits, save_ours  # noqa: E402
+from test_hf_checkpoint import assert_same_bits, save_ours, their_outputs  # noqa: E402
 from tiny import TINY_CONFIG, tiny_inputs  # noqa: E402
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,31 +54,6 @@ def hf_model(name, hidden_act, num_labels, seed=0, **changes):
     for parameter in model.parameters():
       parameter.add_(torch.randn_like(parameter) * 0.2)
   return model.eval()
-
-
-def their_outputs(model, inputs):
-  """{name: np.ndarray} of a transformers model on tiny inputs (no dropout)."""
-  arguments = {"input_ids": torch.tensor(inputs["input_ids"], dtype=torch.long),
-               "attention_mask": torch.tensor(inputs["input_mask"], dtype=torch.long),
-               "token_type_ids": torch.tensor(inputs["segment_ids"], dtype=torch.long)}
-  with torch.no_grad():
-    out = model(**arguments, output_hidden_states=True)
-  outputs = {"sequence_output": out.hidden_states[-1].numpy()}
-  name = type(model).__name__
-  if name == "BertForPreTraining":
-    positions = inputs["masked_lm_positions"]
-    logits = out.prediction_logits.numpy()[np.arange(len(positions))[:, None], positions]
-    outputs["mlm_log_probs"] = torch.log_softmax(torch.tensor(logits), -1).numpy().reshape(
-        -1, logits.shape[-1])
-    outputs["nsp_logits"] = out.seq_relationship_logits.numpy()
-  elif name == "BertForSequenceClassification":
-    outputs["probabilities"] = torch.softmax(out.logits, -1).numpy()
-  elif name == "BertForQuestionAnswering":
-    outputs["start_logits"] = out.start_logits.numpy()
-    outputs["end_logits"] = out.end_logits.numpy()
-  elif name == "BertForTokenClassification":
-    outputs["token_logits"] = out.logits.numpy()
-  return outputs
 
 
 def our_outputs(prefix, config_file, task, inputs):
