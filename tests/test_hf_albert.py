@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 from modeling import BertModel, checkpoint, hf_checkpoint
 from modeling.model.config import BertConfig
 from modeling.model.heads import MaskedLMHead, NextSentenceHead
-from test_hf_checkpoint import assert_same_bits, copy_of, read_ckpt, save_ours, their_outputs
+from test_hf_checkpoint import assert_same_bits, copy_of, read_ckpt, perturbed_hf_model, save_ours, their_outputs
 from tiny import TINY_CONFIG, tiny_inputs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Nothing from a model hub, ever.
@@ -199,17 +199,12 @@ def _transformers():
 def albert_hf_model(name, hidden_act, num_labels=2, seed=0):
   """A random-weight transformers ALBERT model of the tiny dimensions, every
   parameter perturbed (LayerNorms and biases too), in eval mode."""
-  torch, transformers = _transformers()
+  _, transformers = _transformers()
   dims = {k: v for k, v in TINY_CONFIG.items() if not k.endswith("dropout_prob")}
   config = transformers.AlbertConfig(**{**dims, **ALBERT_SHAPE, "hidden_act": hidden_act,
                                         "num_labels": num_labels,
                                         "classifier_dropout_prob": 0.0})
-  torch.manual_seed(seed)
-  model = getattr(transformers, name)(config)
-  with torch.no_grad():
-    for parameter in model.parameters():
-      parameter.add_(torch.randn_like(parameter) * 0.2)
-  return model.eval()
+  return perturbed_hf_model(name, config, seed)
 
 
 def our_pretraining_outputs(prefix, config_file, inputs):

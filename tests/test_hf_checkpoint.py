@@ -67,6 +67,19 @@ def assert_same_bits(actual, expected):
     assert actual[name].tobytes() == expected[name].tobytes(), name
 
 
+def perturbed_hf_model(name, config, seed=0):
+  """transformers.<name>(config) with random weights, every parameter perturbed
+  (LayerNorms and biases too), in eval mode."""
+  import torch  # pylint: disable=import-outside-toplevel  (optional: the hf extra)
+  import transformers  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(seed)
+  model = getattr(transformers, name)(config)
+  with torch.no_grad():
+    for parameter in model.parameters():
+      parameter.add_(torch.randn_like(parameter) * 0.2)
+  return model.eval()
+
+
 def their_outputs(model, inputs):
   """{name: np.ndarray} of a transformers BERT or ALBERT model (eval mode) on tiny inputs.
 

@@ -28,7 +28,8 @@ from modeling.data.classifier_data import InputExample, convert_example  # noqa:
 from modeling.data.tokenization import FullTokenizer  # noqa: E402
 from modeling.model.config import BertConfig  # noqa: E402
 from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead  # noqa: E402
-from test_hf_checkpoint import assert_same_bits, save_ours, their_outputs  # noqa: E402
+from test_hf_checkpoint import (  # noqa: E402
+    assert_same_bits, perturbed_hf_model, save_ours, their_outputs)
 from tiny import TINY_CONFIG, tiny_inputs  # noqa: E402
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,12 +49,7 @@ def hf_model(name, hidden_act, num_labels, seed=0, **changes):
   perturbed (LayerNorms and biases too), in eval mode."""
   config = transformers.BertConfig(**{**TINY_CONFIG, "hidden_act": hidden_act,
                                       "num_labels": num_labels, **changes})
-  torch.manual_seed(seed)
-  model = getattr(transformers, name)(config)
-  with torch.no_grad():
-    for parameter in model.parameters():
-      parameter.add_(torch.randn_like(parameter) * 0.2)
-  return model.eval()
+  return perturbed_hf_model(name, config, seed)
 
 
 def our_outputs(prefix, config_file, task, inputs):
