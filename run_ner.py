@@ -72,9 +72,6 @@ def check_flags(config):
     raise ValueError(f"--doc_stride={stride} must be between 1 and the window, "
                      f"--max_seq_length - 2 = {window} pieces (no piece may be skipped)")
   validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-  if FLAGS.spm_model_file:
-    raise ValueError("--spm_model_file: run_ner.py takes WordPiece vocabularies "
-                     "(--vocab_file) only")
   if FLAGS.preserve_unused_tokens and FLAGS.export_dir:
     raise ValueError("--preserve_unused_tokens is not supported with --export_dir: the "
                      "exported in-graph tokenizer would split [unusedN] words")
@@ -228,13 +225,14 @@ def main(argv):
 
   if FLAGS.export_dir and is_chief:
     server = ner_serving.NerServer(model, FLAGS.vocab_file, FLAGS.do_lower_case,
-                                   max_seq_length, stride, labels)
+                                   max_seq_length, stride, labels, FLAGS.spm_model_file)
     logging.info("Exported the serving model to %s", serving.save(
         server, FLAGS.export_dir, {"serving_default": server.tag, "tag": server.tag}))
   return 0
 
 
 if __name__ == "__main__":
-  for name in ("vocab_file", "bert_config_file", "output_dir"):
+  # And --vocab_file or --spm_model_file.
+  for name in ("bert_config_file", "output_dir"):
     flags.mark_flag_as_required(name)
   app.run(main)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from modeling import BertConfig, BertModel, checkpoint
 from test_albert import ALBERT_TINY
 from test_run_classifier import check_export_classifies_as_predict
+from test_run_ner import SERVE_SCRIPT, _read_columns
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOPICS = {"computers": ["computer", "program", "code", "software"],
@@ -155,3 +156,44 @@ def test_albert_end_to_end(workspace, tmp_path):
              f"--export_dir={export_dir}")
   check_export_classifies_as_predict(workspace / "data" / "test.tsv", output_dir, export_dir,
                                      sorted(TOPICS), tmp_path)
+
+
+def _tagged_sentence(rng):
+  """Words of a workspace sentence, its period split off; science and art words tagged."""
+  words = _sentence(rng, rng.choice(sorted(TOPICS))).rstrip(".").split() + ["."]
+  kinds = {word: kind for kind, topic in (("SCI", "science"), ("ART", "art"))
+           for word in TOPICS[topic]}
+  return words, [f"B-{kinds[w.lower()]}" if w.lower() in kinds else "O" for w in words]
+
+
+def test_run_ner_with_sentencepiece_predicts_and_serves_the_same(workspace, tmp_path):
+  """run_ner.py on the ALBERT checkpoint with --spm_model_file: trains, evaluates,
+  predicts and exports; the SavedModel, in a fresh process, tags as --do_predict."""
+  rng = np.random.RandomState(1)
+  for split, count in (("train", 120), ("dev", 24), ("test", 12)):
+    lines = ["-DOCSTART- O", ""]
+    for words, tags in (_tagged_sentence(rng) for _ in range(count)):
+      lines += [f"{w}\t{t}" if split != "test" else w for w, t in zip(words, tags)] + [""]
+    (tmp_path / f"{split}.conll").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  output_dir, export_dir = tmp_path / "output", tmp_path / "export"
+  run_script("run_ner.py", f"--train_file={tmp_path / 'train.conll'}",
+             f"--eval_file={tmp_path / 'dev.conll'}", f"--predict_file={tmp_path / 'test.conll'}",
+             f"--spm_model_file={workspace / 'spm.model'}",
+             f"--bert_config_file={workspace / 'albert_config.json'}",
+             f"--init_checkpoint={workspace / 'pretrained' / 'model.ckpt'}",
+             f"--output_dir={output_dir}", f"--export_dir={export_dir}", "--do_train",
+             "--do_eval", "--do_predict", "--max_seq_length=24", "--train_batch_size=8",
+             "--learning_rate=1e-3", "--num_train_epochs=6", "--log_steps=20")
+  results = dict(line.split(" = ") for line in
+                 (output_dir / "eval_results.txt").read_text().splitlines())
+  assert float(results["eval_f1"]) > 0.5, results  # the tags follow from the words
+
+  predicted = _read_columns(output_dir / "test_predictions.txt")
+  texts = [" ".join(c[0] for c in sentence) for sentence in predicted]
+  (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+  result = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(export_dir),
+                           str(tmp_path / "texts.json")], capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = json.loads(result.stdout.strip().splitlines()[-1])
+  assert [output["tags"] for output in served] == [[c[1] for c in s] for s in predicted]
+  assert any(tag != "O" for output in served for tag in output["tags"])

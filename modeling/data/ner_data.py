@@ -187,7 +187,7 @@ def read_labels(path):
 
 def word_piece_ids(sentences, tokenizer):
   """Word-piece ids of every word: a list (sentences) of lists (words) of id lists."""
-  unk = tokenizer.convert_tokens_to_ids(["[UNK]"])
+  unk = tokenizer.convert_tokens_to_ids([tokenizer.unk_token])
   return [[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word)) or unk
            for word in sentence.words] for sentence in sentences]
 

@@ -75,7 +75,8 @@ class SentencePieceTokenizer:
   """ALBERT's SentencePiece FullTokenizer, with its text preprocessing built in.
 
   Same interface as `tokenization.FullTokenizer`: `tokenize`, `vocab`,
-  `inv_vocab`, `convert_tokens_to_ids`, `convert_ids_to_tokens`.
+  `inv_vocab`, `unk_token` (the model's unknown piece, e.g. "<unk>"),
+  `convert_tokens_to_ids`, `convert_ids_to_tokens`.
 
   Args:
     spm_model_file: the SentencePiece model (ALBERT's `30k-clean.model`).
@@ -88,6 +89,7 @@ class SentencePieceTokenizer:
     self.sp_model = load_model(spm_model_file)
     self.vocab = {self.sp_model.IdToPiece(i): i for i in range(self.sp_model.GetPieceSize())}
     self.inv_vocab = {index: piece for piece, index in self.vocab.items()}
+    self.unk_token = self.sp_model.IdToPiece(self.sp_model.unk_id())
 
   def encode_pieces(self, text):
     """ALBERT's `encode_pieces` of already preprocessed text: a list of pieces."""

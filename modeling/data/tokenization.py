@@ -320,9 +320,12 @@ class FullTokenizer:
     vocab_file: the vocabulary file read.
     vocab: ordered {token: id}.
     inv_vocab: {id: token}.
+    unk_token: "[UNK]", the token of a word with no piece (as `SentencePieceTokenizer`'s).
     basic_tokenizer: the `BasicTokenizer`.
     wordpiece_tokenizer: the `WordpieceTokenizer`.
   """
+
+  unk_token = UNK
 
   def __init__(self, vocab_file, do_lower_case=True, preserve_unused_tokens=False):
     self.vocab_file = vocab_file

@@ -3,8 +3,8 @@
 The signature splits each text into words at whitespace (the words of a CoNLL
 file are its whitespace-free tokens, so a sentence written as its words joined by
 spaces gets exactly the training words), tokenizes each word in-graph
-(`graph_tokenization.InGraphTokenizer`; a word left with no piece becomes [UNK],
-as `ner_data`), cuts long texts into the windows of `ner_windows`, and tags every
+(`graph_tokenization.InGraphTokenizer`, or ALBERT's SentencePiece; a word left with
+no piece becomes the unknown piece, as `ner_data`), cuts long texts into the windows of `ner_windows`, and tags every
 word from its window. Entities are read from the tags with the conlleval rules
 of `ner_metrics` (the same tables).
 
@@ -14,10 +14,9 @@ Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 import tensorflow as tf
 
 from modeling.data import ner_windows
-from modeling.data.graph_tokenization import _GRAPH_WHITESPACE, InGraphTokenizer
-from modeling.data.tokenization import UNK, load_vocab
+from modeling.data.graph_tokenization import _GRAPH_WHITESPACE
 from modeling.tasks import ner_metrics
-from modeling.tasks.serving import pack_inputs
+from modeling.tasks.serving import in_graph_tokenizer, pack_inputs
 
 _WORD_SEPARATORS = _GRAPH_WHITESPACE + "+"
 
@@ -34,10 +33,13 @@ def _shift(values, is_edge, fill, forward):
 class NerServer(tf.Module):
   """Raw text in, tags and entities with character offsets out."""
 
-  def __init__(self, model, vocab_file, do_lower_case, max_seq_length, stride, label_list):
+  def __init__(self, model, vocab_file, do_lower_case, max_seq_length, stride, label_list,
+               spm_model_file=None):
     """Args:
       model: a trained `ner.NerModel`.
       vocab_file, do_lower_case: as the tokenizer the model was trained with.
+      spm_model_file: ALBERT's SentencePiece model, used instead of `vocab_file`
+        when given (each word tokenized alone, as `ner_data` does).
       max_seq_length: the packed window length S (S - 2 pieces a window).
       stride: pieces between window starts.
       label_list: tag names in label-id order.
@@ -46,12 +48,11 @@ class NerServer(tf.Module):
     # Imported here, as graph_tokenization does: tensorflow-text takes seconds to load.
     import tensorflow_text  # pylint: disable=import-outside-toplevel
     self._split_with_offsets = tensorflow_text.regex_split_with_offsets
-    vocab = load_vocab(vocab_file)
+    self.tokenizer, vocab, unk = in_graph_tokenizer(vocab_file, do_lower_case, spm_model_file)
     self.model = model
-    self.tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
     self.max_seq_length = max_seq_length
     self.stride = stride
-    self.cls_id, self.sep_id, self.unk_id = vocab["[CLS]"], vocab["[SEP]"], vocab[UNK]
+    self.cls_id, self.sep_id, self.unk_id = vocab["[CLS]"], vocab["[SEP]"], vocab[unk]
     self.labels = tf.constant(label_list, tf.string)
     parts = [ner_metrics.split_tag(label) for label in label_list]
     types = sorted({entity_type for _, entity_type in parts if entity_type})

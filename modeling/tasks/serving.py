@@ -15,9 +15,24 @@ import tensorflow as tf
 from modeling.data import files
 from modeling.data.graph_tokenization import InGraphSentencePieceTokenizer, InGraphTokenizer
 from modeling.data.sentencepiece_tokenization import SentencePieceTokenizer
-from modeling.data.tokenization import load_vocab
+from modeling.data.tokenization import UNK, load_vocab
 
 SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def in_graph_tokenizer(vocab_file, do_lower_case, spm_model_file=None):
+  """The in-graph tokenizer of the scripts' flags, and its vocabulary.
+
+  Returns:
+    (tokenizer: string [...] -> int64 RaggedTensor [..., (pieces)], {piece: id},
+    the unknown piece): WordPiece of `vocab_file` ("[UNK]"), or with
+    `spm_model_file` ALBERT's SentencePiece (its own unknown piece, e.g. "<unk>").
+  """
+  if spm_model_file:
+    python_tokenizer = SentencePieceTokenizer(spm_model_file, do_lower_case)
+    return (InGraphSentencePieceTokenizer(spm_model_file, do_lower_case),
+            python_tokenizer.vocab, python_tokenizer.unk_token)
+  return InGraphTokenizer(vocab_file, do_lower_case), load_vocab(vocab_file), UNK
 
 
 def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id, buckets=None):
@@ -88,12 +103,7 @@ class ClassifierServer(tf.Module):
         padded to the smallest holding its longest row (None: max_seq_length).
     """
     super().__init__()
-    if spm_model_file:
-      self.tokenizer = InGraphSentencePieceTokenizer(spm_model_file, do_lower_case)
-      vocab = SentencePieceTokenizer(spm_model_file, do_lower_case).vocab
-    else:
-      self.tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
-      vocab = load_vocab(vocab_file)
+    self.tokenizer, vocab, _ = in_graph_tokenizer(vocab_file, do_lower_case, spm_model_file)
     self.model = model
     self.max_seq_length = max_seq_length
     self.buckets = None if buckets is None else tuple(buckets)
