@@ -73,6 +73,13 @@ def bucket_ids(input_mask, buckets):
   return np.searchsorted(np.asarray(buckets), lengths, side="left")
 
 
+def bucket_length(longest, buckets):
+  """`bucket_ids` in TensorFlow ops, for graphs: the smallest of `buckets` (ascending)
+  that holds `longest` tokens, a scalar tensor of `longest`'s int dtype."""
+  lengths = tf.constant(buckets, longest.dtype)  # [K]
+  return tf.gather(lengths, tf.searchsorted(lengths, tf.reshape(longest, [1]))[0])
+
+
 def batch_plan(ids, batch_size, seed, num_batches):
   """The first `num_batches` training batches: (bucket index, example indexes) pairs.
 

@@ -23,7 +23,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from modeling.data import files
+from modeling.data import files, length_buckets
 from modeling.data.classifier_data import InputExample, convert_example
 from modeling.data.tokenization import convert_to_unicode
 from modeling.tasks.classifier import padded_dataset
@@ -209,8 +209,7 @@ def crop_to_bucket(batch, buckets):
   weight is exactly 0), so the real tokens' layers are the same.
   """
   longest = tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1))
-  lengths = tf.constant(buckets, batch["input_mask"].dtype)  # [K]
-  width = tf.gather(lengths, tf.searchsorted(lengths, tf.reshape(longest, [1]))[0])
+  width = length_buckets.bucket_length(longest, buckets)
   return {name: value[:, :width] if value.shape.rank == 2 else value
           for name, value in batch.items()}
 

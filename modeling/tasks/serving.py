@@ -12,7 +12,7 @@ import os
 
 import tensorflow as tf
 
-from modeling.data import files
+from modeling.data import files, length_buckets
 from modeling.data.graph_tokenization import InGraphSentencePieceTokenizer, InGraphTokenizer
 from modeling.data.sentencepiece_tokenization import SentencePieceTokenizer
 from modeling.data.tokenization import UNK, load_vocab
@@ -76,9 +76,8 @@ def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id, buckets=None):
   packed = tf.concat(pieces, axis=1)
   shape = [None, max_seq_length]
   if buckets is not None:
-    lengths = tf.constant(buckets, tf.int64)
     longest = tf.reduce_max(tf.concat([packed.row_lengths(), [0]], 0))
-    shape = tf.stack([packed.nrows(), tf.gather(lengths, tf.searchsorted(lengths, [longest]))[0]])
+    shape = tf.stack([packed.nrows(), length_buckets.bucket_length(longest, buckets)])
   input_ids = packed.to_tensor(0, shape=shape)  # [B, S]
   segment_ids = tf.concat(segments, axis=1).to_tensor(0, shape=shape)  # [B, S]
   input_mask = tf.ones_like(packed).to_tensor(0, shape=shape)  # [B, S]
