@@ -8,6 +8,8 @@ CPUs are noisy, ratios measured side by side are not.
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -61,18 +63,50 @@ def time_calls(fn, warmup, iterations):
   return float(np.median(times))
 
 
+def run_timed(command, env=None):
+  """Runs `command`; (its stdout, its stderr, wall seconds). Raises with the end of its
+  stderr when it fails."""
+  start = time.perf_counter()
+  result = subprocess.run(command, capture_output=True, text=True, env=env)
+  seconds = time.perf_counter() - start
+  if result.returncode != 0:
+    raise RuntimeError(f"{' '.join(command[:2])} failed:\n{result.stderr[-4000:]}")
+  return result.stdout, result.stderr, seconds
+
+
+def last_json_line(stdout):
+  """The JSON value a side process prints on its last line."""
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
 def run_original(mode, **settings):
   """Runs bench/original_peer.py in a subprocess (the original needs TF1 mode).
 
-  Returns the JSON dict it prints on its last line.
+  Returns the JSON dict it prints on its last line, plus `wall`: the seconds of the
+  whole process.
   """
   env = dict(os.environ, PYTHONPATH=TESTS_DIR, TF_CPP_MIN_LOG_LEVEL="2")
   script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_peer.py")
-  result = subprocess.run([sys.executable, script, mode, json.dumps(settings)],
-                          capture_output=True, text=True, env=env)
-  if result.returncode != 0:
-    raise RuntimeError(f"the original peer failed:\n{result.stderr[-4000:]}")
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  stdout, _, seconds = run_timed([sys.executable, script, mode, json.dumps(settings)], env)
+  return dict(last_json_line(stdout), wall=seconds)
+
+
+def run_fine_tuning(script, output_dir, *flags):
+  """Runs one of our scripts (run_classifier.py, run_ner.py) with --do_eval from an empty
+  `output_dir` (a checkpoint left there would resume).
+
+  Returns:
+    (eval_results.txt as {name: float}, training examples/s: the median of the logged
+    intervals but the first, which includes tracing, wall seconds of the process).
+  """
+  shutil.rmtree(output_dir, ignore_errors=True)
+  _, stderr, seconds = run_timed([sys.executable, os.path.join(REPO_DIR, script),
+                                  f"--output_dir={output_dir}", *flags])
+  logged = [float(x) for x in re.findall(r"([\d.]+) examples/s", stderr)]
+  with open(os.path.join(output_dir, "eval_results.txt"), encoding="utf-8") as results:
+    values = {name: float(value) for name, value in
+              (line.split(" = ") for line in results.read().splitlines())}
+  return values, float(np.median(logged[1:] or logged)), seconds
 
 
 def encoder_flops(config, batch_size, seq_length):

@@ -19,11 +19,7 @@ dev entity F1 and training examples (windows)/s.
 
 import argparse
 import os
-import re
-import shutil
-import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -33,7 +29,7 @@ SHARED_DIR = os.path.join(os.path.dirname(REPO_DIR), "shared")
 BERT_DIR = os.path.join(SHARED_DIR, "models", "minilm-l6-h384-uncased")
 DATA_DIR = os.path.join(SHARED_DIR, "data", "wnut17")
 
-from common import cpu_description  # noqa: E402
+import common  # noqa: E402
 import hf_peer  # noqa: E402
 from modeling.data import ner_data  # noqa: E402
 from modeling.data.tokenization import FullTokenizer  # noqa: E402
@@ -46,28 +42,17 @@ def load():
 
 def run_ours(args):
   """Runs run_ner.py; returns (dev entity F1, training examples/s)."""
-  output_dir = os.path.join(args.output_dir, "ours")
-  shutil.rmtree(output_dir, ignore_errors=True)  # A checkpoint left there would resume.
-  command = [sys.executable, os.path.join(REPO_DIR, "run_ner.py"),
-             f"--train_file={DATA_DIR}/train.conll", f"--eval_file={DATA_DIR}/dev.conll",
-             f"--vocab_file={BERT_DIR}/vocab.txt",
-             f"--bert_config_file={BERT_DIR}/bert_config.json",
-             f"--init_checkpoint={BERT_DIR}/bert_model.ckpt", f"--output_dir={output_dir}",
-             "--do_train", "--do_eval", f"--max_seq_length={args.max_seq_length}",
-             "--train_batch_size=32", "--learning_rate=5e-5",
-             f"--num_train_epochs={args.epochs}", "--log_steps=20",
-             "--save_checkpoints_steps=100000", "--eval_batch_size=32"]
-  start = time.time()
   print(f"ours: start, {load()}", flush=True)
-  result = subprocess.run(command, capture_output=True, text=True)
-  if result.returncode != 0:
-    raise RuntimeError(result.stderr[-4000:])
-  logged = [float(x) for x in re.findall(r"([\d.]+) examples/s", result.stderr)]
-  results = dict(line.split(" = ") for line in
-                 open(os.path.join(output_dir, "eval_results.txt")).read().splitlines())
-  print(f"ours: wall {time.time() - start:.0f}s, {load()}", flush=True)
-  # The first logged interval includes tracing; the rest are steady state.
-  return float(results["eval_f1"]), float(np.median(logged[1:] or logged))
+  results, examples_per_second, seconds = common.run_fine_tuning(
+      "run_ner.py", os.path.join(args.output_dir, "ours"),
+      f"--train_file={DATA_DIR}/train.conll", f"--eval_file={DATA_DIR}/dev.conll",
+      f"--vocab_file={BERT_DIR}/vocab.txt", f"--bert_config_file={BERT_DIR}/bert_config.json",
+      f"--init_checkpoint={BERT_DIR}/bert_model.ckpt", "--do_train", "--do_eval",
+      f"--max_seq_length={args.max_seq_length}", "--train_batch_size=32",
+      "--learning_rate=5e-5", f"--num_train_epochs={args.epochs}", "--log_steps=20",
+      "--save_checkpoints_steps=100000", "--eval_batch_size=32")
+  print(f"ours: wall {seconds:.0f}s, {load()}", flush=True)
+  return results["eval_f1"], examples_per_second
 
 
 def run_hugging_face(args):
@@ -100,7 +85,7 @@ def main():
   parser.add_argument("--max_seq_length", type=int, default=64)
   parser.add_argument("--output_dir", default="/tmp/finetune_ner")
   args = parser.parse_args()
-  print(cpu_description(), flush=True)
+  print(common.cpu_description(), flush=True)
   ours = run_ours(args)
   peer = run_hugging_face(args)
   print(f"WNUT17 dev entity F1 (conlleval), MiniLM-L6-H384, {args.epochs:g} epochs, "

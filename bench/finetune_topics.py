@@ -26,13 +26,9 @@ marked.
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import time
 
-import numpy as np
 
 import common
 
@@ -42,52 +38,34 @@ DATA_DIR = os.path.join(SHARED_DIR, "data", "topics")
 BATCH_SIZE, MAX_SEQ_LENGTH, LEARNING_RATE = 32, 128, 5e-5
 
 
-def timed(command, env=None):
-  """Runs `command`; (its stdout, stderr, wall seconds). Raises with its stderr on failure."""
-  start = time.perf_counter()
-  result = subprocess.run(command, capture_output=True, text=True, env=env)
-  seconds = time.perf_counter() - start
-  if result.returncode != 0:
-    raise RuntimeError(f"{' '.join(command[:2])} failed:\n{result.stderr[-4000:]}")
-  return result.stdout, result.stderr, seconds
-
-
 def run_original(args, output_dir):
-  settings = {"bert_dir": BERT_DIR, "data_dir": DATA_DIR, "output_dir": output_dir,
-              "batch_size": BATCH_SIZE, "max_seq_length": MAX_SEQ_LENGTH,
-              "epochs": args.epochs, "learning_rate": LEARNING_RATE}
-  env = dict(os.environ, PYTHONPATH=common.TESTS_DIR, TF_CPP_MIN_LOG_LEVEL="2")
-  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_peer.py")
-  stdout, _, seconds = timed([sys.executable, script, "classifier", json.dumps(settings)], env)
-  result = json.loads(stdout.strip().splitlines()[-1])
+  result = common.run_original(
+      "classifier", bert_dir=BERT_DIR, data_dir=DATA_DIR, output_dir=output_dir,
+      batch_size=BATCH_SIZE, max_seq_length=MAX_SEQ_LENGTH, epochs=args.epochs,
+      learning_rate=LEARNING_RATE)
   steps = int(2540 / BATCH_SIZE * args.epochs)
-  return {"accuracy": result["accuracy"], "wall": seconds,
+  return {"accuracy": result["accuracy"], "wall": result["wall"],
           "examples_per_second": steps * BATCH_SIZE / result["train_seconds"]}
 
 
 def run_ours(args, output_dir, *flags):
-  command = [sys.executable, os.path.join(common.REPO_DIR, "run_classifier.py"),
-             "--task_name=tsv", f"--data_dir={DATA_DIR}", f"--vocab_file={BERT_DIR}/vocab.txt",
-             f"--bert_config_file={BERT_DIR}/bert_config.json",
-             f"--init_checkpoint={BERT_DIR}/bert_model.ckpt", f"--output_dir={output_dir}",
-             "--do_train", "--do_eval", f"--max_seq_length={MAX_SEQ_LENGTH}",
-             f"--train_batch_size={BATCH_SIZE}", f"--learning_rate={LEARNING_RATE}",
-             f"--num_train_epochs={args.epochs}", "--log_steps=20",
-             "--save_checkpoints_steps=100000", f"--eval_batch_size={BATCH_SIZE}", *flags]
-  _, stderr, seconds = timed(command)
-  logged = [float(x) for x in re.findall(r"([\d.]+) examples/s", stderr)]
-  results = dict(line.split(" = ") for line in
-                 open(os.path.join(output_dir, "eval_results.txt")).read().splitlines())
-  # The first logged interval includes tracing; the rest are steady state.
-  return {"accuracy": float(results["eval_accuracy"]), "wall": seconds,
-          "examples_per_second": float(np.median(logged[1:] or logged))}
+  results, examples_per_second, seconds = common.run_fine_tuning(
+      "run_classifier.py", output_dir, "--task_name=tsv", f"--data_dir={DATA_DIR}",
+      f"--vocab_file={BERT_DIR}/vocab.txt", f"--bert_config_file={BERT_DIR}/bert_config.json",
+      f"--init_checkpoint={BERT_DIR}/bert_model.ckpt", "--do_train", "--do_eval",
+      f"--max_seq_length={MAX_SEQ_LENGTH}", f"--train_batch_size={BATCH_SIZE}",
+      f"--learning_rate={LEARNING_RATE}", f"--num_train_epochs={args.epochs}",
+      "--log_steps=20", "--save_checkpoints_steps=100000", f"--eval_batch_size={BATCH_SIZE}",
+      *flags)
+  return {"accuracy": results["eval_accuracy"], "wall": seconds,
+          "examples_per_second": examples_per_second}
 
 
 def run_hugging_face(args, output_dir):
   del output_dir  # Nothing written.
-  stdout, _, seconds = timed([sys.executable, os.path.abspath(__file__), "--hugging_face_side",
-                              f"--epochs={args.epochs}"])
-  return dict(json.loads(stdout.strip().splitlines()[-1]), wall=seconds)
+  stdout, _, seconds = common.run_timed([sys.executable, os.path.abspath(__file__),
+                                         "--hugging_face_side", f"--epochs={args.epochs}"])
+  return dict(common.last_json_line(stdout), wall=seconds)
 
 
 def hugging_face_side(args):
@@ -101,12 +79,8 @@ def hugging_face_side(args):
   tokenizer = tokenization.FullTokenizer(os.path.join(BERT_DIR, "vocab.txt"))
 
   def arrays(split):
-    rows = [classifier_data.convert_example(e, labels, MAX_SEQ_LENGTH, tokenizer)
-            for e in processor.get_examples(DATA_DIR, split)]
-    out = {k: np.array([getattr(r, k) for r in rows])
-           for k in ("input_ids", "input_mask", "segment_ids")}
-    out["label_ids"] = np.array([r.label_id for r in rows])
-    return out
+    return classifier_data.to_arrays(processor.get_examples(DATA_DIR, split), labels,
+                                     MAX_SEQ_LENGTH, tokenizer)
 
   train, dev = arrays("train"), arrays("dev")
   model = hf_peer.load_model("BertForSequenceClassification", BERT_DIR, len(labels))

@@ -24,7 +24,6 @@ Each figure is the best of `--repeats` timed passes after one untimed pass.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -51,12 +50,8 @@ def read_sets(max_seq_length):
   labels = processor.get_labels()
 
   def topics(split):
-    rows = [classifier_data.convert_example(e, labels, max_seq_length, tokenizer)
-            for e in processor.get_examples(TOPICS_DIR, split)]
-    arrays = {name: np.array([getattr(r, name) for r in rows], np.int32)
-              for name in ("input_ids", "input_mask", "segment_ids")}
-    arrays["label_ids"] = np.array([r.label_id for r in rows], np.int32)
-    return arrays
+    return classifier_data.to_arrays(processor.get_examples(TOPICS_DIR, split), labels,
+                                     max_seq_length, tokenizer)
 
   sentences = ner_data.read_files(os.path.join(WNUT_DIR, "dev.conll"))
   tags = ner_data.labels_of(ner_data.read_files(os.path.join(WNUT_DIR, "train.conll")))
@@ -150,11 +145,8 @@ def side_in_subprocess(args, side):
   command = [sys.executable, os.path.abspath(__file__), f"--side={side}",
              f"--batch_size={args.batch_size}", f"--max_seq_length={args.max_seq_length}",
              f"--train_steps={args.train_steps}", f"--repeats={args.repeats}"]
-  result = subprocess.run(command, capture_output=True, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  if result.returncode != 0:
-    raise RuntimeError(f"the {side} side failed:\n{result.stderr[-4000:]}")
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  stdout, _, _ = common.run_timed(command, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  return common.last_json_line(stdout)
 
 
 def main():

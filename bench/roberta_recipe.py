@@ -65,7 +65,8 @@ def eval_results(path):
 
 def time_pipeline(records, masked, args, vocab_file):
   """Records/s of the training input pipeline alone (best of 3 passes of 200 batches)."""
-  from modeling.data import dynamic_masking, pretraining_input  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from modeling.data import dynamic_masking, pretraining_input
   masker = None if masked else dynamic_masking.DynamicMasker(
       vocab_file, args.max_predictions_per_seq, seed=1)
   dataset = pretraining_input.pretraining_dataset(

@@ -26,10 +26,6 @@ BERT_DIR = os.path.join(SHARED, "models", "minilm-l6-h384-uncased")
 TOPICS_DIR = os.path.join(SHARED, "data", "topics")
 
 
-def median_seconds(call, repeats):
-  return common.time_calls(call, 3, repeats)
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=20)
@@ -51,11 +47,12 @@ def main():
   pieces = np.array([len(tokenizer.tokenize(t)) + 2 for t in texts])
   by_length = np.argsort(pieces, kind="stable")
   middle = len(texts) // 2
-  requests = {"1 sentence": [texts[by_length[middle]]],
-              "32 sentences": [texts[i] for i in by_length[middle - 16:middle + 16]]}
-  for name, request in requests.items():
-    lengths = [pieces[texts.index(t)] for t in request]
-    print(f"request of {name}: {min(lengths)}-{max(lengths)} pieces ([CLS], [SEP] included)")
+  rows = {"1 sentence": by_length[middle:middle + 1],
+          "32 sentences": by_length[middle - 16:middle + 16]}
+  requests = {name: [texts[i] for i in indexes] for name, indexes in rows.items()}
+  for name, indexes in rows.items():
+    print(f"request of {name}: {pieces[indexes].min()}-{pieces[indexes].max()} pieces "
+          "([CLS], [SEP] included)")
 
   config = BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
   model = classifier.ClassifierModel(config, len(labels))
@@ -76,8 +73,8 @@ def main():
       outputs = {mode: signature(text_a=text_a)["probabilities"].numpy()
                  for mode, signature in signatures.items()}
       np.testing.assert_allclose(outputs["auto"], outputs["none"], atol=1e-5, rtol=0)
-      seconds = {mode: median_seconds(lambda s=signature: s(text_a=text_a)["label"].numpy(),
-                                      args.repeats)
+      seconds = {mode: common.time_calls(lambda s=signature: s(text_a=text_a)["label"].numpy(),
+                                         3, args.repeats)
                  for mode, signature in signatures.items()}
       for mode in ("none", "auto"):
         print(f"  {name:13s} --length_buckets={mode:5s} {seconds[mode] * 1000:7.1f} ms  "
