@@ -3,8 +3,9 @@
 A Hugging Face BERT directory (`config.json` with "model_type": "bert", weights in
 `model.safetensors` or shards listed by `model.safetensors.index.json`) holds the
 tensors of an original checkpoint under other names; an ALBERT one ("model_type":
-"albert") those of a checkpoint of Google's ALBERT (our `modeling.model.albert`), with PyTorch's Linear weights
-[out, in] where the original's dense kernels are [in, out]. Both directions copy
+"albert") those of a checkpoint of Google's ALBERT (our `modeling.model.albert`),
+with PyTorch's Linear weights [out, in] where the original's dense kernels are
+[in, out]. Both directions copy
 every tensor's bits (a transpose only moves them); what one side cannot represent
 is refused with its name, never dropped or approximated.
 

@@ -400,7 +400,8 @@ def test_general_distillation_resumes_exactly_and_writes_the_student(general, tm
 def test_general_distillation_with_dynamic_masking(tmp_path):
   from test_create_pretraining_data import VOCAB as WORDS_VOCAB, make_documents, write_corpus, \
       write_vocab  # pylint: disable=import-outside-toplevel
-  from modeling.data import pretraining_data, tokenization  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from modeling.data import pretraining_data, tokenization
   vocab_file = write_vocab(tmp_path)
   records = tmp_path / "unmasked.tfrecord"
   pretraining_data.create_pretraining_data(

@@ -16,7 +16,8 @@ from safetensors.numpy import load_file
 from modeling import BertModel, checkpoint, hf_checkpoint
 from modeling.model.config import BertConfig
 from modeling.model.heads import MaskedLMHead, NextSentenceHead
-from test_hf_checkpoint import assert_same_bits, copy_of, read_ckpt, perturbed_hf_model, save_ours, their_outputs
+from test_hf_checkpoint import (assert_same_bits, copy_of, perturbed_hf_model, read_ckpt,
+                                 save_ours, their_outputs)
 from tiny import TINY_CONFIG, tiny_inputs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Nothing from a model hub, ever.

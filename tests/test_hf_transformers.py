@@ -27,7 +27,8 @@ from modeling import BertModel, checkpoint, hf_checkpoint  # noqa: E402
 from modeling.data.classifier_data import InputExample, convert_example  # noqa: E402
 from modeling.data.tokenization import FullTokenizer  # noqa: E402
 from modeling.model.config import BertConfig  # noqa: E402
-from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead  # noqa: E402
+from modeling.model.heads import (  # noqa: E402
+    ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead)
 from test_hf_checkpoint import (  # noqa: E402
     assert_same_bits, perturbed_hf_model, save_ours, their_outputs)
 from tiny import TINY_CONFIG, tiny_inputs  # noqa: E402

@@ -4,9 +4,9 @@ The signature splits each text into words at whitespace (the words of a CoNLL
 file are its whitespace-free tokens, so a sentence written as its words joined by
 spaces gets exactly the training words), tokenizes each word in-graph
 (`graph_tokenization.InGraphTokenizer`, or ALBERT's SentencePiece; a word left with
-no piece becomes the unknown piece, as `ner_data`), cuts long texts into the windows of `ner_windows`, and tags every
-word from its window. Entities are read from the tags with the conlleval rules
-of `ner_metrics` (the same tables).
+no piece becomes the unknown piece, as `ner_data`), cuts long texts into the windows
+of `ner_windows`, and tags every word from its window. Entities are read from the
+tags with the conlleval rules of `ner_metrics` (the same tables).
 
 Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 """
