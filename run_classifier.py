@@ -23,7 +23,7 @@ from modeling.data import classifier_data, files
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, serving
-from modeling.training import loop
+from modeling.training import array_predictor
 
 flags.DEFINE_string("data_dir", None, "The input data dir with the task's .tsv files.")
 flags.DEFINE_string("task_name", None, "The name of the task to train.")
@@ -56,7 +56,7 @@ def check_flags(config):
 
 def write_test_results(path, predictions):
   """One row per test example: tab-separated class probabilities (or the value)."""
-  loop.write_atomically(path, "".join(
+  files.write_atomically(path, "".join(
       "\t".join(str(p) for p in np.atleast_1d(row)) + "\n" for row in predictions))
 
 
@@ -87,7 +87,7 @@ def main(argv):
               compute_dtype),
           classifier.FRESH_HEAD, "evaluate, predict or export"))
   if is_chief and label_list is not None:
-    loop.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
+    files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
                           "".join(f"{label}\n" for label in label_list))
 
   if FLAGS.do_train:
@@ -103,19 +103,19 @@ def main(argv):
   if FLAGS.do_eval:
     arrays = classifier_data.to_arrays(examples["dev"], label_list, FLAGS.max_seq_length,
                                        tokenizer)
-    outputs = classifier.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size,
+    outputs = array_predictor.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size,
                                  buckets)
     results = classifier.eval_metrics(outputs, arrays["label_ids"], processor.is_regression)
     results["global_step"] = int(optimizer.global_step.numpy())
     logging.info("***** Eval results (%d examples) *****\n%s", len(examples["dev"]),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:
-      loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+      files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
   if FLAGS.do_predict:
     arrays = classifier_data.to_arrays(examples["test"], label_list, FLAGS.max_seq_length,
                                        tokenizer)
-    outputs = classifier.predict(strategy, model.predict_step, arrays,
+    outputs = array_predictor.predict(strategy, model.predict_step, arrays,
                                  FLAGS.predict_batch_size, buckets)
     if is_chief:
       path = os.path.join(FLAGS.output_dir, "test_results.tsv")

@@ -37,7 +37,7 @@ from modeling.data import classifier_data, files, pretraining_input
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, distillation, pretraining
-from modeling.training import distribution, loop
+from modeling.training import array_predictor, distribution
 
 FLAGS = flags.FLAGS
 
@@ -161,7 +161,7 @@ def start(strategy, make_model, num_train_steps, num_warmup_steps, student_confi
   if begun == "fresh":
     init_student(model, teacher_report, layers, fresh_heads)
   if is_chief:
-    loop.write_atomically(os.path.join(FLAGS.output_dir, "bert_config.json"),
+    files.write_atomically(os.path.join(FLAGS.output_dir, "bert_config.json"),
                           student_config.to_json_string())
   return model, optimizer, trainer, checkpoints
 
@@ -170,7 +170,7 @@ def write_results(strategy, results):
   logging.info("***** Eval results *****\n%s",
                "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
   if distribution.is_chief(strategy):
-    loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+    files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
 
 def general_distillation(strategy, configs, objective, layers, compute_dtype, inputs):
@@ -239,10 +239,10 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
   if FLAGS.do_eval:
     dev = arrays("dev")
     results = classifier.eval_metrics(
-        classifier.predict(strategy, model.predict_step, dev, FLAGS.eval_batch_size, buckets),
+        array_predictor.predict(strategy, model.predict_step, dev, FLAGS.eval_batch_size, buckets),
         dev["label_ids"], False)
     teacher = classifier.eval_metrics(
-        classifier.predict(strategy, model.teacher_predict_step, dev, FLAGS.eval_batch_size,
+        array_predictor.predict(strategy, model.teacher_predict_step, dev, FLAGS.eval_batch_size,
                            buckets),
         dev["label_ids"], False)
     results["teacher_eval_accuracy"] = teacher["eval_accuracy"]

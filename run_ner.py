@@ -23,8 +23,8 @@ import shared_flags
 from modeling.data import files, ner_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
-from modeling.tasks import classifier, ner, ner_metrics, ner_serving, serving
-from modeling.training import loop
+from modeling.tasks import ner, ner_metrics, ner_serving, serving
+from modeling.training import array_predictor
 
 flags.DEFINE_string("train_file", None, "CoNLL file(s) to train on (comma-separated).")
 flags.DEFINE_string("eval_file", None, "CoNLL file(s) to evaluate (comma-separated).")
@@ -129,7 +129,7 @@ def check_tags(data, labels):
 
 def predict_words(strategy, model, features, batch_size, buckets):
   """(predicted label id [W], log-probability of the file's tag [W]) of every word."""
-  outputs = classifier.predict(strategy, model.predict_step, features.arrays, batch_size,
+  outputs = array_predictor.predict(strategy, model.predict_step, features.arrays, batch_size,
                                buckets, sequence_outputs=("predicted", "label_log_prob"))
   index = (features.word_window, features.word_column)
   return outputs["predicted"][index], outputs["label_log_prob"][index]
@@ -142,7 +142,7 @@ def write_predictions(path, sentences, columns):
   for sentence, *sentence_columns in zip(sentences, *columns):
     lines.extend(" ".join(parts) + "\n" for parts in zip(sentence.words, *sentence_columns))
     lines.append("\n")
-  loop.write_atomically(path, "".join(lines))
+  files.write_atomically(path, "".join(lines))
 
 
 def evaluate(strategy, model, sentences, features, labels, global_step, buckets):
@@ -189,7 +189,7 @@ def main(argv):
           lambda compute_dtype: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype),
           ner.FRESH_HEAD, "evaluate, predict or export"))
   if is_chief:
-    loop.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
+    files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
                           "".join(f"{label}\n" for label in labels))
 
   if FLAGS.do_train:
@@ -209,7 +209,7 @@ def main(argv):
                  sum(len(s.words) for s in sentences),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:
-      loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+      files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
       write_predictions(os.path.join(FLAGS.output_dir, "eval_predictions.txt"), sentences,
                         [[s.tags for s in sentences], tags])
 

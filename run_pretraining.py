@@ -20,10 +20,10 @@ from absl import app, flags, logging
 
 import pretraining_flags  # noqa: F401  (defines the flags)
 import shared_flags
-from modeling.data import pretraining_input
+from modeling.data import files, pretraining_input
 from modeling.model.config import BertConfig
 from modeling.tasks import pretraining
-from modeling.training import distribution, loop
+from modeling.training import distribution
 
 FLAGS = flags.FLAGS
 
@@ -73,7 +73,7 @@ def main(argv):
     logging.info("***** Eval results *****\n%s",
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:
-      loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+      files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
   return 0
 
 

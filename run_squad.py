@@ -19,11 +19,11 @@ import os
 from absl import app, flags, logging
 
 import shared_flags
-from modeling.data import squad_data
+from modeling.data import files, squad_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
-from modeling.tasks import classifier, squad, squad_metrics
-from modeling.training import loop
+from modeling.tasks import squad, squad_metrics
+from modeling.training import array_predictor
 
 flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
@@ -109,7 +109,7 @@ def predict(strategy, model, tokenizer, examples, global_step, is_chief):
   features = list(to_features(examples, False, tokenizer))
   logging.info("***** Running predictions: %d questions, %d features, batch size %d *****",
                len(examples), len(features), FLAGS.predict_batch_size)
-  outputs = classifier.predict(strategy, model.predict_step,
+  outputs = array_predictor.predict(strategy, model.predict_step,
                                squad_data.feature_arrays(features, False),
                                FLAGS.predict_batch_size)
   results = [squad_data.RawResult(f.unique_id, start, end) for f, start, end in
@@ -126,7 +126,7 @@ def predict(strategy, model, tokenizer, examples, global_step, is_chief):
     results["global_step"] = global_step
     logging.info("***** Eval results (%d questions) *****\n%s", len(examples),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
-    loop.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+    files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
 
 def main(argv):

@@ -12,7 +12,7 @@ from absl import flags, logging
 
 from modeling import checkpoint
 from modeling.data import files, length_buckets, tokenization
-from modeling.training import distribution, loop, optimization
+from modeling.training import distribution, loop, optimization, run_checkpoints, steps
 
 flags.DEFINE_string("bert_config_file", None,
                     "The config json file corresponding to the pre-trained BERT model.")
@@ -91,12 +91,12 @@ def trainer_from_flags(strategy, model, optimizer, is_chief):
         f"--num_accumulation_steps={FLAGS.num_accumulation_steps} must divide "
         f"--train_batch_size={FLAGS.train_batch_size} into micro-batches that split over "
         f"{replicas} replicas: use a divisor of {FLAGS.train_batch_size // replicas}")
-  return loop.Trainer(
-      strategy, model.loss, optimizer, FLAGS.train_batch_size, FLAGS.log_steps,
-      FLAGS.iterations_per_loop, summary_dir=FLAGS.output_dir, is_chief=is_chief,
-      totals_fn=model.loss_totals, num_accumulation_steps=FLAGS.num_accumulation_steps,
-      use_xla=FLAGS.use_xla, dynamic_loss_scale=FLAGS.mixed_precision == "fp16",
-      seed=FLAGS.seed)
+  train_step = steps.TrainStep(
+      strategy, model.loss, optimizer, FLAGS.train_batch_size, totals_fn=model.loss_totals,
+      num_accumulation_steps=FLAGS.num_accumulation_steps, use_xla=FLAGS.use_xla,
+      dynamic_loss_scale=FLAGS.mixed_precision == "fp16", seed=FLAGS.seed)
+  return loop.Trainer(train_step, FLAGS.log_steps, FLAGS.iterations_per_loop,
+                      summary_dir=FLAGS.output_dir, is_chief=is_chief)
 
 
 def strategy_from_flags():
@@ -135,7 +135,7 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
 
   Returns:
     (model, optimizer, trainer, checkpoints, start), `start` as
-    `loop.restore_or_initialize` returns it.
+    `run_checkpoints.restore_or_initialize` returns it.
   """
   with strategy.scope():
     model = make_model()
@@ -143,13 +143,14 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
         FLAGS.optimizer, getattr(model, "trained_variables", model.trainable_variables),
         FLAGS.learning_rate, max(num_train_steps, 1), num_warmup_steps)
   trainer = trainer_from_flags(strategy, model, optimizer, is_chief)
-  checkpoints = loop.CheckpointManager(FLAGS.output_dir, [model, optimizer, trainer.state],
-                                       FLAGS.keep_checkpoint_max, is_chief)
+  checkpoints = run_checkpoints.CheckpointManager(
+      FLAGS.output_dir, [model, optimizer, trainer.state], FLAGS.keep_checkpoint_max, is_chief)
   trained = {id(v) for v in optimizer.trained_variables}
   unused = [checkpoint.checkpoint_name(v) for v in model.trainable_variables
             if id(v) not in trained]  # e.g. the pooler under a span head
-  start = loop.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model, fresh_heads,
-                                     training=FLAGS.do_train, unused=unused)
+  start = run_checkpoints.restore_or_initialize(checkpoints, FLAGS.init_checkpoint, model,
+                                                fresh_heads, training=FLAGS.do_train,
+                                                unused=unused)
   return model, optimizer, trainer, checkpoints, start
 
 
@@ -160,7 +161,7 @@ class FineTuning(NamedTuple):
   model: tf.Module
   optimizer: optimization.AdamWeightDecay
   trainer: loop.Trainer
-  checkpoints: loop.CheckpointManager
+  checkpoints: run_checkpoints.CheckpointManager
   num_train_steps: int
 
 

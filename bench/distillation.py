@@ -81,6 +81,7 @@ def fit_teacher_head(config_file, init_checkpoint, records, args, output_dir):
   from modeling.model.config import BertConfig  # pylint: disable=import-outside-toplevel
   from modeling.tasks import pretraining  # pylint: disable=import-outside-toplevel
   from modeling.training import loop, optimization  # pylint: disable=import-outside-toplevel
+  from modeling.training import run_checkpoints, steps  # pylint: disable=import-outside-toplevel
   config = BertConfig.from_json_file(config_file)
   dtype = {"none": tf.float32, "bf16": tf.bfloat16}[args.mixed_precision]
   model = pretraining.PretrainingModel(config, compute_dtype=dtype, next_sentence=False)
@@ -88,9 +89,10 @@ def fit_teacher_head(config_file, init_checkpoint, records, args, output_dir):
   head = [v for v in model.trainable_variables if v.name.startswith("cls/")]
   optimizer = optimization.create_optimizer("adamw", head, args.head_learning_rate,
                                             args.head_steps, args.head_steps // 10)
-  trainer = loop.Trainer(tf.distribute.get_strategy(), model.loss, optimizer,
-                         args.batch_size, log_steps=20, totals_fn=model.loss_totals)
-  checkpoints = loop.CheckpointManager(output_dir, [model, optimizer, trainer.state])
+  trainer = loop.Trainer(steps.TrainStep(tf.distribute.get_strategy(), model.loss, optimizer,
+                                         args.batch_size, totals_fn=model.loss_totals),
+                         log_steps=20)
+  checkpoints = run_checkpoints.CheckpointManager(output_dir, [model, optimizer, trainer.state])
   data = pretraining_input.PretrainingRecords(records, config, args.seq_length,
                                               args.max_predictions_per_seq, 1,
                                               next_sentence=False)

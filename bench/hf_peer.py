@@ -3,7 +3,7 @@
   .venv/bin/pip install torch==2.13.0 transformers   # the peer only; not a dependency
 
 The model starts from the same checkpoint as ours, converted by our own bridge
-(`modeling.hf_checkpoint.to_hf`, tested against transformers) and read back with
+(`modeling.checkpoint.to_hf`, tested against transformers) and read back with
 `from_pretrained`; the head is new, as run_classifier's. Batches are padded to
 their longest example, as `DataCollatorWithPadding` and
 `DataCollatorForTokenClassification` do. Fine-tuning uses the hyper-parameters
@@ -44,12 +44,12 @@ def load_model(class_name, bert_dir, num_labels, seed=12345):
   """
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
-  from modeling import hf_checkpoint  # pylint: disable=import-outside-toplevel
+  from modeling import checkpoint  # pylint: disable=import-outside-toplevel
   torch.manual_seed(seed)
   torch.set_num_threads(os.cpu_count())
   with tempfile.TemporaryDirectory() as hf_dir:
-    hf_checkpoint.to_hf(os.path.join(bert_dir, "bert_model.ckpt"),
-                        os.path.join(bert_dir, "bert_config.json"), hf_dir, task="encoder")
+    checkpoint.to_hf(os.path.join(bert_dir, "bert_model.ckpt"),
+                     os.path.join(bert_dir, "bert_config.json"), hf_dir, task="encoder")
     transformers.logging.set_verbosity_error()  # "newly initialized" head: expected.
     return getattr(transformers, class_name).from_pretrained(hf_dir, num_labels=num_labels)
 

@@ -12,7 +12,7 @@ one run, each side in a process of its own, one after the other:
       the heads are a few hundred multiply-adds per token) and counted once per
       batch of the set;
     - ours, padded to 128 (`--length_buckets=none`) and bucketed (`auto`), through
-      `classifier.predict` as run_classifier.py and run_ner.py call it; and bucketed
+      `array_predictor.predict` as run_classifier.py and run_ner.py call it; and bucketed
       in bfloat16 (`--mixed_precision=bf16`: outputs within bf16 rounding, not 1e-5);
     - Hugging Face `BertForSequenceClassification` / `BertForTokenClassification`
       on PyTorch, each batch padded to its longest example (bench/hf_peer.py);
@@ -84,7 +84,7 @@ def ours_side(args, sets, num_labels):
   from modeling.data import length_buckets
   from modeling.model.config import BertConfig
   from modeling.tasks import classifier, ner
-  from modeling.training import loop, optimization
+  from modeling.training import array_predictor, optimization, steps
   config = BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
   classes = {"topics": classifier.ClassifierModel, "wnut": ner.NerModel}
   models = {(data, dtype): cls(config, num_labels[data], compute_dtype=dtype)
@@ -102,23 +102,21 @@ def ours_side(args, sets, num_labels):
       if dtype == tf.bfloat16 and name == "none":
         continue
       runs[f"{data} ours {name}{' bf16' if dtype == tf.bfloat16 else ''}"] = (
-          lambda m=model, d=data, b=lengths, s=per_token: classifier.predict(
+          lambda m=model, d=data, b=lengths, s=per_token: array_predictor.predict(
               strategy, m.predict_step, sets[d], args.batch_size, b, sequence_outputs=s))
   seconds = best_of(args.repeats, runs)
 
   model = models["topics", tf.float32]
   optimizer = optimization.create_optimizer("adamw", model.trainable_variables, 2e-5, 1000, 100)
-  trainer = loop.Trainer(strategy, model.loss, optimizer, args.batch_size,
-                         log_steps=args.train_steps, iterations_per_loop=args.train_steps,
-                         totals_fn=model.loss_totals)
-  steps = tf.constant(args.train_steps)
+  train_step = steps.TrainStep(strategy, model.loss, optimizer, args.batch_size,
+                               totals_fn=model.loss_totals)
+  num_steps = tf.constant(args.train_steps)
   train = {}
   for name, lengths in buckets.items():
     iterator = iter(length_buckets.training_batches(
         sets["train"], lengths, args.batch_size, 0, (args.repeats + 1) * args.train_steps))
     # `train_steps` steps on device, without the host loop's checkpoints and logs.
-    train[f"train ours {name}"] = (
-        lambda i=iterator: trainer._train_loop(i, steps))  # pylint: disable=protected-access
+    train[f"train ours {name}"] = lambda i=iterator: train_step.run(i, num_steps)
   seconds.update(best_of(args.repeats, train))
   return seconds
 

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 from modeling import BertConfig  # noqa: E402
 from modeling.tasks import pretraining  # noqa: E402
-from modeling.training import loop, optimization  # noqa: E402
+from modeling.training import optimization, steps  # noqa: E402
 
 
 def train_step(config_dict, dtype, settings, use_xla=False):
@@ -36,9 +36,9 @@ def train_step(config_dict, dtype, settings, use_xla=False):
   optimizer = optimization.create_optimizer("adamw", model.trainable_variables, 5e-5, 100000,
                                             10000)
   strategy = tf.distribute.get_strategy()
-  trainer = loop.Trainer(strategy, model.loss, optimizer, settings["batch_size"],
+  step = steps.TrainStep(strategy, model.loss, optimizer, settings["batch_size"],
                          totals_fn=model.loss_totals, use_xla=use_xla)
-  return model, tf.function(lambda: strategy.run(trainer.replica_step, args=(batch,))[0])
+  return model, tf.function(lambda: strategy.run(step.replica_step, args=(batch,))[0])
 
 
 def ours_seconds_per_step(settings, dtype):

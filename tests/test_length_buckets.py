@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from modeling.data import length_buckets
 from modeling.tasks import classifier
+from modeling.training import array_predictor
 from tiny import tiny_config
 
 
@@ -87,8 +88,8 @@ def test_bucketed_predictions_equal_unbucketed():
   model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
   arrays = _arrays(37)
   strategy = tf.distribute.get_strategy()
-  plain = classifier.predict(strategy, model.predict_step, arrays, 5)
-  bucketed = classifier.predict(strategy, model.predict_step, arrays, 5,
+  plain = array_predictor.predict(strategy, model.predict_step, arrays, 5)
+  bucketed = array_predictor.predict(strategy, model.predict_step, arrays, 5,
                                 buckets=length_buckets.parse_buckets("auto", 64))
   assert set(plain) == set(bucketed)
   for name in plain:
@@ -103,7 +104,7 @@ def test_prediction_batches_sorted_rows_at_the_bucket_of_their_longest():
     batches.assign_add(1)
     return {"width": tf.fill(tf.shape(batch["input_ids"])[:1], tf.shape(batch["input_ids"])[1])}
 
-  widths = classifier.predict(tf.distribute.get_strategy(), width, arrays, 5,
+  widths = array_predictor.predict(tf.distribute.get_strategy(), width, arrays, 5,
                               buckets=[16, 32, 64])["width"]
   assert int(batches.numpy()) == 8  # ceil(37 / 5): only the last batch has padding rows.
   lengths = arrays["input_mask"].sum(1)
@@ -118,12 +119,12 @@ def test_a_second_prediction_runs_the_graphs_traced_already():
   model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
   strategy = tf.distribute.get_strategy()
   buckets = length_buckets.parse_buckets("auto", 64)
-  first = classifier.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
-  traced = classifier._global_step(  # pylint: disable=protected-access
+  first = array_predictor.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
+  traced = array_predictor._gathering_step(  # pylint: disable=protected-access
       strategy, model.predict_step).experimental_get_tracing_count()
   assert traced >= 1
-  again = classifier.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
-  assert classifier._global_step(  # pylint: disable=protected-access
+  again = array_predictor.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
+  assert array_predictor._gathering_step(  # pylint: disable=protected-access
       strategy, model.predict_step).experimental_get_tracing_count() == traced
   np.testing.assert_array_equal(again["predictions"], first["predictions"])
 
@@ -137,8 +138,8 @@ def test_sequence_outputs_come_back_at_full_width():
 
   arrays = _arrays(11)
   strategy = tf.distribute.get_strategy()
-  plain = classifier.predict(strategy, per_token, arrays, 4)["hidden"]
-  bucketed = classifier.predict(strategy, per_token, arrays, 4, buckets=[16, 32, 64],
+  plain = array_predictor.predict(strategy, per_token, arrays, 4)["hidden"]
+  bucketed = array_predictor.predict(strategy, per_token, arrays, 4, buckets=[16, 32, 64],
                                 sequence_outputs=("hidden",))["hidden"]
   assert bucketed.shape == plain.shape == (11, 64, 32)
   real = arrays["input_mask"].astype(bool)

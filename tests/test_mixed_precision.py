@@ -6,10 +6,11 @@ import tensorflow as tf
 
 from modeling import checkpoint
 from modeling.tasks import pretraining
-from modeling.training import loop, optimization
+from modeling.training import optimization, run_checkpoints
 from tests.test_run_pretraining import (batch_of, random_examples, script_args, tiny,  # noqa: F401
                                         write_config, _main)
 from modeling.model.config import BertConfig
+from tiny import make_trainer
 
 
 def _train(tmp_path, name, compute_dtype, steps=3, **trainer_args):
@@ -22,9 +23,9 @@ def _train(tmp_path, name, compute_dtype, steps=3, **trainer_args):
   tf.random.set_seed(0)
   model = pretraining.PretrainingModel(config, compute_dtype=compute_dtype)
   opt = optimization.create_optimizer("adamw", model.trainable_variables, 1e-3, 10, 1)
-  trainer = loop.Trainer(tf.distribute.get_strategy(), model.loss, opt, 8,
+  trainer = make_trainer(tf.distribute.get_strategy(), model.loss, opt, 8,
                          totals_fn=model.loss_totals, log_steps=1, **trainer_args)
-  checkpoints = loop.CheckpointManager(tmp_path / name, [model, opt, trainer.state])
+  checkpoints = run_checkpoints.CheckpointManager(tmp_path / name, [model, opt, trainer.state])
   batches = [batch_of(random_examples(8, seed=s)) for s in range(4)]
   dataset = tf.data.Dataset.from_tensor_slices(
       {k: np.stack([b[k] for b in batches]) for k in batches[0]}).repeat()

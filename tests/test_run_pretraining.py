@@ -19,8 +19,9 @@ import tensorflow as tf
 from modeling import checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import pretraining
-from modeling.training import loop, optimization
+from modeling.training import optimization, run_checkpoints
 from tests import oracle
+from tiny import make_trainer
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -198,7 +199,7 @@ def _build(config, lr, total, warmup, optimizer="adamw", **model_args):
 
 def _trainer(model, opt, batch_size, strategy=None, **args):
   """The run_pretraining Trainer of `model` (default strategy unless given)."""
-  return loop.Trainer(strategy or tf.distribute.get_strategy(), model.loss, opt,
+  return make_trainer(strategy or tf.distribute.get_strategy(), model.loss, opt,
                       batch_size, totals_fn=model.loss_totals, **args)
 
 
@@ -213,7 +214,7 @@ def test_training_matches_original_and_checkpoints_interchange(tmp_path):
   tf.random.set_seed(1)
   model, opt = _build(config, lr, total, warmup)
   init_prefix = checkpoint.save(tmp_path / "init" / "model.ckpt", model)
-  checkpoints = loop.CheckpointManager(tmp_path / "ours", [model, opt])
+  checkpoints = run_checkpoints.CheckpointManager(tmp_path / "ours", [model, opt])
   trainer = _trainer(model, opt, 4, log_steps=1)
   trainer.train(tf.data.Dataset.from_tensors(batch).repeat(), steps, checkpoints,
                 save_checkpoints_steps=steps)
@@ -248,7 +249,7 @@ def test_training_matches_original_and_checkpoints_interchange(tmp_path):
 
   # An original TF1 training checkpoint resumes here with its step and slots.
   model2, opt2 = _build(config, lr, total, warmup)
-  original_dir = loop.CheckpointManager(tmp_path / "resume", [model2, opt2])
+  original_dir = run_checkpoints.CheckpointManager(tmp_path / "resume", [model2, opt2])
   original_dir.restore(str(tmp_path / "original" / "model.ckpt-3"))
   assert int(opt2.global_step) == steps
   name = "bert/encoder/layer_1/output/dense/kernel"
@@ -264,7 +265,7 @@ def test_train_step_compiles_with_xla(tmp_path):
   config = BertConfig.from_json_file(write_config(tmp_path / "c.json", hidden_dropout_prob=0.1))
   model, opt = _build(config, 1e-3, 10, 0)
   trainer = _trainer(model, opt, 4)
-  step = tf.function(trainer.replica_step, jit_compile=True)
+  step = tf.function(trainer.train_step.replica_step, jit_compile=True)
   batch = {k: tf.constant(v) for k, v in batch_of(random_examples(4, seed=0)).items()}
   before = model.bert.embeddings.word_embeddings.numpy()
   loss, _, _, _ = step(batch)
@@ -280,7 +281,7 @@ def _train_fixed(config, batch_size, steps, **trainer_args):
   examples = random_examples(batch_size * steps, seed=4)
   dataset = tf.data.Dataset.from_tensor_slices(batch_of(examples)).batch(batch_size)
   iterator = iter(dataset)
-  step = tf.function(lambda batch: trainer.replica_step(batch)[0])
+  step = tf.function(lambda batch: trainer.train_step.replica_step(batch)[0])
   for _ in range(steps):
     step(next(iterator))
   assert trainer.step == steps
@@ -322,7 +323,8 @@ from modeling import checkpoint
 from modeling.data import pretraining_input
 from modeling.model.config import BertConfig
 from modeling.tasks import pretraining
-from modeling.training import loop, optimization
+from modeling.data.files import write_eval_results
+from modeling.training import loop, optimization, run_checkpoints, steps
 
 config = BertConfig.from_json_file(sys.argv[2])
 files, out = sys.argv[3].split(","), sys.argv[4]
@@ -334,15 +336,15 @@ for name, strategy in (("single", tf.distribute.get_strategy()),
     model = pretraining.PretrainingModel(config)
     opt = optimization.create_optimizer("adamw", model.trainable_variables, 1e-3, 10, 1)
   checkpoint.load(init, model)
-  trainer = loop.Trainer(strategy, model.loss, opt, 8, log_steps=2,
-                         totals_fn=model.loss_totals)
-  checkpoints = loop.CheckpointManager(f"{out}/{name}", [model, opt, trainer.state])
+  trainer = loop.Trainer(steps.TrainStep(strategy, model.loss, opt, 8,
+                                         totals_fn=model.loss_totals), log_steps=2)
+  checkpoints = run_checkpoints.CheckpointManager(f"{out}/{name}", [model, opt, trainer.state])
   assert trainer.strategy.num_replicas_in_sync == (2 if name == "mirrored" else 1)
   dataset = pretraining_input.pretraining_dataset(files, 16, 4, 8, True, seed=7)
   trainer.train(dataset, 4, checkpoints, save_checkpoints_steps=4)
   eval_dataset = pretraining_input.pretraining_dataset(files, 16, 4, 8, False)
   results = trainer.evaluate(eval_dataset, model.eval_metrics, 3)
-  loop.write_eval_results(f"{out}/{name}/eval_results.txt", results)
+  write_eval_results(f"{out}/{name}/eval_results.txt", results)
 """
 
 

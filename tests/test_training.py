@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 
 from modeling import checkpoint
+from modeling.data import files
 from modeling.model import layers
-from modeling.training import loop, optimization
+from modeling.training import loop, optimization, run_checkpoints
+from tiny import make_trainer
 
 BATCH = 4
 
@@ -58,10 +60,10 @@ def toy_dataset(poisoned=(), skip=0, batch_size=BATCH):
 def make(directory, keep=5, dropout_rate=0.0, **trainer_args):
   model = Toy(dropout_rate)
   opt = optimization.create_optimizer("adamw", model.trainable_variables, 0.01, 100, 0)
-  trainer = loop.Trainer(tf.distribute.get_strategy(), model.loss, opt,
+  trainer = make_trainer(tf.distribute.get_strategy(), model.loss, opt,
                          trainer_args.pop("batch_size", BATCH), totals_fn=model.loss_totals,
                          **trainer_args)
-  checkpoints = loop.CheckpointManager(directory, [model, opt, trainer.state],
+  checkpoints = run_checkpoints.CheckpointManager(directory, [model, opt, trainer.state],
                                        keep_checkpoint_max=keep)
   return model, opt, checkpoints, trainer
 
@@ -86,7 +88,7 @@ def test_checkpoints_retention_and_state_file(tmp_path):
   (tmp_path / ".model.ckpt-11.tmp-0123.index").write_text("half written")
   model2, opt2, checkpoints2, trainer2 = make(tmp_path, keep=2)
   assert not (tmp_path / ".model.ckpt-11.tmp-0123.index").exists()
-  assert loop.restore_or_initialize(checkpoints2) == "resumed"
+  assert run_checkpoints.restore_or_initialize(checkpoints2) == "resumed"
   assert trainer2.step == 10
   np.testing.assert_array_equal(model2.kernel.numpy(), model.kernel.numpy())
   trainer2.train(toy_dataset(), 12, checkpoints2, save_checkpoints_steps=4)
@@ -115,7 +117,7 @@ def test_a_missing_latest_checkpoint_resumes_from_the_newest_that_exists(tmp_pat
     os.remove(path)
   model, _, checkpoints, trainer = make(tmp_path, keep=5)
   assert "names model.ckpt-12, which is missing" in caplog.text
-  assert loop.restore_or_initialize(checkpoints) == "resumed"
+  assert run_checkpoints.restore_or_initialize(checkpoints) == "resumed"
   assert trainer.step == 11
   np.testing.assert_array_equal(model.kernel.numpy(), kernel_11)
   trainer.train(toy_dataset(skip=11), 13, checkpoints, save_checkpoints_steps=1)
@@ -130,7 +132,7 @@ def test_a_missing_state_file_resumes_from_the_newest_checkpoint(tmp_path, caplo
   os.remove(tmp_path / "checkpoint")
   model, _, checkpoints, trainer = make(tmp_path, keep=5)
   assert "the state file is missing" in caplog.text
-  assert loop.restore_or_initialize(checkpoints) == "resumed"
+  assert run_checkpoints.restore_or_initialize(checkpoints) == "resumed"
   assert trainer.step == 12
   np.testing.assert_array_equal(model.kernel.numpy(), kernel)
   assert _steps(tmp_path) == [8, 9, 10, 11, 12]
@@ -142,7 +144,7 @@ def test_an_incomplete_checkpoint_is_passed_over(tmp_path):
     os.remove(path)
   _, _, checkpoints, trainer = make(tmp_path, keep=5)
   assert checkpoints.latest == str(tmp_path / "model.ckpt-11")
-  loop.restore_or_initialize(checkpoints)
+  run_checkpoints.restore_or_initialize(checkpoints)
   # Reaching step 12 again would overwrite what is left of ckpt-12: refused.
   with pytest.raises(FileExistsError, match="model.ckpt-12 exists already"):
     trainer.train(toy_dataset(skip=11), 12, checkpoints, save_checkpoints_steps=1)
@@ -212,7 +214,7 @@ def test_sigterm_saves_and_stops(tmp_path):
                    [trainer.optimizer.global_step], [])
     return model.loss(batch, totals)
 
-  trainer.loss_fn = send_sigterm_at_step_3
+  trainer.train_step.loss_fn = send_sigterm_at_step_3
   result = trainer.train(toy_dataset(), 1000, checkpoints, save_checkpoints_steps=1000)
   assert result == loop.TrainResult(3, signal.SIGTERM)
   assert checkpoints.latest == str(tmp_path / "model.ckpt-3")
@@ -231,15 +233,16 @@ def test_a_second_signal_while_stopping_exits_quietly_with_128_plus_signal():
 
 def test_restore_or_initialize(tmp_path):
   model, _, checkpoints, _ = make(tmp_path / "run")
-  assert loop.restore_or_initialize(checkpoints) == "fresh"
+  assert run_checkpoints.restore_or_initialize(checkpoints) == "fresh"
   encoder_only = tf.Variable(tf.ones([3, 2]), name="toy/dense/kernel")
   init = checkpoint.save(tmp_path / "init" / "model.ckpt", [encoder_only])
   with pytest.raises(ValueError, match="missing from the checkpoint: toy/dense/bias"):
-    loop.restore_or_initialize(checkpoints, init, model)
-  assert loop.restore_or_initialize(checkpoints, init, model, (r"/bias$",)) == "initialized"
+    run_checkpoints.restore_or_initialize(checkpoints, init, model)
+  assert run_checkpoints.restore_or_initialize(
+      checkpoints, init, model, (r"/bias$",)) == "initialized"
   # Without training, a variable the checkpoint lacks would stay random: refused.
   with pytest.raises(ValueError, match="has no toy/dense/bias: without training"):
-    loop.restore_or_initialize(checkpoints, init, model, (r"/bias$",), training=False)
+    run_checkpoints.restore_or_initialize(checkpoints, init, model, (r"/bias$",), training=False)
   np.testing.assert_array_equal(model.kernel.numpy(), np.ones([3, 2]))
 
 
@@ -251,7 +254,7 @@ def test_evaluate_and_results_file(tmp_path):
                       for b in batches])
   assert results["mse"] == pytest.approx(expected, rel=1e-5)
   assert results["global_step"] == 0
-  loop.write_eval_results(str(tmp_path / "eval_results.txt"), results)
+  files.write_eval_results(str(tmp_path / "eval_results.txt"), results)
   lines = (tmp_path / "eval_results.txt").read_text().splitlines()
   assert lines == ["global_step = 0", f"mse = {results['mse']!s}"]  # str(), as the original
 
@@ -260,7 +263,7 @@ def test_bad_arguments_are_named(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("")
   with pytest.raises(PermissionError, match="output_dir=.*file/sub is not writable"):
-    loop.CheckpointManager(blocker / "sub", [])
+    run_checkpoints.CheckpointManager(blocker / "sub", [])
   with pytest.raises(ValueError, match="log_steps=0 must be positive"):
     make(tmp_path, log_steps=0)
   _, _, checkpoints, trainer = make(tmp_path)
@@ -269,7 +272,7 @@ def test_bad_arguments_are_named(tmp_path):
   with pytest.raises(ValueError, match="num_accumulation_steps=3 micro-batches"):
     make(tmp_path, num_accumulation_steps=3)
   with pytest.raises(ValueError, match="num_accumulation_steps=2 needs a totals_fn"):
-    loop.Trainer(tf.distribute.get_strategy(), lambda batch: 0.0, trainer.optimizer, BATCH,
+    make_trainer(tf.distribute.get_strategy(), lambda batch: 0.0, trainer.optimizer, BATCH,
                  num_accumulation_steps=2)
 
 
@@ -323,7 +326,7 @@ def test_loss_scaling_skips_non_finite_steps(tmp_path, caplog):
   assert saved.get_tensor("bert_tf2/loss_scale") == 16.0
   assert saved.get_tensor("bert_tf2/skipped_steps") == 1
   resumed = make(tmp_path / "scaled", dynamic_loss_scale=True)
-  assert loop.restore_or_initialize(resumed[2]) == "resumed"
+  assert run_checkpoints.restore_or_initialize(resumed[2]) == "resumed"
   assert (resumed[3].batches_done, float(resumed[3].state.loss_scale)) == (5, 16.0)
   # At a scale of 1, non-finite gradients are the model's, not the scale's: stop.
   _, _, checkpoints, trainer = make(tmp_path / "floor", dynamic_loss_scale=True,
@@ -340,7 +343,7 @@ def test_dropout_stream_is_checkpointed_so_resumption_is_exact(tmp_path):
   first[3].train(toy_dataset(), 3, first[2], save_checkpoints_steps=3)
   tf.random.set_seed(99)  # Op-level randomness has no say in the masks.
   model, opt, checkpoints, trainer = make(tmp_path / "resumed", dropout_rate=0.5, seed=3)
-  assert loop.restore_or_initialize(checkpoints) == "resumed"
+  assert run_checkpoints.restore_or_initialize(checkpoints) == "resumed"
   trainer.train(toy_dataset(skip=trainer.batches_done), 6, checkpoints,
                 save_checkpoints_steps=6)
   _assert_close(_weights(model, opt), _weights(straight[0], straight[1]), 0.0)

@@ -55,3 +55,14 @@ def tiny_inputs(batch_size=3, seq_length=16, vocab_size=99, num_predictions=5, s
       "masked_lm_weights": label_weights,
       "next_sentence_labels": rng.randint(0, 2, size=[batch_size, 1]).astype(np.int32),
   }
+
+
+_HOST_ARGS = ("log_steps", "iterations_per_loop", "summary_dir", "is_chief")
+
+
+def make_trainer(strategy, loss_fn, optimizer, global_batch_size, **args):
+  """A `loop.Trainer` of a `steps.TrainStep`, each given the keyword arguments it takes."""
+  from modeling.training import loop, steps  # pylint: disable=import-outside-toplevel
+  host = {name: args.pop(name) for name in _HOST_ARGS if name in args}
+  return loop.Trainer(steps.TrainStep(strategy, loss_fn, optimizer, global_batch_size, **args),
+                      **host)

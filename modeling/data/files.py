@@ -259,3 +259,17 @@ def check_outputs(outputs, inputs=()):
     if identity in seen:
       raise ValueError(f"{flag}={path} is also an output ({seen[identity]}); writing it would "
                        "destroy the input: choose another output path")
+
+
+def write_atomically(path, text):
+  """Writes `text` to `path` through a temporary file renamed into place.
+
+  A reader never sees a half-written file, and a crash leaves the old one.
+  """
+  with atomic_open(path, "w") as writer:
+    writer.write(text)
+
+
+def write_eval_results(path, results):
+  """Writes `key = value` lines sorted by key, as the original `eval_results.txt`."""
+  write_atomically(path, "".join(f"{key} = {results[key]!s}\n" for key in sorted(results)))

@@ -38,7 +38,6 @@ import numpy as np
 from modeling.data import files
 from modeling.data.sentencepiece_tokenization import PIECE_PREFIX
 from modeling.data.tokenization import BasicTokenizer, whitespace_tokenize
-from modeling.training.loop import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -674,5 +673,5 @@ def write_predictions(output_dir, predictions, nbest, null_odds=None):
   for name, contents in zip(PREDICTION_FILES, (predictions, nbest, null_odds)):
     if contents is not None:
       paths.append(os.path.join(output_dir, name))
-      write_atomically(paths[-1], json.dumps(contents, indent=4) + "\n")
+      files.write_atomically(paths[-1], json.dumps(contents, indent=4) + "\n")
   return paths

@@ -43,6 +43,9 @@ def _weighted_nll(log_probs, label_ids, depth):
 class MaskedLMHead(tf.Module):
   """`cls/predictions`: transform, LayerNorm, tied output embedding and bias."""
 
+  # The names of the variables it creates (`re.search`).
+  VARIABLES = r"^cls/predictions/"
+
   def __init__(self, config, embedding_table):
     """Args: config, a BertConfig; embedding_table, the model's word embeddings [V, E]
     (E = H, or ALBERT's embedding_size: the transform maps H to E)."""
@@ -121,6 +124,9 @@ class _LinearHead(tf.Module):
 class NextSentenceHead(_LinearHead):
   """`cls/seq_relationship`: 2-way "is next" classifier; label 0 means "is next"."""
 
+  # The names of the variables it creates (`re.search`).
+  VARIABLES = r"^cls/seq_relationship/"
+
   def __init__(self, config):
     super().__init__("cls/seq_relationship", 2, config)
 
@@ -139,6 +145,9 @@ class NextSentenceHead(_LinearHead):
 
 class ClassifierHead(_LinearHead):
   """Top-level `output_weights` [C, H] and `output_bias` [C] of `run_classifier`."""
+
+  # The names of the variables it creates (`re.search`).
+  VARIABLES = r"^output_(weights|bias)$"
 
   def __init__(self, config, num_labels, dropout_rate=0.1):
     super().__init__("", num_labels, config)
@@ -164,6 +173,9 @@ class SquadHead(_LinearHead):
   """`cls/squad/output_weights` [2, H] and `output_bias` [2]: answer start and end
   logits of every token, the original `run_squad.create_model` (whose weights are
   initialised with stddev 0.02 whatever the config says)."""
+
+  # The names of the variables it creates (`re.search`).
+  VARIABLES = r"^cls/squad/"
 
   def __init__(self, config):
     super().__init__("cls/squad", 2, config, stddev=0.02)

@@ -36,9 +36,10 @@ import re
 import tensorflow as tf
 
 from modeling import checkpoint
-from modeling.tasks import classifier, pretraining
+from modeling.tasks import pretraining
 from modeling.tasks.classifier import ClassifierModel
 from modeling.tasks.pretraining import PretrainingModel
+from modeling.training import steps
 
 # Config keys that must agree for the teacher's weights to compute the same
 # function in the student.
@@ -333,7 +334,7 @@ class ClassifierDistillation(_Distillation):
                        "was the teacher fine-tuned on this task?")
     return self._load_teacher(ckpt_path, ())
 
-  loss_totals = staticmethod(classifier.example_totals)
+  loss_totals = staticmethod(steps.example_totals)
 
   def _sums(self, batch, training):
     inputs = (batch["input_ids"], batch["input_mask"], batch["segment_ids"])

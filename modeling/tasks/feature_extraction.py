@@ -26,7 +26,7 @@ import tensorflow as tf
 from modeling.data import files, length_buckets
 from modeling.data.classifier_data import InputExample, convert_example
 from modeling.data.tokenization import convert_to_unicode
-from modeling.tasks.classifier import padded_dataset
+from modeling.training.array_predictor import padded_dataset
 
 # The pooler is not a feature: a checkpoint without it still extracts.
 UNUSED_VARIABLES = (r"^bert/pooler/",)
@@ -130,7 +130,7 @@ class FeatureExtractor:
     self.layer_indexes = parse_layers(layer_indexes, model.config.num_layer_outputs)
     self.strategy = strategy or tf.distribute.get_strategy()
     self.buckets = buckets
-    self._run = tf.function(self._global_step, reduce_retracing=True)
+    self._run = tf.function(self._gathering_step, reduce_retracing=True)
 
   def layers(self, batch):
     """The requested layers of one replica's batch.
@@ -146,7 +146,7 @@ class FeatureExtractor:
     return tf.cast(tf.stack([all_layers[i] for i in self.layer_indexes], axis=1),
                    tf.float32)  # [B, L, S, H]
 
-  def _global_step(self, batch):
+  def _gathering_step(self, batch):
     values = self.strategy.run(self.layers, args=(batch,))
     # Replicas hold consecutive slices of the global batch: gather them in order.
     return self.strategy.gather(values, axis=0)  # [global B, L, W, H]

@@ -19,7 +19,7 @@ from modeling.model.layers import dropout, get_shape_list
 from modeling.model.model import BertModel, variables_except_pooler
 
 # The head a pretrained --init_checkpoint lacks: the classifier's variable names.
-FRESH_HEAD = (r"^output_(weights|bias)$",)
+FRESH_HEAD = (ClassifierHead.VARIABLES,)
 
 
 class NerModel(tf.Module):

@@ -20,7 +20,7 @@ from modeling.model.heads import MaskedLMHead, NextSentenceHead
 from modeling.model.model import BertModel, variables_except_pooler
 
 # Heads that a pretrained (encoder-only) checkpoint may lack.
-FRESH_HEADS = (r"^cls/",)
+FRESH_HEADS = (MaskedLMHead.VARIABLES, NextSentenceHead.VARIABLES)
 
 
 class PretrainingModel(tf.Module):

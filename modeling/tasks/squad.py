@@ -14,10 +14,10 @@ import tensorflow as tf
 
 from modeling.model.heads import SquadHead
 from modeling.model.model import BertModel, variables_except_pooler
-from modeling.tasks.classifier import example_totals
+from modeling.training.steps import example_totals
 
 # The head a pretrained --init_checkpoint lacks.
-FRESH_HEAD = (r"^cls/squad/",)
+FRESH_HEAD = (SquadHead.VARIABLES,)
 
 
 class SquadModel(tf.Module):
@@ -62,6 +62,6 @@ class SquadModel(tf.Module):
     return tf.reduce_sum(per_example_loss) / totals["examples"]
 
   def predict_step(self, batch):
-    """Logits of one replica's batch, without dropout, for `classifier.predict`."""
+    """Logits of one replica's batch, without dropout, for `array_predictor.predict`."""
     start_logits, end_logits = self.logits(batch, training=False)
     return {"start_logits": start_logits, "end_logits": end_logits}

@@ -1,7 +1,7 @@
 """Hugging Face BERT and ALBERT <-> the original layout: tensor names, classes, config keys.
 
-What maps to what, and what is refused; modeling.hf_checkpoint reads and writes
-the files. PyTorch's Linear weights are [out, in] where the original's dense
+What maps to what, and what is refused; `hf_import` and `hf_export` read and
+write the files. PyTorch's Linear weights are [out, in] where the original's dense
 kernels are [in, out], so kernels are transposed; everything else keeps its shape.
 
 Name table (the encoder and pooler keys take a `bert.` prefix in every class but
@@ -154,9 +154,6 @@ _PRETRAINING_CLASSES = {
     ("bert", False, True): "BertForNextSentencePrediction",
     ("albert", True, True): "AlbertForPreTraining", ("albert", True, False): "AlbertForMaskedLM",
 }
-
-TASKS = ("encoder", "pretraining", "classifier", "squad", "ner")
-
 
 # ----------------------------------------------------------------------------
 # The name table.

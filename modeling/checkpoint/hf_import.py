@@ -1,0 +1,315 @@
+"""Hugging Face BERT and ALBERT directories into the original layout, losslessly.
+
+A Hugging Face BERT directory (`config.json` with "model_type": "bert", weights in
+`model.safetensors` or shards listed by `model.safetensors.index.json`) holds the
+tensors of an original checkpoint under other names; an ALBERT one ("model_type":
+"albert") those of a checkpoint of Google's ALBERT (our `modeling.model.albert`),
+with PyTorch's Linear weights [out, in] where the original's dense kernels are
+[in, out]. Every tensor's bits are copied (a transpose only moves them); what the
+original layout cannot represent is refused with its name, never dropped or
+approximated. The name table and the config mapping are in `hf_names`; the other
+direction is `hf_export`.
+
+  read_hf(hf_dir, allow_unused=())              -> HfCheckpoint (in memory)
+  from_hf(hf_dir, output_dir, allow_unused=())  -> Conversion
+"""
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from modeling.checkpoint.expected import expected_variables
+from modeling.checkpoint.hf_names import (ARCHITECTURES, FAMILIES, architecture_of,
+                                          canonical_key, config_from_hf, family_of,
+                                          reading_table, refusal)
+from modeling.checkpoint.layout import compare, save
+from modeling.checkpoint.safetensors_files import (CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE,
+                                                   UNREAD_FORMATS, read_json, read_tensors)
+from modeling.data import files
+from modeling.model.config import BertConfig
+
+
+@dataclasses.dataclass
+class HfCheckpoint:
+  """A Hugging Face BERT directory read into the original layout, in memory.
+
+  Attributes:
+    directory: the directory read.
+    architecture: its transformers class (config.json's `architectures`, else
+      what its tensors make it).
+    config: our BertConfig.
+    tensors: {our checkpoint name: float32 np.ndarray}.
+    labels: the class names of a classifier head (`id2label`), else None.
+    vocab_file: its vocab.txt (BERT) or spiece.model (ALBERT), or None.
+    do_lower_case: tokenizer_config.json's do_lower_case, or None.
+    notes: what was left out or widened, and why, one line each.
+  """
+  directory: str
+  architecture: str
+  config: BertConfig
+  tensors: dict
+  labels: list = None
+  vocab_file: str = None
+  do_lower_case: bool = None
+  notes: list = dataclasses.field(default_factory=list)
+
+  @property
+  def task(self):
+    return ARCHITECTURES[self.architecture].task
+
+  @property
+  def family(self):
+    return FAMILIES[ARCHITECTURES[self.architecture].model_type]
+
+
+def _same_bits(a, b):
+  return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _buffer_note(key, value, config):
+  """Why a non-weight buffer may be left out, or None if `key` is not one."""
+  base = re.sub(r"^(bert|albert)\.", "", key)
+  if base == "embeddings.position_ids" and np.array_equal(
+      value.reshape(-1), np.arange(value.size)) and value.size == config.max_position_embeddings:
+    return f"{key} (a buffer equal to 0..{value.size - 1}, not a weight)"
+  if base == "embeddings.token_type_ids" and not np.any(value):
+    return f"{key} (a buffer of zeros, not a weight)"
+  return None
+
+
+def _map_tensors(hf_tensors, config, allow_unused, source):
+  """{our name: array} of the Hugging Face tensors, and notes on what was left out."""
+  table = reading_table(config)
+  mlm = family_of(config).mlm
+  patterns = [re.compile(p) for p in allow_unused]
+  tensors, origin, notes, unused = {}, {}, [], []
+  decoder = {}
+  for key in sorted(hf_tensors):
+    value, name = hf_tensors[key], canonical_key(key)
+    if name in (f"{mlm}.decoder.weight", f"{mlm}.decoder.bias"):
+      decoder[name] = (key, value)
+      continue
+    if name not in table:
+      note = _buffer_note(key, value, config)
+      if note:
+        notes.append(f"left out {note}")
+      elif any(p.search(key) for p in patterns):
+        notes.append(f"left out {key} {list(value.shape)} (--allow_unused)")
+      else:
+        unused.append(f"{key} {list(value.shape)}")
+      continue
+    ours, transposed = table[name]
+    if ours in tensors:
+      raise ValueError(f"{source}: both {origin[ours]} and {key} would be {ours}")
+    origin[ours] = key
+    tensors[ours] = np.ascontiguousarray(value.T) if transposed else value
+  if unused:
+    raise ValueError(f"{source}: tensors with no place in the original layout: "
+                     f"{', '.join(unused)}; refused (nothing was written). Pass --allow_unused "
+                     "REGEX (allow_unused=[...]) to leave them out")
+  _check_decoder(decoder, tensors, mlm, source)
+  return tensors, notes
+
+
+def _check_decoder(decoder, tensors, mlm, source):
+  """The MLM decoder (`mlm` the head's scope): its weight must be the word embeddings
+  (the original ties them), its bias `cls/predictions/output_bias`."""
+  if f"{mlm}.decoder.weight" in decoder:
+    key, value = decoder[f"{mlm}.decoder.weight"]
+    if not _same_bits(value, tensors.get("bert/embeddings/word_embeddings", np.empty(0))):
+      raise ValueError(f"{source}: {key} differs from the word embeddings; the original "
+                       "layout ties the masked-LM output weights to "
+                       "bert/embeddings/word_embeddings and cannot hold untied ones; refused")
+  if f"{mlm}.decoder.bias" in decoder:
+    key, value = decoder[f"{mlm}.decoder.bias"]
+    if "cls/predictions/output_bias" not in tensors:
+      tensors["cls/predictions/output_bias"] = value
+    elif not _same_bits(value, tensors["cls/predictions/output_bias"]):
+      raise ValueError(f"{source}: {key} differs from {mlm}.bias; the original "
+                       "layout has one masked-LM output bias; refused")
+
+
+def _widen(tensors, notes, source):
+  """float16 and bfloat16 tensors to float32 (exact); other non-float32 refused."""
+  widened = []
+  for name, value in tensors.items():
+    if value.dtype in (np.float16, tf.bfloat16.as_numpy_dtype):
+      widened.append(value.dtype.name)
+      tensors[name] = value.astype(np.float32)
+    elif value.dtype != np.float32:
+      raise ValueError(f"{source}: {name} has dtype {value.dtype.name}; the original layout "
+                       "holds float32 weights")
+  if widened:
+    notes.append(f"widened {len(widened)} {'/'.join(sorted(set(widened)))} tensors to float32 "
+                 "(exact)")
+
+
+def _check_shapes(tensors, config, source):
+  """Refuses tensors whose shapes disagree with the config (named, with hints)."""
+  num_labels = tensors["output_bias"].shape[0] if "output_bias" in tensors else 2
+  entries = {name: (value.shape, tf.as_dtype(value.dtype)) for name, value in tensors.items()}
+  _, errors = compare(entries, expected_variables(config, None, num_labels),
+                                 allow_missing=(r"^",), prefix=source)
+  if errors:
+    raise ValueError(f"{source}: the tensors do not fit its config:\n  " + "\n  ".join(errors))
+
+
+def read_hf(hf_dir, allow_unused=()):
+  """Reads a Hugging Face BERT or ALBERT directory into the original layout, in memory.
+
+  Args:
+    hf_dir: a directory with config.json and model.safetensors (or the shards
+      of model.safetensors.index.json); vocab.txt (BERT) or spiece.model
+      (ALBERT) and tokenizer_config.json are read when present.
+    allow_unused: regexes (`re.search`) of Hugging Face keys that have no place
+      in the original layout and may be left out.
+
+  Returns:
+    An HfCheckpoint.
+
+  Raises:
+    FileNotFoundError: no config.json or weights.
+    ValueError: what the original layout cannot hold, named: see
+      `config_from_hf`, tensors with no place (not in `allow_unused`), an
+      untied decoder, shapes that disagree with the config, labels that
+      disagree with the classifier; and a directory holding only
+      pytorch_model.bin, which is never unpickled.
+  """
+  hf_dir = os.fspath(hf_dir)
+  config_path = os.path.join(hf_dir, CONFIG_FILE)
+  weights = read_tensors(hf_dir)  # First: a pytorch_model.bin-only directory says why.
+  if not files.exists(config_path):
+    raise FileNotFoundError(f"{hf_dir}: no {CONFIG_FILE}")
+  hf_config = read_json(config_path)
+  config = config_from_hf(hf_config, config_path)
+  architecture = architecture_of(hf_config, weights, config_path)
+  tensors, notes = _map_tensors(weights, config, allow_unused, hf_dir)
+  family = family_of(config)
+  if hf_config.get("tie_word_embeddings") is False and "cls/predictions/output_bias" in tensors \
+     and f"{family.mlm}.decoder.weight" not in weights:
+    raise refusal(config_path, "tie_word_embeddings", False,
+                  "but the masked-LM decoder weight is absent from the weights")
+  _widen(tensors, notes, hf_dir)
+  _check_shapes(tensors, config, hf_dir)
+  labels = None
+  if "output_bias" in tensors:
+    count = tensors["output_bias"].shape[0]
+    id2label = hf_config.get("id2label")
+    if id2label:
+      if sorted(id2label) != sorted(str(i) for i in range(count)):
+        raise ValueError(f"{config_path}: id2label has ids {sorted(id2label)}, but the "
+                         f"classifier has {count} outputs (classifier.bias [{count}])")
+      labels = [str(id2label[str(i)]) for i in range(count)]
+  vocab_file = os.path.join(hf_dir, family.vocab_file)
+  tokenizer_config = os.path.join(hf_dir, "tokenizer_config.json")
+  do_lower_case = None
+  if files.exists(tokenizer_config):
+    do_lower_case = read_json(tokenizer_config).get("do_lower_case")
+  return HfCheckpoint(hf_dir, architecture, config, tensors, labels,
+                      vocab_file if files.exists(vocab_file) else None, do_lower_case, notes)
+
+
+@dataclasses.dataclass
+class Conversion:
+  """What a conversion did: the class and task, the files written, notes."""
+  source: str
+  architecture: str
+  task: str
+  tensors: int
+  written: list
+  notes: list
+
+  def __str__(self):
+    lines = [f"converted {self.source} ({self.architecture}, task {self.task}): "
+             f"{self.tensors} tensors"]
+    lines += [f"wrote {path}" for path in self.written]
+    lines += self.notes
+    return "\n".join(lines)
+
+
+def copy_file(source, destination):
+  with files.open(source, "rb") as reader:
+    data = reader.read()
+  with files.atomic_open(destination, "wb") as writer:
+    writer.write(data)
+
+
+def write_text(path, text):
+  with files.atomic_open(path) as writer:
+    writer.write(text)
+
+
+def from_hf(hf_dir, output_dir, allow_unused=()):
+  """Converts a Hugging Face BERT or ALBERT directory to the original layout.
+
+  Writes `output_dir/bert_model.ckpt` (name-based, atomic), `bert_config.json`,
+  `vocab.txt` when the directory has one, and `labels.txt` (one class a line,
+  from `id2label`) for a classifier head; for ALBERT `model.ckpt`,
+  `albert_config.json` and `spiece.model` (ALBERT's layout, for the scripts'
+  --spm_model_file) instead. Nothing is written unless the whole conversion can
+  go ahead.
+
+  Args:
+    hf_dir: the Hugging Face directory (see `read_hf`).
+    output_dir: where to write; created if needed.
+    allow_unused: regexes of Hugging Face keys that may be left out.
+
+  Returns:
+    A Conversion.
+  """
+  hf = read_hf(hf_dir, allow_unused)
+  output_dir = os.fspath(output_dir)
+  prefix = os.path.join(output_dir, hf.family.checkpoint_name)
+  with tf.device("/cpu:0"):
+    variables = [tf.Variable(value, name=name, trainable=False)
+                 for name, value in hf.tensors.items()]
+  save(prefix, variables)
+  written = [prefix]
+  config_file = os.path.join(output_dir, hf.family.config_file)
+  write_text(config_file, hf.config.to_json_string())
+  written.append(config_file)
+  notes = list(hf.notes)
+  vocab_name = hf.family.vocab_file
+  if hf.vocab_file:
+    copy_file(hf.vocab_file, os.path.join(output_dir, vocab_name))
+    written.append(os.path.join(output_dir, vocab_name))
+  else:
+    notes.append(f"no {vocab_name} in {hf_dir}: give the scripts the model's vocabulary")
+  if hf.labels is not None:
+    write_text(os.path.join(output_dir, "labels.txt"), "".join(f"{l}\n" for l in hf.labels))
+    written.append(os.path.join(output_dir, "labels.txt"))
+  if hf.do_lower_case is not None:
+    notes.append(f"tokenizer_config.json: do_lower_case={hf.do_lower_case}; run the scripts "
+                 f"with --do_lower_case={hf.do_lower_case}")
+  return Conversion(hf_dir, hf.architecture, hf.task, len(hf.tensors), written, notes)
+
+
+class ArrayReader:
+  """`get_tensor(name)` of a tf.train.CheckpointReader, over arrays in memory."""
+
+  def __init__(self, tensors):
+    self._tensors = tensors
+
+  def get_tensor(self, name):
+    return self._tensors[name]
+
+
+def is_hf_directory(path):
+  """Whether `path` is a Hugging Face model directory (not one of TF checkpoints)."""
+  path = os.fspath(path)
+  return (files.isdir(path) and not files.exists(os.path.join(path, "checkpoint"))
+          and any(files.exists(os.path.join(path, name))
+                  for name in (CONFIG_FILE, WEIGHTS_FILE, INDEX_FILE, *UNREAD_FORMATS)))
+
+
+def open_directory(hf_dir):
+  """`checkpoint.open_checkpoint` of a Hugging Face directory: (description,
+  reader, {name: (shape, tf.DType)}) of its tensors in the original layout."""
+  hf = read_hf(hf_dir)
+  entries = {name: (tuple(value.shape), tf.as_dtype(value.dtype))
+             for name, value in hf.tensors.items()}
+  return (f"{os.fspath(hf_dir)} (Hugging Face {hf.architecture})", ArrayReader(hf.tensors),
+          entries)
