@@ -99,10 +99,23 @@ def test_checkpoint_inspect_reads_the_directory(albert_hf_dir):
   assert entries["cls/predictions/transform/dense/kernel"][0] == (32, 16)
 
 
+def train_tiny_spm(tmp_path, name="spm"):
+  """A SentencePiece model of about 60 pieces (within the tiny ALBERT's vocab_size)."""
+  sentencepiece = pytest.importorskip("sentencepiece")
+  rng = np.random.RandomState(0)
+  words = ["the", "cat", "sat", "on", "mat", "Computer", "program", "café", "naïve", "law"]
+  (tmp_path / "text.txt").write_text("".join(" ".join(rng.choice(words, 8)) + "\n"
+                                             for _ in range(2000)))
+  sentencepiece.SentencePieceTrainer.Train(
+      input=str(tmp_path / "text.txt"), model_prefix=str(tmp_path / name), vocab_size=60,
+      hard_vocab_limit=False, minloglevel=2, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+      control_symbols="[CLS],[SEP],[MASK]")
+  return tmp_path / f"{name}.model"
+
+
 def test_sentencepiece_model_both_ways(tmp_path):
   prefix, config_file, _ = save_albert(str(tmp_path / "ours"), "encoder")
-  spm = tmp_path / "30k-clean.model"
-  spm.write_bytes(b"\x0a\x05hello not a real model")
+  spm = train_tiny_spm(tmp_path, "30k-clean")
   conversion = checkpoint.to_hf(prefix, config_file, tmp_path / "hf", spm_model_file=spm,
                                 do_lower_case=True)
   assert str(tmp_path / "hf" / "spiece.model") in conversion.written
@@ -312,17 +325,8 @@ def test_exported_sentencepiece_model_tokenizes_as_ours(tmp_path):
   but for pieces ending in a digit and a comma ("1999,"), which Google's ALBERT
   and ours split ("1999", ",") and transformers' AlbertTokenizer keeps whole."""
   _, transformers = _transformers()
-  sentencepiece = pytest.importorskip("sentencepiece")
   from modeling.data.tokenization import create_tokenizer  # noqa: PLC0415
-  rng = np.random.RandomState(0)
-  words = ["the", "cat", "sat", "on", "mat", "Computer", "program", "café", "naïve", "law"]
-  (tmp_path / "text.txt").write_text("".join(" ".join(rng.choice(words, 8)) + "\n"
-                                             for _ in range(2000)))
-  sentencepiece.SentencePieceTrainer.Train(
-      input=str(tmp_path / "text.txt"), model_prefix=str(tmp_path / "spm"), vocab_size=60,
-      hard_vocab_limit=False, minloglevel=2, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
-      control_symbols="[CLS],[SEP],[MASK]")
-  spm = tmp_path / "spm.model"
+  spm = train_tiny_spm(tmp_path)
   prefix, config_file, _ = save_albert(str(tmp_path / "ours"), "encoder")
   checkpoint.to_hf(prefix, config_file, tmp_path / "hf", spm_model_file=spm)
   theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")

@@ -16,3 +16,7 @@ from modeling.checkpoint.inspection import check_checkpoint, implied_dimensions,
 from modeling.checkpoint.layout import (OPTIONAL_STATE, LoadReport, checkpoint_name, compare,
                                         named_variables, save)
 from modeling.checkpoint.loader import load, open_checkpoint
+
+__all__ = ["OPTIONAL_STATE", "TASKS", "LoadReport", "check_checkpoint", "checkpoint_name",
+           "compare", "expected_variables", "from_hf", "implied_dimensions", "inspect_checkpoint",
+           "load", "named_variables", "open_checkpoint", "read_hf", "save", "to_hf"]

@@ -14,17 +14,24 @@ import os
 import re
 
 import numpy as np
-import tensorflow as tf
 
 from modeling.checkpoint.expected import TASKS, expected_variables
-from modeling.checkpoint.hf_import import Conversion, copy_file, write_text
+from modeling.checkpoint.hf_import import Conversion, copy_file, write_directory, write_text
 from modeling.checkpoint.hf_names import (ARCHITECTURES, FAMILIES, architecture_for,
                                           config_to_hf, family_of, infer_task, name_table)
 from modeling.checkpoint.layout import compare, is_training_state
 from modeling.checkpoint.loader import open_checkpoint
 from modeling.checkpoint.safetensors_files import CONFIG_FILE, WEIGHTS_FILE, write_safetensors
-from modeling.data import files
+from modeling.data import files, tokenization
 from modeling.model.config import BertConfig
+
+
+# The files of a Hugging Face model directory that an earlier conversion (or
+# transformers' save_pretrained) leaves, for `write_directory`.
+_HF_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json",
+             "model-*-of-*.safetensors", "vocab.txt", "spiece.model", "tokenizer_config.json",
+             "tokenizer.json", "special_tokens_map.json", "added_tokens.json",
+             "generation_config.json")
 
 
 def read_labels(labels_file, count):
@@ -39,6 +46,26 @@ def read_labels(labels_file, count):
       raise ValueError(f"{labels_file}, line {number}: label {label!r} is "
                        f"{'empty' if not label.strip() else 'repeated'}")
   return labels
+
+
+def _is_token_classifier(entries, labels_file):
+  """Whether a checkpoint with `output_weights` and a pooler is run_ner's tagger.
+
+  run_ner trains every variable but the pooler, so its checkpoints hold Adam slots
+  of the head and none of the pooler. Without training state, the labels tell:
+  NER tags are refused as sentence classes, since the two heads share their names.
+
+  Raises:
+    ValueError: no training state to tell, and every label is a tag.
+  """
+  if "output_weights/adam_m" in entries:
+    return "bert/pooler/dense/kernel/adam_m" not in entries
+  if labels_file and all(re.fullmatch(r"O|[BIESU]-.+", label)
+                         for label in read_labels(labels_file, entries["output_bias"][0][0])):
+    raise ValueError(f"--labels_file={labels_file} holds NER tags, but the checkpoint's "
+                     "head could be a sentence classifier's or run_ner's (the same variable "
+                     "names): give --task ner or --task classifier")
+  return False
 
 
 def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
@@ -58,7 +85,8 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
   Args:
     ckpt_path: a checkpoint prefix, or a directory with a `checkpoint` file.
     bert_config_file: its bert_config.json.
-    output_dir: where to write; created if needed.
+    output_dir: where to write: absent, empty, or an earlier Hugging Face model
+      directory of these files (`hf_import.write_directory`), replaced whole.
     task: "encoder" (BertModel), "pretraining" (BertForPreTraining, or
       BertForMaskedLM without cls/seq_relationship), "classifier"
       (BertForSequenceClassification), "squad" (BertForQuestionAnswering),
@@ -86,9 +114,22 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
                      + ("give --vocab_file or --spm_model_file, not both" if vocab_file else
                         f"{bert_config_file} is a BERT config; a SentencePiece model goes "
                         "with an ALBERT config (give --vocab_file)"))
+  if vocab_file and config.is_albert:
+    raise ValueError(f"--vocab_file={vocab_file}: {bert_config_file} is an ALBERT config, "
+                     "whose transformers tokenizer (AlbertTokenizer) reads a SentencePiece "
+                     "model: give --spm_model_file")
+  if vocab_file or spm_model_file:
+    flag, path = (("--spm_model_file", spm_model_file) if spm_model_file
+                  else ("--vocab_file", vocab_file))
+    config.check_vocab_size(len(tokenization.create_tokenizer(vocab_file,
+                                                              spm_model_file=spm_model_file)
+                                .vocab), path, flag)
   prefix, reader, entries = open_checkpoint(ckpt_path)
   names = {name for name in entries if not is_training_state(name)}
-  task = task or infer_task(names)
+  if task is None:
+    task = infer_task(names)
+    if task == "classifier" and _is_token_classifier(entries, labels_file):
+      task = "ner"
   if task not in TASKS:
     raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
   architecture = architecture_for(task, names, family.model_type)
@@ -97,7 +138,7 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
   num_labels = entries["output_bias"][0][0] if "output_bias" in entries else 2
   expected = expected_variables(config, None, num_labels)
   _, errors = compare({n: entries[n] for n in names & needed},
-                                 {n: expected[n] for n in needed}, prefix=prefix)
+                      {n: expected[n] for n in needed}, prefix=prefix)
   if errors:
     raise ValueError(f"checkpoint {prefix} does not fit {bert_config_file} for "
                      f"{architecture}:\n  " + "\n  ".join(errors))
@@ -125,23 +166,26 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
     labels = (read_labels(labels_file, count) if labels_file
               else [f"LABEL_{i}" for i in range(count)])
   hf_config = config_to_hf(config, architecture, labels, bert_config_file)
+  if labels is not None and len(labels) == 1:
+    hf_config["problem_type"] = "regression"  # run_classifier's STS-B head
   tensors = {}
   for ours, theirs, transposed in rows:
     value = reader.get_tensor(ours)
     tensors[theirs] = np.ascontiguousarray(value.T) if transposed else value
 
-  tf.io.gfile.makedirs(output_dir)
-  written = [os.path.join(output_dir, WEIGHTS_FILE), os.path.join(output_dir, CONFIG_FILE)]
-  write_safetensors(written[0], tensors)
-  write_text(written[1], json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+  writers = [(WEIGHTS_FILE, lambda path: write_safetensors(path, tensors)),
+             (CONFIG_FILE, lambda path: write_text(
+                 path, json.dumps(hf_config, indent=2, sort_keys=True) + "\n"))]
   tokenizer = FAMILIES["albert" if spm_model_file else "bert"]
   if vocab_file or spm_model_file:
-    written += [os.path.join(output_dir, tokenizer.vocab_file),
-                os.path.join(output_dir, "tokenizer_config.json")]
-    copy_file(vocab_file or spm_model_file, written[-2])
-    write_text(written[-1], json.dumps(
-        {"do_lower_case": bool(do_lower_case), "tokenizer_class": tokenizer.tokenizer_class,
-         "model_max_length": config.max_position_embeddings}, indent=2) + "\n")
+    tokenizer_config = {"do_lower_case": bool(do_lower_case),
+                        "tokenizer_class": tokenizer.tokenizer_class,
+                        "model_max_length": config.max_position_embeddings}
+    writers += [(tokenizer.vocab_file, lambda path: copy_file(vocab_file or spm_model_file,
+                                                              path)),
+                ("tokenizer_config.json", lambda path: write_text(
+                    path, json.dumps(tokenizer_config, indent=2) + "\n"))]
   else:
     notes.append("no --vocab_file or --spm_model_file: no tokenizer files written")
+  written = write_directory(output_dir, CONFIG_FILE, _HF_FILES, writers)
   return Conversion(prefix, architecture, task, len(tensors), written, notes)

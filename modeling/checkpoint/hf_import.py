@@ -24,7 +24,7 @@ import tensorflow as tf
 from modeling.checkpoint.expected import expected_variables
 from modeling.checkpoint.hf_names import (ARCHITECTURES, FAMILIES, architecture_of,
                                           canonical_key, config_from_hf, family_of,
-                                          reading_table, refusal)
+                                          name_table, reading_table, refusal)
 from modeling.checkpoint.layout import compare, save
 from modeling.checkpoint.safetensors_files import (CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE,
                                                    UNREAD_FORMATS, read_json, read_tensors)
@@ -157,6 +157,37 @@ def _check_shapes(tensors, config, source):
     raise ValueError(f"{source}: the tensors do not fit its config:\n  " + "\n  ".join(errors))
 
 
+def _check_complete(tensors, config, architecture, source):
+  """Refuses weights lacking a tensor the config and class imply, or not finite."""
+  missing = sorted({ours for ours, _, _ in name_table(config, architecture)} - set(tensors))
+  if missing:
+    raise ValueError(f"{source}: {architecture} with this config has {len(missing)} tensors "
+                     f"that the weights lack: {', '.join(missing[:8])}"
+                     f"{', ...' if len(missing) > 8 else ''}; refused (nothing was written)")
+  for name in sorted(tensors):
+    if not np.all(np.isfinite(tensors[name])):
+      raise ValueError(f"{source}: the weights' {name} holds NaN or Inf; refused (nothing "
+                       "was written)")
+
+
+def _is_regression(hf_config, architecture, count, source):
+  """Whether a sentence classifier's config makes it a regression (its problem_type,
+  or one output); refuses the problem types the original heads do not have."""
+  if ARCHITECTURES[architecture].task != "classifier":
+    return False
+  problem_type = hf_config.get("problem_type")
+  if problem_type in (None, "single_label_classification"):
+    return count == 1
+  if problem_type == "regression":
+    if count != 1:
+      raise refusal(source, "problem_type", problem_type,
+                    f"but the classifier has {count} outputs; a regression has one")
+    return True
+  raise refusal(source, "problem_type", problem_type,
+                "which no head of the original layout computes (it has softmax "
+                "classification and regression); refused, not read as single-label")
+
+
 def read_hf(hf_dir, allow_unused=()):
   """Reads a Hugging Face BERT or ALBERT directory into the original layout, in memory.
 
@@ -175,8 +206,9 @@ def read_hf(hf_dir, allow_unused=()):
     ValueError: what the original layout cannot hold, named: see
       `config_from_hf`, tensors with no place (not in `allow_unused`), an
       untied decoder, shapes that disagree with the config, labels that
-      disagree with the classifier; and a directory holding only
-      pytorch_model.bin, which is never unpickled.
+      disagree with the classifier, a tensor the config implies absent or not
+      finite, a problem_type no original head computes; and a directory
+      holding only pytorch_model.bin, which is never unpickled.
   """
   hf_dir = os.fspath(hf_dir)
   config_path = os.path.join(hf_dir, CONFIG_FILE)
@@ -194,11 +226,15 @@ def read_hf(hf_dir, allow_unused=()):
                   "but the masked-LM decoder weight is absent from the weights")
   _widen(tensors, notes, hf_dir)
   _check_shapes(tensors, config, hf_dir)
+  _check_complete(tensors, config, architecture, config_path)
   labels = None
   if "output_bias" in tensors:
     count = tensors["output_bias"].shape[0]
     id2label = hf_config.get("id2label")
-    if id2label:
+    if _is_regression(hf_config, architecture, count, config_path):
+      notes.append(f"{config_path}: a regression head (one output, no labels.txt): "
+                   "run_classifier.py reads it as --task_name=sts-b")
+    elif id2label:
       if sorted(id2label) != sorted(str(i) for i in range(count)):
         raise ValueError(f"{config_path}: id2label has ids {sorted(id2label)}, but the "
                          f"classifier has {count} outputs (classifier.bias [{count}])")
@@ -233,54 +269,83 @@ class Conversion:
 def copy_file(source, destination):
   with files.open(source, "rb") as reader:
     data = reader.read()
-  with files.atomic_open(destination, "wb") as writer:
+  with files.open(destination, "wb") as writer:
     writer.write(data)
 
 
 def write_text(path, text):
-  with files.atomic_open(path) as writer:
+  with files.open(path, "w") as writer:
     writer.write(text)
+
+
+def write_directory(output_dir, marker, contents, writers):
+  """Writes a converted model directory whole, or nothing.
+
+  The files are written into a fresh temporary directory renamed to `output_dir`,
+  so the directory holds this conversion's files and no other: no earlier
+  `tokenizer.json` or `labels.txt` is left beside them, and a crash leaves the
+  earlier directory as it was. An existing `output_dir` must be empty or an
+  earlier conversion's (`files.atomic_directory`).
+
+  Args:
+    output_dir: the directory to write; its parent is created if needed.
+    marker, contents: fnmatch patterns of a file every earlier conversion holds,
+      and of all the files one may hold.
+    writers: [(file name, write(path))], in the order of the paths returned.
+
+  Returns:
+    The paths written, in `output_dir`.
+  """
+  output_dir = output_dir.rstrip("/")
+  parent = os.path.dirname(output_dir)
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  with files.atomic_directory(output_dir, marker, "output_dir", contents) as temp:
+    tf.io.gfile.makedirs(temp)
+    for name, write in writers:
+      write(os.path.join(temp, name))
+  return [os.path.join(output_dir, name) for name, _ in writers]
+
+
+# What from_hf writes (BERT and ALBERT layouts), for `write_directory`.
+_OURS = ("bert_model.ckpt.*", "model.ckpt.*", "bert_config.json", "albert_config.json",
+         "vocab.txt", "spiece.model", "labels.txt")
 
 
 def from_hf(hf_dir, output_dir, allow_unused=()):
   """Converts a Hugging Face BERT or ALBERT directory to the original layout.
 
-  Writes `output_dir/bert_model.ckpt` (name-based, atomic), `bert_config.json`,
+  Writes `output_dir/bert_model.ckpt` (name-based), `bert_config.json`,
   `vocab.txt` when the directory has one, and `labels.txt` (one class a line,
   from `id2label`) for a classifier head; for ALBERT `model.ckpt`,
   `albert_config.json` and `spiece.model` (ALBERT's layout, for the scripts'
   --spm_model_file) instead. Nothing is written unless the whole conversion can
-  go ahead.
+  go ahead, and then the directory holds these files only (`write_directory`).
 
   Args:
     hf_dir: the Hugging Face directory (see `read_hf`).
-    output_dir: where to write; created if needed.
+    output_dir: where to write: absent, empty, or an earlier conversion's.
     allow_unused: regexes of Hugging Face keys that may be left out.
 
   Returns:
     A Conversion.
   """
   hf = read_hf(hf_dir, allow_unused)
-  output_dir = os.fspath(output_dir)
-  prefix = os.path.join(output_dir, hf.family.checkpoint_name)
   with tf.device("/cpu:0"):
     variables = [tf.Variable(value, name=name, trainable=False)
                  for name, value in hf.tensors.items()]
-  save(prefix, variables)
-  written = [prefix]
-  config_file = os.path.join(output_dir, hf.family.config_file)
-  write_text(config_file, hf.config.to_json_string())
-  written.append(config_file)
+  writers = [(hf.family.checkpoint_name, lambda path: save(path, variables)),
+             (hf.family.config_file, lambda path: write_text(path, hf.config.to_json_string()))]
   notes = list(hf.notes)
   vocab_name = hf.family.vocab_file
   if hf.vocab_file:
-    copy_file(hf.vocab_file, os.path.join(output_dir, vocab_name))
-    written.append(os.path.join(output_dir, vocab_name))
+    writers.append((vocab_name, lambda path: copy_file(hf.vocab_file, path)))
   else:
     notes.append(f"no {vocab_name} in {hf_dir}: give the scripts the model's vocabulary")
   if hf.labels is not None:
-    write_text(os.path.join(output_dir, "labels.txt"), "".join(f"{l}\n" for l in hf.labels))
-    written.append(os.path.join(output_dir, "labels.txt"))
+    writers.append(("labels.txt", lambda path: write_text(
+        path, "".join(f"{label}\n" for label in hf.labels))))
+  written = write_directory(os.fspath(output_dir), "*config.json", _OURS, writers)
   if hf.do_lower_case is not None:
     notes.append(f"tokenizer_config.json: do_lower_case={hf.do_lower_case}; run the scripts "
                  f"with --do_lower_case={hf.do_lower_case}")

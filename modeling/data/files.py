@@ -9,6 +9,7 @@ is imported then.
 import builtins
 import codecs
 import contextlib
+import fnmatch
 import glob as _glob
 import os
 import shutil
@@ -55,6 +56,13 @@ def replace(source, destination):
     os.replace(source, destination)
   else:
     _gfile().rename(source, destination, overwrite=True)
+
+
+def listdir(path):
+  """The names in directory `path` (subdirectories without a trailing "/")."""
+  if is_local(path):
+    return os.listdir(path)
+  return [name.rstrip("/") for name in _gfile().listdir(path)]
 
 
 def remove(path):
@@ -162,18 +170,28 @@ def atomic_open(path, mode="w"):
 
 
 @contextlib.contextmanager
-def atomic_directory(path, marker, flag):
+def atomic_directory(path, marker, flag, contents=None):
   """A temporary directory that replaces the directory `path` when the block ends
-  without error (the block writes into the path it is given).
+  without error (the block writes into the path it is given), so `path` holds the
+  block's files and nothing else, all of them or, after a crash, none.
 
-  An existing `path` is replaced only if it holds `marker` (e.g. `saved_model.pb`):
-  a directory of anything else (an --output_dir, a data directory) is refused
-  before any work, never deleted. Temporary names are `temp_path`'s.
+  An existing `path` is replaced only if it is empty or holds `marker` (e.g.
+  `saved_model.pb`) and, with `contents`, nothing else: a directory of anything
+  else (an --output_dir, a data directory) is refused before any work, never
+  deleted. Temporary names are `temp_path`'s.
+
+  Args:
+    path: the directory to write.
+    marker: a file name (fnmatch pattern) an earlier output holds.
+    flag: what names `path` in errors, e.g. "--export_dir".
+    contents: fnmatch patterns of every file an earlier output may hold, or None
+      for any.
 
   Raises:
-    ValueError: `path` is a file, or a directory without `marker` (`flag` named).
+    ValueError: `path` is a file, or a directory that is not an earlier output
+      (`flag` named).
   """
-  check_replaceable_directory(path, marker, flag)
+  check_replaceable_directory(path, marker, flag, contents)
   remove_stale_temps(path)
   temp = temp_path(path)
   try:
@@ -189,8 +207,10 @@ def atomic_directory(path, marker, flag):
       _rmtree(temp)
 
 
-def check_replaceable_directory(path, marker, flag):
-  """Refuses a `path` that exists and is not a directory holding `marker`.
+def check_replaceable_directory(path, marker, flag, contents=None):
+  """Refuses a `path` that exists and is neither empty nor an earlier output: a
+  directory holding `marker` and, with `contents` (fnmatch patterns), no file
+  that none of them matches (`atomic_directory`).
 
   Scripts call it at start, so that a bad --export_dir fails before training.
   """
@@ -198,9 +218,18 @@ def check_replaceable_directory(path, marker, flag):
     return
   if not isdir(path):
     raise ValueError(f"{flag}={path} is a file; name a directory to write")
-  if not exists(_join(path, marker)):
+  entries = listdir(path)
+  if not entries:
+    return
+  if not any(fnmatch.fnmatch(entry, marker) for entry in entries):
     raise ValueError(f"{flag}={path} exists and is not an earlier export (no {marker}); "
                      "replacing it would delete what it holds: choose a new directory")
+  strays = sorted(entry for entry in entries
+                  if contents is not None and not any(fnmatch.fnmatch(entry, pattern)
+                                                      for pattern in contents))
+  if strays:
+    raise ValueError(f"{flag}={path} holds {strays[0]}, which an earlier output does not; "
+                     "replacing the directory would delete it: choose a new directory")
 
 
 def read_utf8(path):
