@@ -6,19 +6,18 @@ spaces gets exactly the training words), tokenizes each word in-graph
 (`graph_tokenization.InGraphTokenizer`, or ALBERT's SentencePiece; a word left with
 no piece becomes the unknown piece, as `ner_data`), cuts long texts into the windows
 of `ner_windows`, and tags every word from its window. Entities are read from the
-tags with the conlleval rules of `ner_metrics` (the same tables).
+tags with the conlleval rules of `ner_tags` (the tables `ner_metrics` reads).
 
 Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 """
 
 import tensorflow as tf
 
-from modeling.data import ner_windows
-from modeling.data.graph_tokenization import _GRAPH_WHITESPACE
-from modeling.tasks import ner_metrics
-from modeling.tasks.serving import in_graph_tokenizer, pack_inputs
+from modeling.data import ner_tags, ner_windows
+from modeling.data.graph_packing import pack_inputs
+from modeling.data.graph_tokenization import GRAPH_WHITESPACE, in_graph_tokenizer
 
-_WORD_SEPARATORS = _GRAPH_WHITESPACE + "+"
+_WORD_SEPARATORS = GRAPH_WHITESPACE + "+"
 
 
 def _shift(values, is_edge, fill, forward):
@@ -54,13 +53,13 @@ class NerServer(tf.Module):
     self.stride = stride
     self.cls_id, self.sep_id, self.unk_id = vocab["[CLS]"], vocab["[SEP]"], vocab[unk]
     self.labels = tf.constant(label_list, tf.string)
-    parts = [ner_metrics.split_tag(label) for label in label_list]
+    parts = [ner_tags.split_tag(label) for label in label_list]
     types = sorted({entity_type for _, entity_type in parts if entity_type})
     self.types = tf.constant(types or [""], tf.string)
-    self.label_prefix = tf.constant([ner_metrics.PREFIXES.index(p) for p, _ in parts], tf.int32)
+    self.label_prefix = tf.constant([ner_tags.PREFIXES.index(p) for p, _ in parts], tf.int32)
     self.label_type = tf.constant([types.index(t) if t else -1 for _, t in parts], tf.int32)
-    self.chunk_ends = tf.constant(ner_metrics.CHUNK_ENDS)
-    self.chunk_starts = tf.constant(ner_metrics.CHUNK_STARTS)
+    self.chunk_ends = tf.constant(ner_tags.CHUNK_ENDS)
+    self.chunk_starts = tf.constant(ner_tags.CHUNK_STARTS)
 
   def _word_pieces(self, words):
     """Piece ids of words string [M]: int64 RaggedTensor [M, (pieces)], at least 1 each."""
