@@ -161,6 +161,13 @@ def atomic_open(path, mode="w"):
     remove(temp)
 
 
+def write_atomically(path, text):
+  """Writes the string `text` to `path` through `atomic_open`: a reader never sees a
+  half-written file, and a crash leaves the old one."""
+  with atomic_open(path, "w") as writer:
+    writer.write(text)
+
+
 @contextlib.contextmanager
 def atomic_directory(path, marker, flag):
   """A temporary directory that replaces the directory `path` when the block ends
