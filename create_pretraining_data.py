@@ -8,7 +8,7 @@ The flags and defaults are the original create_pretraining_data.py's. Example:
 
 from absl import app, flags, logging
 
-from modeling.data import pretraining_data, tokenization
+from modeling.data import pretraining_corpus, pretraining_data, pretraining_records, tokenization
 
 flags.DEFINE_string("input_file", None,
                     "Input raw text file (or comma-separated list of files and globs).")
@@ -66,7 +66,7 @@ def main(_):
   logging.set_verbosity(logging.INFO)
   tokenizer = tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case,
                                             FLAGS.preserve_unused_tokens, FLAGS.spm_model_file)
-  input_files = pretraining_data.expand_input_patterns(FLAGS.input_file)
+  input_files = pretraining_corpus.expand_input_patterns(FLAGS.input_file)
   output_files = FLAGS.output_file.split(",")
   logging.info("*** Reading from input files ***\n  %s", "\n  ".join(input_files))
   logging.info("*** Writing to output files ***\n  %s", "\n  ".join(output_files))
@@ -78,13 +78,14 @@ def main(_):
     dupe_factor = 1
     logging.info("--masking=dynamic: --dupe_factor=1 (each read draws new masks); pass "
                  "--dupe_factor to change it")
-  pretraining_data.create_pretraining_data(
-      input_files, output_files, tokenizer, max_seq_length=FLAGS.max_seq_length,
-      max_predictions_per_seq=FLAGS.max_predictions_per_seq, random_seed=FLAGS.random_seed,
+  recipe = pretraining_data.PretrainingRecipe(
+      max_seq_length=FLAGS.max_seq_length, max_predictions_per_seq=FLAGS.max_predictions_per_seq,
       dupe_factor=dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
       short_seq_prob=FLAGS.short_seq_prob, do_whole_word_mask=FLAGS.do_whole_word_mask,
       masking=FLAGS.masking, packing=FLAGS.packing, next_sentence=next_sentence,
       sentence_order=FLAGS.sop, ngram=FLAGS.ngram)
+  pretraining_records.create_pretraining_data(input_files, output_files, tokenizer, recipe,
+                                              FLAGS.random_seed)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import shared_flags
 from modeling.data import files, squad_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
-from modeling.tasks import squad, squad_metrics
+from modeling.tasks import squad, squad_metrics, squad_predictions
 from modeling.training import array_predictor
 
 flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
@@ -112,14 +112,14 @@ def predict(strategy, model, tokenizer, examples, global_step, is_chief):
   outputs = array_predictor.predict(strategy, model.predict_step,
                                squad_data.feature_arrays(features, False),
                                FLAGS.predict_batch_size)
-  results = [squad_data.RawResult(f.unique_id, start, end) for f, start, end in
+  results = [squad_predictions.RawResult(f.unique_id, start, end) for f, start, end in
              zip(features, outputs["start_logits"], outputs["end_logits"])]
-  predictions, nbest, null_odds = squad_data.predict_answers(
+  predictions, nbest, null_odds = squad_predictions.predict_answers(
       examples, features, results, FLAGS.n_best_size, FLAGS.max_answer_length,
       FLAGS.do_lower_case, FLAGS.version_2_with_negative, FLAGS.null_score_diff_threshold)
   if not is_chief:
     return
-  for path in squad_data.write_predictions(FLAGS.output_dir, predictions, nbest, null_odds):
+  for path in squad_predictions.write_predictions(FLAGS.output_dir, predictions, nbest, null_odds):
     logging.info("Wrote %s", path)
   results = evaluate(predictions, null_odds)
   if results is not None:
@@ -133,13 +133,13 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   if FLAGS.verbose_logging:
-    python_logging.getLogger(squad_data.__name__).setLevel(python_logging.DEBUG)
+    python_logging.getLogger(squad_predictions.__name__).setLevel(python_logging.DEBUG)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
   buckets = shared_flags.buckets_from_flags()
   tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
-      [*squad_data.PREDICTION_FILES, "eval_results.txt"],
+      [*squad_predictions.PREDICTION_FILES, "eval_results.txt"],
       [("--train_file", FLAGS.train_file if FLAGS.do_train else None),
        ("--predict_file", FLAGS.predict_file if FLAGS.do_predict else None),
        *tokenizer_files])

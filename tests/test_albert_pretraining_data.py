@@ -11,9 +11,8 @@ import random
 
 import pytest
 
-from modeling.data import pretraining_data
-from modeling.data.pretraining_data import (Vocabulary, choose_ngrams, generate_instances,
-                                            is_sentencepiece_word_start)
+from modeling.data.pretraining_data import (PretrainingRecipe, Vocabulary, choose_ngrams,
+                                            generate_instances, is_sentencepiece_word_start)
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -38,9 +37,10 @@ def numbered_corpus(num_documents=40, seed=0):
 
 def sop_instances(dupe_factor=3, **options):
   vocab, documents, origin = numbered_corpus()
-  instances = list(generate_instances(
-      documents, 64, dupe_factor, 0.1, 0.15, 10, Vocabulary(vocab), False, random.Random(3),
-      sentence_order=True, **options))
+  recipe = PretrainingRecipe(max_seq_length=64, dupe_factor=dupe_factor, short_seq_prob=0.1,
+                             masked_lm_prob=0.15, max_predictions_per_seq=10,
+                             do_whole_word_mask=False, sentence_order=True, **options)
+  instances = list(generate_instances(documents, recipe, Vocabulary(vocab), random.Random(3)))
   return instances, origin, Vocabulary(vocab)
 
 
@@ -50,7 +50,7 @@ def segments(instance, vocab):
 
 
 def test_sentence_order_labels():
-  instances, origin, vocab = sop_instances(masked=False)
+  instances, origin, vocab = sop_instances(masking="dynamic")
   labels = collections.Counter()
   for instance in instances:
     a, b = segments(instance, vocab)
@@ -111,8 +111,12 @@ def test_ngram_spans(whole_words):
 
 def test_ngram_one_is_the_original_masking():
   vocab, documents, _ = numbered_corpus()
-  runs = [list(generate_instances([list(d) for d in documents], 64, 2, 0.1, 0.15, 10,
-                                  Vocabulary(vocab), False, random.Random(5), **options))
+  runs = [list(generate_instances(
+      [list(d) for d in documents],
+      PretrainingRecipe(max_seq_length=64, dupe_factor=2, short_seq_prob=0.1,
+                        masked_lm_prob=0.15, max_predictions_per_seq=10,
+                        do_whole_word_mask=False, **options),
+      Vocabulary(vocab), random.Random(5)))
           for options in ({}, {"ngram": 1, "sentence_order": False})]
   assert runs[0] == runs[1]
 
@@ -158,4 +162,4 @@ def test_bad_combinations_are_named(options, message):
   recipe = dict(masking="static", packing="pairs", next_sentence=True)
   recipe.update(options)
   with pytest.raises(ValueError, match=message):
-    pretraining_data.validate_recipe(**recipe)
+    PretrainingRecipe(**recipe)

@@ -174,7 +174,7 @@ def test_create_tokenizer_needs_a_vocabulary():
 
 def test_squad_answer_text_from_sentencepiece_pieces(corpus_model):
   """run_squad's answer text from ALBERT's pieces, mapped back to the original words."""
-  from modeling.data.squad_data import get_final_text, pieces_text  # noqa: PLC0415
+  from modeling.tasks.squad_predictions import get_final_text, pieces_text  # noqa: PLC0415
   model, _ = corpus_model
   tokenizer = SentencePieceTokenizer(model, do_lower_case=True)
   pieces = [piece for word in "Steve Smith's".split() for piece in tokenizer.tokenize(word)]

@@ -11,7 +11,8 @@ import oracle
 import pytest
 import tensorflow as tf
 
-from modeling.data import pretraining_data, pretraining_input, tfrecord, tokenization
+from modeling.data import (pretraining_corpus, pretraining_data, pretraining_input,
+                           pretraining_records, tfrecord, tokenization)
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "away", "quick", "brown",
@@ -61,10 +62,11 @@ def parse_records(path, max_seq_length, max_predictions_per_seq):
   return {name: np.stack([e[name].numpy() for e in examples]) for name in spec}
 
 
-def run_ours(input_files, output_files, vocab_file, lower=True, **options):
+def run_ours(input_files, output_files, vocab_file, lower=True, random_seed=12345, **options):
   tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
-  return pretraining_data.create_pretraining_data(
-      [str(f) for f in input_files], [str(f) for f in output_files], tokenizer, **options)
+  return pretraining_records.create_pretraining_data(
+      [str(f) for f in input_files], [str(f) for f in output_files], tokenizer,
+      pretraining_data.PretrainingRecipe(**options), random_seed)
 
 
 ORACLE_CREATE = """
@@ -232,9 +234,11 @@ def test_next_sentence_is_random_half_the_time(tmp_path):
   sentences, so B is random about half of the time."""
   vocab = pretraining_data.Vocabulary(tokenization.load_vocab(write_vocab(tmp_path)))
   documents = [[[5 + (d + i) % 20] for i in range(400)] for d in range(30)]
-  instances = pretraining_data.create_training_instances(
-      documents, max_seq_length=10, dupe_factor=2, short_seq_prob=0.0, masked_lm_prob=0.15,
-      max_predictions_per_seq=2, vocab=vocab, do_whole_word_mask=False, rng=random.Random(3))
+  recipe = pretraining_data.PretrainingRecipe(
+      max_seq_length=10, dupe_factor=2, short_seq_prob=0.0, masked_lm_prob=0.15,
+      max_predictions_per_seq=2, do_whole_word_mask=False)
+  instances = pretraining_data.create_training_instances(documents, recipe, vocab,
+                                                         random.Random(3))
   assert len(instances) > 3000
   assert 0.47 < np.mean([instance.is_random_next for instance in instances]) < 0.53
 
@@ -296,8 +300,8 @@ def test_random_helpers_draw_as_random_random(length):
 
 
 def test_encoder_matches_protobuf(tmp_path):
-  encoder = pretraining_data.ExampleEncoder(vocab_size=300000, max_seq_length=200,
-                                            max_predictions_per_seq=30)
+  encoder = tfrecord.ExampleEncoder(vocab_size=300000, max_seq_length=200,
+                                    max_predictions_per_seq=30)
   instance = pretraining_data.TrainingInstance(
       [2, 129, 16384, 299999, 3, 7, 3], 5, [1, 3, 5], [5, 6, 299999], True)
   features = {
@@ -315,8 +319,8 @@ def test_encoder_matches_protobuf(tmp_path):
           value=[1.0] * 3 + [0.0] * 27))}))
   assert tf.train.Example.FromString(encoder.encode(instance)) == expected
   # A record longer than the varint table (vocab_size 8 < 200 tokens).
-  small = pretraining_data.ExampleEncoder(vocab_size=8, max_seq_length=200,
-                                          max_predictions_per_seq=30)
+  small = tfrecord.ExampleEncoder(vocab_size=8, max_seq_length=200,
+                                  max_predictions_per_seq=30)
   parsed = tf.io.parse_single_example(
       small.encode(instance._replace(input_ids=[2] + [5] * 197 + [3, 3], masked_lm_ids=[5] * 3)),
       pretraining_input.feature_spec(200, 30))
@@ -332,8 +336,8 @@ def test_streams_one_chunk_at_a_time(tmp_path, monkeypatch):
   vocab_file = write_vocab(tmp_path)
   corpus = write_corpus(tmp_path / "corpus.txt", make_documents(12, seed=9))
   events = []
-  read = pretraining_data.read_raw_documents
-  generate = pretraining_data.generate_instances
+  read = pretraining_records.read_raw_documents
+  generate = pretraining_records.generate_instances
 
   def logged_read(input_files):
     for document in read(input_files):
@@ -344,8 +348,8 @@ def test_streams_one_chunk_at_a_time(tmp_path, monkeypatch):
     events.append(f"generate {len(all_documents)}")
     return generate(all_documents, *args)
 
-  monkeypatch.setattr(pretraining_data, "read_raw_documents", logged_read)
-  monkeypatch.setattr(pretraining_data, "generate_instances", logged_generate)
+  monkeypatch.setattr(pretraining_records, "read_raw_documents", logged_read)
+  monkeypatch.setattr(pretraining_records, "generate_instances", logged_generate)
   run_ours([corpus], [tmp_path / f"s{k}" for k in range(3)], vocab_file,
            max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1)
   # A counting pass, then 4 documents per chunk, each chunk used before the next.
@@ -406,10 +410,10 @@ def test_a_killed_writers_temporary_file_is_never_read_and_is_removed(tmp_path):
   stale.write_bytes(b"half a record")
   live.write_bytes(b"another writer's")
   with pytest.raises(FileNotFoundError, match="out.tfrecord"):
-    pretraining_data.expand_input_patterns(f"{tmp_path}/out.tfrecord*")
+    pretraining_corpus.expand_input_patterns(f"{tmp_path}/out.tfrecord*")
   run_ours([corpus], [tmp_path / "out.tfrecord"], write_vocab(tmp_path), dupe_factor=1)
   assert not stale.exists() and live.exists()
-  assert pretraining_data.expand_input_patterns(f"{tmp_path}/out.tfrecord*") == [
+  assert pretraining_corpus.expand_input_patterns(f"{tmp_path}/out.tfrecord*") == [
       str(tmp_path / "out.tfrecord")]
 
 
@@ -462,12 +466,12 @@ def test_glob_expansion(tmp_path):
   for name in ("b.txt", "a.txt", "c.dat"):
     (tmp_path / name).write_text("x\n", encoding="utf-8")
   pattern = f"{tmp_path}/*.txt,{tmp_path}/c.dat"
-  files = pretraining_data.expand_input_patterns(pattern)
+  files = pretraining_corpus.expand_input_patterns(pattern)
   # Patterns in order; within a glob, tf.io.gfile.glob's order, as the original.
   assert sorted(files[:2]) == [f"{tmp_path}/a.txt", f"{tmp_path}/b.txt"]
   assert files[2:] == [f"{tmp_path}/c.dat"]
   with pytest.raises(FileNotFoundError, match=r"\*.md"):
-    pretraining_data.expand_input_patterns(f"{tmp_path}/*.md")
+    pretraining_corpus.expand_input_patterns(f"{tmp_path}/*.md")
 
 
 FLAG_DEFAULTS = """

@@ -402,14 +402,15 @@ def test_general_distillation_with_dynamic_masking(tmp_path):
   from test_create_pretraining_data import VOCAB as WORDS_VOCAB, make_documents, write_corpus, \
       write_vocab  # pylint: disable=import-outside-toplevel
   # pylint: disable-next=import-outside-toplevel
-  from modeling.data import pretraining_data, tokenization
+  from modeling.data import pretraining_data, pretraining_records, tokenization
   vocab_file = write_vocab(tmp_path)
   records = tmp_path / "unmasked.tfrecord"
-  pretraining_data.create_pretraining_data(
+  pretraining_records.create_pretraining_data(
       [write_corpus(tmp_path / "corpus.txt", make_documents(30, seed=3, max_sentences=8))],
-      [str(records)], tokenization.FullTokenizer(vocab_file), max_seq_length=SEQ,
-      max_predictions_per_seq=PRED, dupe_factor=1, masking="dynamic",
-      packing="full_sentences", next_sentence=False)
+      [str(records)], tokenization.FullTokenizer(vocab_file),
+      pretraining_data.PretrainingRecipe(max_seq_length=SEQ, max_predictions_per_seq=PRED,
+                                         dupe_factor=1, masking="dynamic",
+                                         packing="full_sentences", next_sentence=False))
   teacher_config = write_config(tmp_path / "teacher.json", vocab_size=len(WORDS_VOCAB),
                                 num_hidden_layers=2)
   student_config = write_config(tmp_path / "student.json", vocab_size=len(WORDS_VOCAB),

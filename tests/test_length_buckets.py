@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling.data import length_buckets
+from modeling.data import graph_packing, length_buckets
 from modeling.tasks import classifier
 from modeling.training import array_predictor
 from tiny import tiny_config
@@ -163,7 +163,7 @@ def test_serving_pads_each_request_to_its_bucket(tmp_path):
     ids = bucketed.tokenizer(texts)
     widths = {}
     for name, server in (("plain", plain), ("bucketed", bucketed)):
-      widths[name] = serving.pack_inputs(ids, None, 64, 2, 3, server.buckets)[0].shape[1]
+      widths[name] = graph_packing.pack_inputs(ids, None, 64, 2, 3, server.buckets)[0].shape[1]
     expected = next(b for b in (16, 32, 64) if b >= min(max(lengths) + 2, 64))
     assert (widths["plain"], widths["bucketed"]) == (64, expected)
     np.testing.assert_allclose(bucketed.classify(texts)["probabilities"],

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling.data import pretraining_data, pretraining_input, tfrecord, tokenization
+from modeling.data import (pretraining_data, pretraining_input, pretraining_records, tfrecord,
+                           tokenization)
 from modeling.data.dynamic_masking import DynamicMasker
+from modeling.data.pretraining_data import PretrainingRecipe
 from modeling.tasks import pretraining
 from test_create_pretraining_data import VOCAB, make_documents, write_corpus, write_vocab
 from test_run_pretraining import _main, read_checkpoint, write_config
@@ -80,9 +82,10 @@ def corpus(tmp_path):
 def test_unmasked_records(tmp_path, corpus, packing, next_sentence):
   corpus_file, _, tokenizer = corpus
   out = tmp_path / "out.tfrecord"
-  pretraining_data.create_pretraining_data(
-      [corpus_file], [str(out)], tokenizer, max_seq_length=SEQ, max_predictions_per_seq=PRED,
-      dupe_factor=1, masking="dynamic", packing=packing, next_sentence=next_sentence)
+  pretraining_records.create_pretraining_data(
+      [corpus_file], [str(out)], tokenizer,
+      PretrainingRecipe(max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=1,
+                        masking="dynamic", packing=packing, next_sentence=next_sentence))
   records = _records(out)
   expected = {"input_ids", "input_mask", "segment_ids"}
   if next_sentence:
@@ -99,9 +102,10 @@ def test_unmasked_records(tmp_path, corpus, packing, next_sentence):
 def test_static_masking_of_packed_sequences_never_masks_a_separator(tmp_path, corpus):
   corpus_file, _, tokenizer = corpus
   out = tmp_path / "out.tfrecord"
-  pretraining_data.create_pretraining_data(
-      [corpus_file], [str(out)], tokenizer, max_seq_length=SEQ, max_predictions_per_seq=PRED,
-      dupe_factor=2, packing="full_sentences", next_sentence=False)
+  pretraining_records.create_pretraining_data(
+      [corpus_file], [str(out)], tokenizer,
+      PretrainingRecipe(max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=2,
+                        packing="full_sentences", next_sentence=False))
   sep = tokenizer.vocab["[SEP]"]
   for record in _records(out):
     assert "next_sentence_labels" not in record
@@ -114,11 +118,11 @@ def test_recipe_errors_name_the_flag(tmp_path, corpus):
   corpus_file, _, tokenizer = corpus
   with pytest.raises(ValueError, match="packing=full_sentences makes one segment.*"
                                        "--next_sentence=false"):
-    pretraining_data.create_pretraining_data([corpus_file], [str(tmp_path / "o")], tokenizer,
-                                             packing="full_sentences")
+    pretraining_records.create_pretraining_data([corpus_file], [str(tmp_path / "o")], tokenizer,
+                                                PretrainingRecipe(packing="full_sentences"))
   with pytest.raises(ValueError, match="masking='random'"):
-    pretraining_data.create_pretraining_data([corpus_file], [str(tmp_path / "o")], tokenizer,
-                                             masking="random")
+    pretraining_records.create_pretraining_data([corpus_file], [str(tmp_path / "o")], tokenizer,
+                                                PretrainingRecipe(masking="random"))
 
 
 def test_script_dynamic_masking_defaults_to_one_copy(tmp_path, corpus):
@@ -233,9 +237,10 @@ def test_whole_word_dynamic_masks_take_every_piece(masker_vocab):
 def test_pipeline_masks_by_place_so_a_resumed_stream_matches(tmp_path, corpus):
   corpus_file, vocab_file, tokenizer = corpus
   out = tmp_path / "out.tfrecord"
-  pretraining_data.create_pretraining_data(
-      [corpus_file], [str(out)], tokenizer, max_seq_length=SEQ, max_predictions_per_seq=PRED,
-      dupe_factor=1, masking="dynamic", packing="full_sentences", next_sentence=False)
+  pretraining_records.create_pretraining_data(
+      [corpus_file], [str(out)], tokenizer,
+      PretrainingRecipe(max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=1,
+                        masking="dynamic", packing="full_sentences", next_sentence=False))
   masker = DynamicMasker(vocab_file, PRED, seed=5)
 
   def batches(skip, count):
@@ -289,9 +294,10 @@ def dynamic_run(tmp_path, corpus):
   """(config, unmasked packed records, vocab file) for run_pretraining."""
   corpus_file, vocab_file, tokenizer = corpus
   records = tmp_path / "unmasked.tfrecord"
-  pretraining_data.create_pretraining_data(
-      [corpus_file], [str(records)], tokenizer, max_seq_length=16, max_predictions_per_seq=4,
-      dupe_factor=1, masking="dynamic", packing="full_sentences", next_sentence=False)
+  pretraining_records.create_pretraining_data(
+      [corpus_file], [str(records)], tokenizer,
+      PretrainingRecipe(max_seq_length=16, max_predictions_per_seq=4, dupe_factor=1,
+                        masking="dynamic", packing="full_sentences", next_sentence=False))
   config = write_config(tmp_path / "bert_config.json", vocab_size=len(VOCAB),
                         hidden_dropout_prob=0.1)
   return config, str(records), vocab_file
@@ -333,9 +339,9 @@ def test_records_and_flags_must_agree(tmp_path, dynamic_run):
 def test_dynamic_masking_refuses_static_records(tmp_path, corpus):
   corpus_file, vocab_file, tokenizer = corpus
   static = tmp_path / "static.tfrecord"
-  pretraining_data.create_pretraining_data([corpus_file], [str(static)], tokenizer,
-                                           max_seq_length=16, max_predictions_per_seq=4,
-                                           dupe_factor=1)
+  pretraining_records.create_pretraining_data(
+      [corpus_file], [str(static)], tokenizer,
+      PretrainingRecipe(max_seq_length=16, max_predictions_per_seq=4, dupe_factor=1))
   config = write_config(tmp_path / "bert_config.json", vocab_size=len(VOCAB))
   with pytest.raises(ValueError, match=r"record 0 is already masked"):
     _main(config, str(static), str(tmp_path / "out"), dynamic_masking=True,

@@ -12,8 +12,8 @@ import tensorflow as tf
 import oracle
 from modeling import BertModel, checkpoint
 from modeling.data.classifier_data import InputExample, convert_example
+from modeling.data.graph_packing import pack_inputs
 from modeling.data.tokenization import FullTokenizer
-from modeling.tasks.serving import pack_inputs
 from tiny import TINY_CONFIG, tiny_config
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

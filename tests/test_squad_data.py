@@ -10,6 +10,7 @@ import pytest
 
 import oracle
 from modeling.data import squad_data
+from modeling.tasks import squad_predictions
 from modeling.data.tokenization import FullTokenizer
 
 LONG_CONTEXT = (
@@ -223,13 +224,13 @@ def test_predictions_as_the_original(workspace, name, tmp_path):
   n_best_size, max_answer_length, threshold = CASES[name][6:]
   examples, features = _ours(workspace, name)
   logits = workspace["logits"]
-  results = [squad_data.RawResult(f.unique_id, logits[f"{name}_start"][i],
+  results = [squad_predictions.RawResult(f.unique_id, logits[f"{name}_start"][i],
                                   logits[f"{name}_end"][i])
              for i, f in enumerate(features)]
-  predictions, nbest, null_odds = squad_data.predict_answers(
+  predictions, nbest, null_odds = squad_predictions.predict_answers(
       examples, features, results, n_best_size, max_answer_length, lower, version_2,
       threshold or 0.0)
-  written = squad_data.write_predictions(str(tmp_path), predictions, nbest, null_odds)
+  written = squad_predictions.write_predictions(str(tmp_path), predictions, nbest, null_odds)
   names = ["predictions.json", "nbest_predictions.json"] + (["null_odds.json"] if version_2
                                                              else [])
   assert [os.path.basename(p) for p in written] == names
@@ -245,18 +246,18 @@ def test_predictions_as_the_original(workspace, name, tmp_path):
 
 def test_final_text_as_the_original(workspace):
   original = json.loads((workspace["original"] / "final_text.json").read_text())
-  ours = [squad_data.get_final_text(p, o, lower) for p, o, lower in FINAL_TEXT_CASES]
+  ours = [squad_predictions.get_final_text(p, o, lower) for p, o, lower in FINAL_TEXT_CASES]
   assert ours == original
   assert ours[:2] == ["Steve Smith", "1895"]
 
 
 def test_get_final_text_without_the_oracle():
-  assert squad_data.get_final_text("steve smith", "Steve Smith's", True) == "Steve Smith"
-  assert squad_data.get_final_text("zurich", "Z\u00fcrich,", True) == "Z\u00fcrich"
-  assert squad_data.get_final_text("japan", "Japanese", True) == "Japan"
+  assert squad_predictions.get_final_text("steve smith", "Steve Smith's", True) == "Steve Smith"
+  assert squad_predictions.get_final_text("zurich", "Z\u00fcrich,", True) == "Z\u00fcrich"
+  assert squad_predictions.get_final_text("japan", "Japanese", True) == "Japan"
   # Alignment failures return the original words whole.
-  assert squad_data.get_final_text("dog", "The cat.", True) == "The cat."
-  assert squad_data.get_final_text("cafe", "Caf\u00e9", False) == "Caf\u00e9"
+  assert squad_predictions.get_final_text("dog", "The cat.", True) == "The cat."
+  assert squad_predictions.get_final_text("cafe", "Caf\u00e9", False) == "Caf\u00e9"
 
 
 def test_doc_spans_and_max_context():

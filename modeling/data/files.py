@@ -169,6 +169,13 @@ def atomic_open(path, mode="w"):
     remove(temp)
 
 
+def write_atomically(path, text):
+  """Writes the string `text` to `path` through `atomic_open`: a reader never sees a
+  half-written file, and a crash leaves the old one."""
+  with atomic_open(path, "w") as writer:
+    writer.write(text)
+
+
 @contextlib.contextmanager
 def atomic_directory(path, marker, flag, contents=None):
   """A temporary directory that replaces the directory `path` when the block ends
@@ -288,15 +295,6 @@ def check_outputs(outputs, inputs=()):
     if identity in seen:
       raise ValueError(f"{flag}={path} is also an output ({seen[identity]}); writing it would "
                        "destroy the input: choose another output path")
-
-
-def write_atomically(path, text):
-  """Writes `text` to `path` through a temporary file renamed into place.
-
-  A reader never sees a half-written file, and a crash leaves the old one.
-  """
-  with atomic_open(path, "w") as writer:
-    writer.write(text)
 
 
 def write_eval_results(path, results):

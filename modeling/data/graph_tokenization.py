@@ -2,7 +2,8 @@
 
 `InGraphTokenizer` is `tokenization.FullTokenizer` (WordPiece);
 `InGraphSentencePieceTokenizer` is `sentencepiece_tokenization.SentencePieceTokenizer`
-(ALBERT). README.md lists where each differs from its Python counterpart.
+(ALBERT); `in_graph_tokenizer` picks one as the scripts' flags do. README.md lists
+where each differs from its Python counterpart.
 """
 
 import unicodedata
@@ -14,7 +15,7 @@ from modeling.data.tokenization import CJK_RANGES, MAX_INPUT_CHARS_PER_WORD, UNK
 
 # Cleaning, as `tokenization._CleaningTable`, in RE2 syntax. Python's `str.split`, which
 # the original uses, also splits on U+2028 and U+2029, so they count as whitespace.
-_GRAPH_WHITESPACE = r"[\t\n\r\p{Zs}\x{2028}\x{2029}]"
+GRAPH_WHITESPACE = r"[\t\n\r\p{Zs}\x{2028}\x{2029}]"
 _GRAPH_DROPPED = r"[\p{Cc}\p{Cf}\x{FFFD}]"
 # Words are split at spaces (dropped) and around punctuation and CJK ideographs (kept).
 _GRAPH_KEPT_DELIMITERS = "[!-/:-@\\[-`{-~\\p{P}%s]" % "".join(
@@ -61,7 +62,7 @@ class InGraphTokenizer(tf.Module):
     """Cleans, and with `do_lower_case` lower-cases and strips accents: string [...]."""
     strings = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="ignore",
                                            replace_control_characters=False)
-    strings = tf.strings.regex_replace(strings, _GRAPH_WHITESPACE, " ")
+    strings = tf.strings.regex_replace(strings, GRAPH_WHITESPACE, " ")
     strings = tf.strings.regex_replace(strings, _GRAPH_DROPPED, "")
     if self.do_lower_case:
       strings = tf.strings.lower(strings, encoding="utf-8")
@@ -159,3 +160,19 @@ class InGraphSentencePieceTokenizer(tf.Module):
     """Piece ids of string [...] as an int64 RaggedTensor [..., (pieces)]."""
     pieces = self.pieces(tf.convert_to_tensor(strings, tf.string))
     return tf.cast(self._sentencepiece.string_to_id(pieces), tf.int64)
+
+
+def in_graph_tokenizer(vocab_file, do_lower_case, spm_model_file=None):
+  """The in-graph tokenizer of the scripts' flags, and its vocabulary.
+
+  Returns:
+    (tokenizer: string [...] -> int64 RaggedTensor [..., (pieces)], {piece: id},
+    the unknown piece): WordPiece of `vocab_file` ("[UNK]"), or with
+    `spm_model_file` ALBERT's SentencePiece (its own unknown piece, e.g. "<unk>").
+  """
+  if spm_model_file:
+    python_tokenizer = sentencepiece_tokenization.SentencePieceTokenizer(spm_model_file,
+                                                                         do_lower_case)
+    return (InGraphSentencePieceTokenizer(spm_model_file, do_lower_case),
+            python_tokenizer.vocab, python_tokenizer.unk_token)
+  return InGraphTokenizer(vocab_file, do_lower_case), load_vocab(vocab_file), UNK

@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from modeling.data import files, ner_windows
-from modeling.tasks.ner_metrics import OUTSIDE, split_tag
-from modeling.tasks.serving import pack_inputs
+from modeling.data.graph_packing import pack_inputs
+from modeling.data.ner_tags import OUTSIDE, split_tag
 
 DOCSTART = "-DOCSTART-"
 # Tag prefixes of each scheme ("auto" picks one from the training tags).

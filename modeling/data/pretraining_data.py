@@ -1,10 +1,8 @@
-"""Pretraining data: raw text -> masked-LM and next-sentence instances -> TFRecords.
+"""Pretraining instances: masked-LM and next-sentence pairs sampled from documents.
 
-The input format, the sampling rules and the TFRecord features are the original
-`create_pretraining_data.py`'s (google-research/bert):
+The sampling rules are the original `create_pretraining_data.py`'s
+(google-research/bert), with the sampling flags gathered in one `PretrainingRecipe`:
 
-- input: one sentence per line, a blank line between documents; a document runs on
-  into the next input file when a file does not end with a blank line;
 - documents are shuffled; `dupe_factor` times over, each document is cut into
   instances: a target length (`max_seq_length - 3`, or with `short_seq_prob` a random
   length from 2), segment A = the first 1..n-1 of the sentences gathered, segment B =
@@ -15,42 +13,103 @@ The input format, the sampling rules and the TFRecord features are the original
   masked_lm_prob)))` positions other than [CLS]/[SEP] are masked, chosen at random
   (with `do_whole_word_mask`, a word and its "##" pieces together): 80% become
   [MASK], 10% stay, 10% become a random vocabulary token;
-- all instances are shuffled and written to the output files round-robin.
+- all instances are shuffled.
 
-One `random.Random(seed)` drives every choice, in the original's order, so with a
-single output file the records are those of the original run with the same seed.
-
-Memory. The original holds the whole corpus, and every instance made from it, in
-memory. Here, when several output files are listed, the corpus is cut into as many
-consecutive chunks of documents (a first pass counts the documents), and chunk k is
-processed exactly as the original processes a corpus, with seed `random_seed + k`,
-into output file k. Only one chunk and its instances are in memory at a time, so
-memory scales with corpus size / number of output files (times `dupe_factor`, for the
-instances). This is the original README's advice (shard the input and run the script
-once per shard) done in one run; the difference is that random next sentences come
-from the same chunk, not the whole corpus.
-
-Speed. Tokenization caches the pieces of each word, instances hold token ids, the
-random draws avoid `random.Random`'s Python-level helpers (same bits, same results),
-and records are encoded directly in the protobuf wire format as instances are made.
-(Worker processes for tokenization and encoding were tried and measured slower on 2
-cores: the random choices stay sequential, and pickling costs about what encoding does.)
+One `random.Random(seed)` drives every choice, in the original's order, so the
+instances are those of the original run with the same seed. Instances hold token
+ids, and the random draws avoid `random.Random`'s Python-level helpers (same bits,
+same results).
 """
 
 import collections
-import logging
-import os
-import random
-import struct
-import time
-
-from modeling.data import files, tfrecord
-
-logger = logging.getLogger(__name__)
+import dataclasses
 
 _CLS, _SEP, _MASK, _UNK = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
-_LOG_INTERVAL_SECONDS = 10.0
-_TOKENIZE_BATCH_DOCUMENTS = 256
+
+MASKINGS = ("static", "dynamic")
+PACKINGS = ("pairs", "full_sentences", "doc_sentences")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainingRecipe:
+  """How instances are cut from documents and masked: the sampling flags.
+
+  Attributes:
+    max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
+      short_seq_prob, do_whole_word_mask: the original flags, with its defaults.
+    masking: "static" (the original: masks drawn here, `dupe_factor` copies) or
+      "dynamic" (unmasked records; run_pretraining.py --dynamic_masking draws the
+      masks each time a record is read).
+    packing: "pairs" (the original's A/B segments), "full_sentences" or
+      "doc_sentences" (`pack_sentences`; need next_sentence False).
+    next_sentence: write `next_sentence_labels` (with "pairs": B is a random
+      other segment half of the time; without, B always follows A).
+    sentence_order: ALBERT's sentence-order labels instead: A and B swapped half
+      of the time (label 1).
+    ngram: ALBERT's n-gram masking of up to this many pieces (words with
+      do_whole_word_mask); 1: the original's masking.
+
+  Raises:
+    ValueError: naming the flag, for values the original cannot use sensibly, or
+      a combination that cannot be made.
+  """
+  max_seq_length: int = 128
+  max_predictions_per_seq: int = 20
+  dupe_factor: int = 10
+  masked_lm_prob: float = 0.15
+  short_seq_prob: float = 0.1
+  do_whole_word_mask: bool = False
+  masking: str = "static"
+  packing: str = "pairs"
+  next_sentence: bool = True
+  sentence_order: bool = False
+  ngram: int = 1
+
+  def __post_init__(self):
+    self._check_values()
+    self._check_combination()
+
+  @property
+  def masked(self):
+    """Whether the masks are drawn here (static masking)."""
+    return self.masking == "static"
+
+  def _check_values(self):
+    """Raises ValueError, naming the flag, for values the original cannot use sensibly."""
+    if self.max_seq_length < 5:
+      raise ValueError(f"max_seq_length={self.max_seq_length}: must be at least 5 "
+                       "([CLS] A [SEP] B [SEP] with two tokens of text)")
+    if self.dupe_factor < 1:
+      raise ValueError(f"dupe_factor={self.dupe_factor}: must be at least 1")
+    if not 0.0 < self.masked_lm_prob <= 1.0:
+      raise ValueError(f"masked_lm_prob={self.masked_lm_prob}: must be in (0, 1]")
+    if not 0.0 <= self.short_seq_prob <= 1.0:
+      raise ValueError(f"short_seq_prob={self.short_seq_prob}: must be in [0, 1]")
+    needed = max(1, int(round(self.max_seq_length * self.masked_lm_prob)))
+    if self.max_predictions_per_seq < needed:
+      raise ValueError(
+          f"max_predictions_per_seq={self.max_predictions_per_seq} is too small: "
+          f"masked_lm_prob={self.masked_lm_prob} of max_seq_length={self.max_seq_length} "
+          f"masks up to {needed} tokens per sequence; pass --max_predictions_per_seq={needed} "
+          "or more (and the same value to run_pretraining.py)")
+
+  def _check_combination(self):
+    """Raises ValueError, naming the flag, for a combination that cannot be made."""
+    if isinstance(self.ngram, bool) or not isinstance(self.ngram, int) or self.ngram < 1:
+      raise ValueError(f"ngram={self.ngram!r}: must be a positive integer (1: no n-gram "
+                       "masking)")
+    if self.ngram > 1 and self.masking != "static":
+      raise ValueError(f"ngram={self.ngram} masks here: it needs --masking=static")
+    if self.sentence_order and (self.packing != "pairs" or not self.next_sentence):
+      raise ValueError("sop (sentence-order labels) needs --packing=pairs and "
+                       "next_sentence_labels (not --next_sentence=false)")
+    if self.masking not in MASKINGS:
+      raise ValueError(f"masking={self.masking!r}: must be one of {', '.join(MASKINGS)}")
+    if self.packing not in PACKINGS:
+      raise ValueError(f"packing={self.packing!r}: must be one of {', '.join(PACKINGS)}")
+    if self.packing != "pairs" and self.next_sentence:
+      raise ValueError(f"packing={self.packing} makes one segment: it has no next sentence to "
+                       "predict; pass --next_sentence=false")
 
 
 TrainingInstance = collections.namedtuple(
@@ -167,29 +226,29 @@ def pair_candidates(input_ids, num_segment_a):
   return [*range(1, num_segment_a - 1), *range(num_segment_a, len(input_ids) - 1)]
 
 
-def create_masked_lm_predictions(input_ids, candidates, masked_lm_prob,
-                                 max_predictions_per_seq, vocab, do_whole_word_mask, rng,
-                                 ngram=1):
+def create_masked_lm_predictions(input_ids, candidates, recipe, vocab, rng):
   """Masks an id list in place.
 
   Args:
     input_ids: the ids, [CLS] first and [SEP] last.
     candidates: the maskable positions in order (`pair_candidates`).
-    ngram: with 1, the original's masking; above, ALBERT's n-gram masking
-      (`choose_ngrams`) of up to `ngram` consecutive pieces (words, with
-      `do_whole_word_mask`).
+    recipe: a `PretrainingRecipe`; with `ngram` 1, the original's masking; above,
+      ALBERT's n-gram masking (`choose_ngrams`) of up to `ngram` consecutive pieces
+      (words, with `do_whole_word_mask`).
+    vocab: the `Vocabulary`.
+    rng: the random.Random of the run.
 
   Returns:
     (positions, original ids at those positions), positions increasing.
   """
-  num_to_predict = min(max_predictions_per_seq,
-                       max(1, int(round(len(input_ids) * masked_lm_prob))))
-  if ngram > 1:
+  num_to_predict = min(recipe.max_predictions_per_seq,
+                       max(1, int(round(len(input_ids) * recipe.masked_lm_prob))))
+  if recipe.ngram > 1:
     units = [[position] for position in candidates]
-    if do_whole_word_mask:
+    if recipe.do_whole_word_mask:
       units = _words(input_ids, candidates, vocab)
-    chosen = choose_ngrams(units, num_to_predict, ngram, rng)
-  elif do_whole_word_mask:
+    chosen = choose_ngrams(units, num_to_predict, recipe.ngram, rng)
+  elif recipe.do_whole_word_mask:
     # A word and its "##" pieces (the first piece of B may join the last word of A,
     # as in the original) are masked together, or not at all when they would
     # overflow `num_to_predict`.
@@ -268,24 +327,21 @@ def choose_ngrams(units, num_to_predict, max_ngram, rng):
   return chosen
 
 
-def create_instances_from_document(all_documents, document_index, max_seq_length,
-                                   short_seq_prob, masked_lm_prob, max_predictions_per_seq,
-                                   vocab, do_whole_word_mask, rng, next_sentence=True,
-                                   masked=True, sentence_order=False, ngram=1):
+def create_instances_from_document(all_documents, document_index, recipe, vocab, rng):
   """Cuts one document (a list of sentences, each a list of ids) into instances.
 
-  With `next_sentence` False, B is always the rest of the chunk (a one-sentence
-  chunk makes `[CLS] A [SEP]`); with `masked` False, nothing is masked (the
-  masks are drawn when the records are read: `dynamic_masking`). With
+  With the `recipe`'s `next_sentence` False, B is always the rest of the chunk (a
+  one-sentence chunk makes `[CLS] A [SEP]`); with dynamic `masking`, nothing is
+  masked (the masks are drawn when the records are read: `dynamic_masking`). With
   `sentence_order` (ALBERT's SOP), B is the rest of the chunk and, half of the
   time, A and B are swapped (label 1); a one-sentence chunk takes a random B as
   with next sentences (label 1), as ALBERT. `ngram`: see
   `create_masked_lm_predictions`.
   """
   document = all_documents[document_index]
-  max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
+  max_num_tokens = recipe.max_seq_length - 3  # [CLS], [SEP], [SEP]
   target_seq_length = max_num_tokens
-  if rng.random() < short_seq_prob:
+  if rng.random() < recipe.short_seq_prob:
     target_seq_length = randint(rng, 2, max_num_tokens)
 
   instances = []
@@ -302,11 +358,12 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
       tokens_a = [token for sentence in current_chunk[:a_end] for token in sentence]
 
       tokens_b = []
-      if sentence_order:
+      if recipe.sentence_order:
         is_random_next = len(current_chunk) == 1
         swapped = not is_random_next and rng.random() < 0.5
       else:
-        is_random_next = next_sentence and (len(current_chunk) == 1 or rng.random() < 0.5)
+        is_random_next = recipe.next_sentence and (len(current_chunk) == 1
+                                                   or rng.random() < 0.5)
         swapped = False
       if is_random_next:
         target_b_length = target_seq_length - len(tokens_a)
@@ -332,23 +389,20 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
       if tokens_b:
         input_ids += [*tokens_b, vocab.sep_id]
       instances.append(_instance(input_ids, num_segment_a, is_random_next or swapped,
-                                 pair_candidates(input_ids, num_segment_a), masked,
-                                 masked_lm_prob, max_predictions_per_seq, vocab,
-                                 do_whole_word_mask, rng, ngram))
+                                 pair_candidates(input_ids, num_segment_a), recipe, vocab,
+                                 rng))
       current_chunk = []
       current_length = 0
     i += 1
   return instances
 
 
-def _instance(input_ids, num_segment_a, is_random_next, candidates, masked, masked_lm_prob,
-              max_predictions_per_seq, vocab, do_whole_word_mask, rng, ngram=1):
-  """A TrainingInstance, masked (in place) when `masked`."""
+def _instance(input_ids, num_segment_a, is_random_next, candidates, recipe, vocab, rng):
+  """A TrainingInstance, masked (in place) when the `recipe` masks statically."""
   positions = masked_ids = ()
-  if masked:
-    positions, masked_ids = create_masked_lm_predictions(
-        input_ids, candidates, masked_lm_prob, max_predictions_per_seq, vocab,
-        do_whole_word_mask, rng, ngram)
+  if recipe.masked:
+    positions, masked_ids = create_masked_lm_predictions(input_ids, candidates, recipe,
+                                                         vocab, rng)
   return TrainingInstance(input_ids, num_segment_a, positions, masked_ids, is_random_next)
 
 
@@ -391,417 +445,35 @@ def pack_sentences(documents, max_seq_length, cross_documents):
     yield current
 
 
-def generate_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
-                       masked_lm_prob, max_predictions_per_seq, vocab, do_whole_word_mask,
-                       rng, packing="pairs", next_sentence=True, masked=True,
-                       sentence_order=False, ngram=1):
-  """Yields the instances of `dupe_factor` passes over the documents, unshuffled.
+def generate_instances(all_documents, recipe, vocab, rng):
+  """Yields the instances of the `recipe`'s `dupe_factor` passes over the documents,
+  unshuffled.
 
-  `pairs` (the original): the documents are shuffled (in place) first, then each
-  is cut into A/B pairs (`create_instances_from_document`). `full_sentences` and
-  `doc_sentences`: `pack_sentences` in corpus order, one segment, no
-  next-sentence label, `short_seq_prob` unused. With `masked` False nothing is
+  Packing `pairs` (the original): the documents are shuffled (in place) first, then
+  each is cut into A/B pairs (`create_instances_from_document`). `full_sentences`
+  and `doc_sentences`: `pack_sentences` in corpus order, one segment, no
+  next-sentence label, `short_seq_prob` unused. With dynamic masking nothing is
   masked. `sentence_order` and `ngram`: ALBERT's SOP and n-gram masking (see
   `create_instances_from_document`). `all_documents` holds no empty document.
   """
-  if packing == "pairs":
+  if recipe.packing == "pairs":
     shuffle(all_documents, rng)
-  for _ in range(dupe_factor):
-    if packing != "pairs":
-      for tokens in pack_sentences(all_documents, max_seq_length, packing == "full_sentences"):
+  for _ in range(recipe.dupe_factor):
+    if recipe.packing != "pairs":
+      for tokens in pack_sentences(all_documents, recipe.max_seq_length,
+                                   recipe.packing == "full_sentences"):
         input_ids = [vocab.cls_id, *(vocab.sep_id if t is None else t for t in tokens),
                      vocab.sep_id]
         candidates = [i + 1 for i, t in enumerate(tokens) if t is not None]
-        yield _instance(input_ids, len(input_ids), False, candidates, masked, masked_lm_prob,
-                        max_predictions_per_seq, vocab, do_whole_word_mask, rng, ngram)
+        yield _instance(input_ids, len(input_ids), False, candidates, recipe, vocab, rng)
       continue
     for document_index in range(len(all_documents)):
-      yield from create_instances_from_document(
-          all_documents, document_index, max_seq_length, short_seq_prob, masked_lm_prob,
-          max_predictions_per_seq, vocab, do_whole_word_mask, rng, next_sentence, masked,
-          sentence_order, ngram)
+      yield from create_instances_from_document(all_documents, document_index, recipe, vocab,
+                                                rng)
 
 
-def create_training_instances(all_documents, max_seq_length, dupe_factor, short_seq_prob,
-                              masked_lm_prob, max_predictions_per_seq, vocab,
-                              do_whole_word_mask, rng, **recipe):
-  """The original's list of shuffled instances (see `generate_instances`, which
-  takes the `recipe` keywords packing, next_sentence, masked, sentence_order and
-  ngram)."""
-  instances = list(generate_instances(
-      all_documents, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
-      max_predictions_per_seq, vocab, do_whole_word_mask, rng, **recipe))
+def create_training_instances(all_documents, recipe, vocab, rng):
+  """The original's list of shuffled instances (see `generate_instances`)."""
+  instances = list(generate_instances(all_documents, recipe, vocab, rng))
   shuffle(instances, rng)
   return instances
-
-
-def _varint(value):
-  """Protobuf base-128 varint of a non-negative int."""
-  out = bytearray()
-  while value > 0x7F:
-    out.append((value & 0x7F) | 0x80)
-    value >>= 7
-  out.append(value)
-  return bytes(out)
-
-
-class ExampleEncoder:
-  """Encodes `TrainingInstance`s as serialized `tf.train.Example`s.
-
-  The bytes are written directly in the protobuf wire format. Every map entry of
-  `Example.features` is a header that depends only on the feature name and the
-  length of its packed values, then the values; headers come from a cache, varints of
-  ids and positions from a table, and the features that depend only on lengths
-  (input_mask and segment_ids; masked_lm_weights and next_sentence_labels) are
-  cached whole. `tf.train.Example.FromString` reads them back to the features of
-  `pretraining_input.feature_spec`, in the original's order.
-  """
-
-  def __init__(self, vocab_size, max_seq_length, max_predictions_per_seq, masked=True,
-               next_sentence=True):
-    """Args:
-      vocab_size, max_seq_length, max_predictions_per_seq: the feature sizes.
-      masked: write the masked_lm_* features (False: unmasked records for
-        dynamic masking, `input_ids` as the text is).
-      next_sentence: write `next_sentence_labels`.
-    """
-    self.max_seq_length = max_seq_length
-    self.max_predictions_per_seq = max_predictions_per_seq
-    self.masked = masked
-    self.next_sentence = next_sentence
-    self._varints = [_varint(value) for value in range(max(vocab_size, max_seq_length))]
-    self._headers = {}
-    self._mask_and_segments_cache = {}  # (length, num_segment_a) -> bytes
-    self._weights_and_label_cache = {}  # (num_masked, is_random_next) -> bytes
-
-  def _header(self, name, list_tag, size):
-    """The bytes of a `Features.feature` map entry {key: name, value: Feature{<list>
-    {packed values}}} before its `size` bytes of packed values; `list_tag` is the tag of
-    Feature.int64_list (field 3) or Feature.float_list (field 2)."""
-    key = (name, size)
-    header = self._headers.get(key)
-    if header is None:
-      values = b"\n" + _varint(size)  # Int64List/FloatList.value (1), packed.
-      feature = list_tag + _varint(len(values) + size) + values
-      value = b"\x12" + _varint(len(feature) + size) + feature
-      entry = b"\n" + _varint(len(name)) + name + value  # MapEntry key (1), value (2).
-      header = self._headers[key] = b"\n" + _varint(len(entry) + size) + entry
-    return header
-
-  def _int64_feature(self, name, values, padding=0):
-    packed = b"".join(map(self._varints.__getitem__, values)) + b"\x00" * padding
-    return self._header(name, b"\x1a", len(packed)) + packed
-
-  def _mask_and_segments(self, length, num_a):
-    """input_mask and segment_ids, which depend only on the two lengths."""
-    padding = self.max_seq_length - length
-    return (self._int64_feature(b"input_mask", [1] * length, padding)
-            + self._int64_feature(b"segment_ids", [0] * num_a + [1] * (length - num_a), padding))
-
-  def _weights_and_label(self, num_masked, is_random_next):
-    """masked_lm_weights and next_sentence_labels (those written)."""
-    features = b""
-    if self.masked:
-      width = self.max_predictions_per_seq
-      weights = struct.pack(f"<{width}f", *[1.0] * num_masked, *[0.0] * (width - num_masked))
-      features += self._header(b"masked_lm_weights", b"\x12", len(weights)) + weights
-    if self.next_sentence:
-      features += self._int64_feature(b"next_sentence_labels", [int(is_random_next)])
-    return features
-
-  def encode(self, instance):
-    """Returns the serialized Example of one `TrainingInstance`."""
-    length = len(instance.input_ids)
-    padding = self.max_seq_length - length
-    if padding < 0:
-      raise ValueError(f"instance of {length} tokens exceeds max_seq_length="
-                       f"{self.max_seq_length}")
-    unused = self.max_predictions_per_seq - len(instance.masked_lm_positions)
-    key = (length, instance.num_segment_a)
-    mask_and_segments = self._mask_and_segments_cache.get(key)
-    if mask_and_segments is None:
-      mask_and_segments = self._mask_and_segments_cache[key] = self._mask_and_segments(*key)
-    key = (len(instance.masked_lm_positions), instance.is_random_next)
-    weights_and_label = self._weights_and_label_cache.get(key)
-    if weights_and_label is None:
-      weights_and_label = self._weights_and_label_cache[key] = self._weights_and_label(*key)
-    features = b"".join((
-        self._int64_feature(b"input_ids", instance.input_ids, padding),
-        mask_and_segments,
-        self._int64_feature(b"masked_lm_positions", instance.masked_lm_positions, unused)
-        if self.masked else b"",
-        self._int64_feature(b"masked_lm_ids", instance.masked_lm_ids, unused)
-        if self.masked else b"",
-        weights_and_label,
-    ))
-    size = len(features)
-    prefix = self._varints[size] if size < len(self._varints) else _varint(size)
-    return b"\n" + prefix + features  # Example.features (1).
-
-
-def expand_input_patterns(input_file):
-  """Comma-separated file names and globs -> the list of files, in order.
-
-  Raises:
-    FileNotFoundError: a name or glob matches no file.
-  """
-  input_files = []
-  for pattern in input_file.split(","):
-    matches = files.glob(pattern)
-    if not matches:
-      raise FileNotFoundError(f"input_file: {pattern!r} matches no file")
-    input_files.extend(matches)
-  return input_files
-
-
-def read_raw_documents(input_files):
-  """Yields the documents of the input files, each a list of stripped lines.
-
-  Blank lines separate documents; a document runs on across a file boundary.
-
-  Raises:
-    ValueError: a file is not valid UTF-8 (the file and line are named).
-  """
-  document = []
-  for input_file in input_files:
-    with files.open(input_file, "rb") as reader:
-      for line_number, raw_line in enumerate(reader, 1):
-        try:
-          line = raw_line.decode("utf-8").strip()
-        except UnicodeDecodeError as e:
-          raise ValueError(f"{input_file}:{line_number}: not valid UTF-8 ({e})") from e
-        if line:
-          document.append(line)
-        elif document:
-          yield document
-          document = []
-  if document:
-    yield document
-
-
-def _tokenize_documents(tokenizer, raw_documents):
-  """Raw documents -> documents of id lists, empty sentences and documents dropped."""
-  documents = []
-  for raw_document in raw_documents:
-    document = []
-    for line in raw_document:
-      ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line))
-      if ids:
-        document.append(ids)
-    if document:
-      documents.append(document)
-  return documents
-
-
-def _batches(items, size):
-  """Yields consecutive lists of at most `size` items of an iterable."""
-  batch = []
-  for item in items:
-    batch.append(item)
-    if len(batch) == size:
-      yield batch
-      batch = []
-  if batch:
-    yield batch
-
-
-def _take(iterator, count):
-  """Yields the next `count` items of `iterator` (fewer if it ends)."""
-  for _, item in zip(range(count), iterator):
-    yield item
-
-
-class _Progress:
-  """Counts documents and instances; logs them at most every few seconds."""
-
-  def __init__(self):
-    self.start = time.monotonic()
-    self.last_log = self.start
-    self.documents = 0
-    self.instances = 0
-    self.tokens = 0
-    self.masked = 0
-    self.random_next = 0
-
-  def count_instances(self, instances):
-    """Passes `instances` through, counting them."""
-    for instance in instances:
-      self.instances += 1
-      self.tokens += len(instance.input_ids)
-      self.masked += len(instance.masked_lm_positions)
-      self.random_next += instance.is_random_next
-      self.maybe_log()
-      yield instance
-
-  def maybe_log(self):
-    now = time.monotonic()
-    if now - self.last_log >= _LOG_INTERVAL_SECONDS:
-      self.last_log = now
-      logger.info("%d documents read, %d instances made (%.0f instances/s)", self.documents,
-                  self.instances, self.instances / (now - self.start))
-
-
-def _log_record(record, tokenizer):
-  """Logs the features of one serialized Example, with its tokens, as the original."""
-  features = tfrecord.parse_example(record)
-  ids = [i for i, mask in zip(features["input_ids"], features["input_mask"]) if mask]
-  lines = ["*** Example ***", "tokens: " + " ".join(tokenizer.convert_ids_to_tokens(ids))]
-  lines.extend(f"{name}: {' '.join(map(str, values))}" for name, values in features.items())
-  logger.info("\n".join(lines))
-
-
-def validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
-                     short_seq_prob):
-  """Raises ValueError, naming the flag, for values the original cannot use sensibly."""
-  if max_seq_length < 5:
-    raise ValueError(f"max_seq_length={max_seq_length}: must be at least 5 "
-                     "([CLS] A [SEP] B [SEP] with two tokens of text)")
-  if dupe_factor < 1:
-    raise ValueError(f"dupe_factor={dupe_factor}: must be at least 1")
-  if not 0.0 < masked_lm_prob <= 1.0:
-    raise ValueError(f"masked_lm_prob={masked_lm_prob}: must be in (0, 1]")
-  if not 0.0 <= short_seq_prob <= 1.0:
-    raise ValueError(f"short_seq_prob={short_seq_prob}: must be in [0, 1]")
-  needed = max(1, int(round(max_seq_length * masked_lm_prob)))
-  if max_predictions_per_seq < needed:
-    raise ValueError(
-        f"max_predictions_per_seq={max_predictions_per_seq} is too small: masked_lm_prob="
-        f"{masked_lm_prob} of max_seq_length={max_seq_length} masks up to {needed} tokens "
-        f"per sequence; pass --max_predictions_per_seq={needed} or more (and the same value "
-        "to run_pretraining.py)")
-
-
-MASKINGS = ("static", "dynamic")
-PACKINGS = ("pairs", "full_sentences", "doc_sentences")
-
-
-def validate_recipe(masking, packing, next_sentence, sentence_order=False, ngram=1):
-  """Raises ValueError, naming the flag, for a combination that cannot be made."""
-  if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 1:
-    raise ValueError(f"ngram={ngram!r}: must be a positive integer (1: no n-gram masking)")
-  if ngram > 1 and masking != "static":
-    raise ValueError(f"ngram={ngram} masks here: it needs --masking=static")
-  if sentence_order and (packing != "pairs" or not next_sentence):
-    raise ValueError("sop (sentence-order labels) needs --packing=pairs and "
-                     "next_sentence_labels (not --next_sentence=false)")
-  if masking not in MASKINGS:
-    raise ValueError(f"masking={masking!r}: must be one of {', '.join(MASKINGS)}")
-  if packing not in PACKINGS:
-    raise ValueError(f"packing={packing!r}: must be one of {', '.join(PACKINGS)}")
-  if packing != "pairs" and next_sentence:
-    raise ValueError(f"packing={packing} makes one segment: it has no next sentence to "
-                     "predict; pass --next_sentence=false")
-
-
-def create_pretraining_data(input_files, output_files, tokenizer, max_seq_length=128,
-                            max_predictions_per_seq=20, random_seed=12345, dupe_factor=10,
-                            masked_lm_prob=0.15, short_seq_prob=0.1, do_whole_word_mask=False,
-                            masking="static", packing="pairs", next_sentence=True,
-                            sentence_order=False, ngram=1):
-  """Writes pretraining TFRecords from raw text, as the original script.
-
-  Args:
-    input_files: list of text files (see `expand_input_patterns`).
-    output_files: list of TFRecord paths. With one, the records are the original's
-      for the same seed; with several, each holds the instances of one consecutive
-      chunk of the documents (see the module docstring).
-    tokenizer: a `tokenization.FullTokenizer`, or ALBERT's
-      `sentencepiece_tokenization.SentencePieceTokenizer`.
-    max_seq_length, max_predictions_per_seq, random_seed, dupe_factor, masked_lm_prob,
-      short_seq_prob, do_whole_word_mask: the original flags.
-    masking: "static" (the original: masks drawn here, `dupe_factor` copies) or
-      "dynamic" (unmasked records; run_pretraining.py --dynamic_masking draws the
-      masks each time a record is read).
-    packing: "pairs" (the original's A/B segments), "full_sentences" or
-      "doc_sentences" (`pack_sentences`; need next_sentence False).
-    next_sentence: write `next_sentence_labels` (with "pairs": B is a random
-      other segment half of the time; without, B always follows A).
-    sentence_order: ALBERT's sentence-order labels instead: A and B swapped half
-      of the time (label 1).
-    ngram: ALBERT's n-gram masking of up to this many pieces (words with
-      do_whole_word_mask); 1: the original's masking.
-
-  Returns:
-    A dict of totals: documents, instances, tokens, masked, random_next.
-
-  Raises:
-    ValueError, FileNotFoundError: bad options, vocabulary, input or output paths.
-  """
-  validate_options(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
-                   short_seq_prob)
-  validate_recipe(masking, packing, next_sentence, sentence_order, ngram)
-  spm_model_file = getattr(tokenizer, "spm_model_file", None)
-  vocab_flag, vocab_file = (("--spm_model_file", spm_model_file) if spm_model_file
-                            else ("--vocab_file", tokenizer.vocab_file))
-  vocab = Vocabulary(tokenizer.vocab, source=vocab_file, sentencepiece=bool(spm_model_file))
-  if not output_files:
-    raise ValueError("output_file: no output file given")
-  for output_file in output_files:
-    directory = os.path.dirname(output_file)
-    if directory and not files.isdir(directory):
-      raise FileNotFoundError(f"output_file {output_file}: directory {directory} does not exist")
-  for input_file in input_files:
-    if not files.exists(input_file):
-      raise FileNotFoundError(f"input_file not found: {input_file}")
-  files.check_outputs([("--output_file", f) for f in output_files],
-                      [("--input_file", f) for f in input_files]
-                      + [(vocab_flag, vocab_file)])
-
-  num_shards = len(output_files)
-  if num_shards == 1:
-    chunk_sizes = [None]  # The whole corpus: no counting pass.
-  else:
-    num_raw = sum(1 for _ in read_raw_documents(input_files))
-    if num_raw < num_shards:
-      raise ValueError(f"output_file lists {num_shards} files but the input has only "
-                       f"{num_raw} documents; list at most {num_raw} output files")
-    chunk_sizes = [(k + 1) * num_raw // num_shards - k * num_raw // num_shards
-                   for k in range(num_shards)]
-    logger.info("%d documents, in %d chunks of about %d, one per output file", num_raw,
-                num_shards, num_raw // num_shards)
-
-  masked = masking == "static"
-  encoder = ExampleEncoder(vocab.size, max_seq_length, max_predictions_per_seq, masked,
-                           next_sentence)
-  progress = _Progress()
-  raw_documents = read_raw_documents(input_files)
-  for shard, (output_file, chunk_size) in enumerate(zip(output_files, chunk_sizes)):
-    chunk = raw_documents if chunk_size is None else _take(raw_documents, chunk_size)
-    documents = []
-    for batch in _batches(chunk, _TOKENIZE_BATCH_DOCUMENTS):
-      documents.extend(_tokenize_documents(tokenizer, batch))
-      progress.documents += len(batch)
-      progress.maybe_log()
-    if not documents:
-      raise ValueError(f"no text in input_file {','.join(input_files)}"
-                       + ("" if chunk_size is None else f" for output file {output_file}"))
-    # Records are encoded as instances are made, and take less memory; shuffling them
-    # permutes them as the original permutes its instances.
-    rng = random.Random(random_seed + shard)
-    records = [encoder.encode(instance) for instance in progress.count_instances(
-        generate_instances(documents, max_seq_length, dupe_factor, short_seq_prob,
-                           masked_lm_prob, max_predictions_per_seq, vocab,
-                           do_whole_word_mask, rng, packing, next_sentence, masked,
-                           sentence_order, ngram))]
-    del documents
-    shuffle(records, rng)
-    if shard == 0:
-      for record in records[:3]:
-        _log_record(record, tokenizer)
-    with tfrecord.TFRecordWriter(output_file) as writer:
-      for record in records:
-        writer.write(record)
-    logger.info("wrote %d instances to %s", len(records), output_file)
-
-  elapsed = time.monotonic() - progress.start
-  totals = {"documents": progress.documents, "instances": progress.instances,
-            "tokens": progress.tokens, "masked": progress.masked,
-            "random_next": progress.random_next}
-  logger.info(
-      "done in %.1fs: %d documents -> %d instances (%.0f instances/s) in %d files; "
-      "%.1f tokens per instance, %.1f%% of them masked, %.1f%% random next",
-      elapsed, totals["documents"], totals["instances"], totals["instances"] / elapsed,
-      num_shards, totals["tokens"] / totals["instances"],
-      100.0 * totals["masked"] / totals["tokens"],
-      100.0 * totals["random_next"] / totals["instances"])
-  return totals

@@ -2,23 +2,37 @@
 
 The signature splits each text into words at whitespace (the words of a CoNLL
 file are its whitespace-free tokens, so a sentence written as its words joined by
-spaces gets exactly the training words), tokenizes each word in-graph
+spaces gets exactly the training words; NUL characters are dropped first, as the
+tokenizer drops them from every word), tokenizes each word in-graph
 (`graph_tokenization.InGraphTokenizer`, or ALBERT's SentencePiece; a word left with
 no piece becomes the unknown piece, as `ner_data`), cuts long texts into the windows
 of `ner_windows`, and tags every word from its window. Entities are read from the
-tags with the conlleval rules of `ner_metrics` (the same tables).
+tags with the conlleval rules of `ner_tags` (the tables `ner_metrics` reads).
 
 Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 """
 
 import tensorflow as tf
 
-from modeling.data import ner_windows
-from modeling.data.graph_tokenization import _GRAPH_WHITESPACE
-from modeling.tasks import ner_metrics
-from modeling.tasks.serving import in_graph_tokenizer, pack_inputs
+from modeling.data import ner_tags, ner_windows
+from modeling.data.graph_packing import pack_inputs
+from modeling.data.graph_tokenization import GRAPH_WHITESPACE, in_graph_tokenizer
 
-_WORD_SEPARATORS = _GRAPH_WHITESPACE + "+"
+_WORD_SEPARATORS = GRAPH_WHITESPACE + "+"
+
+
+def _without_nul(text):
+  """Drops the NUL bytes of text string [B] (tensorflow-text's split stops at one).
+
+  Returns:
+    (the texts without NUL: string [B], the byte offset in `text` of each byte
+    kept: int64 RaggedTensor [B, (kept bytes)]).
+  """
+  text_bytes = tf.strings.bytes_split(text)  # [B, (n)]
+  kept = tf.not_equal(text_bytes, "\x00")  # [B, (n)]
+  offsets = tf.ragged.range(text_bytes.row_lengths())  # [B, (n)] int64
+  return (tf.strings.reduce_join(tf.ragged.boolean_mask(text_bytes, kept), axis=1),
+          tf.ragged.boolean_mask(offsets, kept))
 
 
 def _shift(values, is_edge, fill, forward):
@@ -54,13 +68,13 @@ class NerServer(tf.Module):
     self.stride = stride
     self.cls_id, self.sep_id, self.unk_id = vocab["[CLS]"], vocab["[SEP]"], vocab[unk]
     self.labels = tf.constant(label_list, tf.string)
-    parts = [ner_metrics.split_tag(label) for label in label_list]
+    parts = [ner_tags.split_tag(label) for label in label_list]
     types = sorted({entity_type for _, entity_type in parts if entity_type})
     self.types = tf.constant(types or [""], tf.string)
-    self.label_prefix = tf.constant([ner_metrics.PREFIXES.index(p) for p, _ in parts], tf.int32)
+    self.label_prefix = tf.constant([ner_tags.PREFIXES.index(p) for p, _ in parts], tf.int32)
     self.label_type = tf.constant([types.index(t) if t else -1 for _, t in parts], tf.int32)
-    self.chunk_ends = tf.constant(ner_metrics.CHUNK_ENDS)
-    self.chunk_starts = tf.constant(ner_metrics.CHUNK_STARTS)
+    self.chunk_ends = tf.constant(ner_tags.CHUNK_ENDS)
+    self.chunk_starts = tf.constant(ner_tags.CHUNK_STARTS)
 
   def _word_pieces(self, words):
     """Piece ids of words string [M]: int64 RaggedTensor [M, (pieces)], at least 1 each."""
@@ -122,7 +136,9 @@ class NerServer(tf.Module):
     """
     text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="ignore",
                                         replace_control_characters=False)
-    words, byte_begin, _ = self._split_with_offsets(text, _WORD_SEPARATORS, "")  # [B, (W)]
+    cleaned, byte_offsets = _without_nul(text)
+    words, byte_begin, byte_end = self._split_with_offsets(cleaned, _WORD_SEPARATORS,
+                                                           "")  # [B, (W)]
     pieces = self._word_pieces(words.flat_values)  # [M, (pieces)]
     word_lengths = words.with_flat_values(pieces.row_lengths())  # [B, (W)]
     sentence_pieces = tf.RaggedTensor.from_row_lengths(
@@ -140,10 +156,16 @@ class NerServer(tf.Module):
 
     row, first, last, entity_type, entity_score = self._entities(label, score, words)
     texts_of_words = tf.gather(text, words.value_rowids())  # [M]
-    char_begin = tf.strings.length(tf.strings.substr(
-        texts_of_words, tf.zeros_like(byte_begin.flat_values), byte_begin.flat_values),
-        unit="UTF8_CHAR")  # [M]
-    char_end = char_begin + tf.strings.length(words.flat_values, unit="UTF8_CHAR")  # [M]
+    row_starts = tf.gather(byte_offsets.row_starts(), words.value_rowids())  # [M]
+
+    def char_offset(cleaned_bytes, after):
+      """Characters of `text` before byte [M] of the cleaned text (after it, with `after`)."""
+      original = tf.gather(byte_offsets.flat_values, row_starts + cleaned_bytes - after) + after
+      return tf.strings.length(tf.strings.substr(texts_of_words, tf.zeros_like(original),
+                                                 original), unit="UTF8_CHAR")
+
+    char_begin = char_offset(byte_begin.flat_values, 0)  # [M]
+    char_end = char_offset(byte_end.flat_values, 1)  # [M]
     batch_size = tf.shape(text, out_type=tf.int64)[0]
 
     def per_text(values, padding):
