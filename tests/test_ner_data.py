@@ -51,6 +51,9 @@ def test_reads_conll2003_and_wnut_layouts(tmp_path):
     ("", True, "data.conll: no sentences (the file is empty)"),
     ("\n \n-DOCSTART- O\n", True, "data.conll: no sentences"),
     (b"a O\n\xff O\n", True, "data.conll:2: not valid UTF-8 (byte 0xff)"),
+    # A CoNLL-2003 line that lost its NER column: its chunk tag would become an entity.
+    ("EU NNP B-NP I-ORG\nrejects VBZ I-NP\n", True,
+     "data.conll:2: 3 columns ('rejects VBZ I-NP'), but line 1 has 4"),
 ])
 def test_bad_files_name_file_and_line(tmp_path, text, require_tags, message):
   with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -67,12 +67,13 @@ def read_conll(path, require_tags=True):
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: an empty file, a word without a tag, or a file mixing lines with
-      and without tags, as `file:line: ...`.
+    ValueError: an empty file, a word without a tag, a file mixing lines with
+      and without tags, or a line whose column count differs from the file's
+      (a lost column would make another one the tag), as `file:line: ...`.
   """
   sentences = []
   words, tags, lines = [], [], []
-  has_tags = None
+  has_tags = width = None
 
   def end_sentence():
     if words:
@@ -94,10 +95,14 @@ def read_conll(path, require_tags=True):
       raise ValueError(f"{path}:{number}: the word {columns[0]!r} has no tag (expected "
                        "`word ... tag`, columns separated by tabs or spaces)")
     if has_tags is None:
-      has_tags = tagged
+      has_tags, width = tagged, (len(columns), number)
     elif tagged != has_tags:
       raise ValueError(f"{path}:{number}: {'a tag' if tagged else 'no tag'} after lines "
                        f"{'without' if tagged else 'with'} tags; tag every word or none")
+    elif len(columns) != width[0]:
+      raise ValueError(f"{path}:{number}: {len(columns)} columns ({line.strip()!r}), but "
+                       f"line {width[1]} has {width[0]}: every word line of a file needs "
+                       "the same columns, the tag last")
     words.append(columns[0])
     tags.append(columns[-1])
     lines.append(number)
