@@ -8,29 +8,14 @@ The flags and defaults are the original create_pretraining_data.py's. Example:
 
 from absl import app, flags, logging
 
-from modeling.data import pretraining_corpus, pretraining_data, pretraining_records, tokenization
+import io_flags  # noqa: F401  (defines the flags)
+import pretraining_data_flags  # noqa: F401  (defines the flags)
+import tokenizer_flags
+from modeling.data import pretraining_corpus, pretraining_data, pretraining_records
 
-flags.DEFINE_string("input_file", None,
-                    "Input raw text file (or comma-separated list of files and globs).")
-flags.DEFINE_string("output_file", None,
-                    "Output TF example file (or comma-separated list of files). With "
-                    "several, each holds the instances of one chunk of the documents.")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_bool("do_lower_case", True,
-                  "Whether to lower case the input text. Should be True for uncased models "
-                  "and False for cased models.")
-flags.DEFINE_bool("preserve_unused_tokens", False,
-                  "Keep a word that is an [unusedN] entry of the vocabulary whole, as "
-                  "bert-tensorflow 1.0.4's flag of the same name.")
-flags.DEFINE_bool("do_whole_word_mask", False,
-                  "Whether to use whole word masking rather than per-WordPiece masking.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Maximum number of masked LM predictions per sequence.")
 flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
 flags.DEFINE_integer("dupe_factor", 10,
                      "Number of times to duplicate the input data (with different masks).")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
 flags.DEFINE_float("short_seq_prob", 0.1,
                    "Probability of creating sequences which are shorter than the maximum "
                    "length.")
@@ -44,13 +29,7 @@ flags.DEFINE_enum("packing", "pairs", list(pretraining_data.PACKINGS),
                   "filled with consecutive sentences, across documents with an extra [SEP]. "
                   "doc_sentences: the same within a document. Both are one segment, "
                   "without next-sentence labels.")
-flags.DEFINE_bool("next_sentence", None,
-                  "Write next_sentence_labels (B a random segment half of the time). "
-                  "Default: true with --packing=pairs, false otherwise.")
 # Ours: ALBERT's data, opt-in.
-flags.DEFINE_string("spm_model_file", None,
-                    "ALBERT's SentencePiece model: tokenize with it (and ALBERT's text "
-                    "preprocessing) instead of --vocab_file.")
 flags.DEFINE_bool("sop", False,
                   "ALBERT's sentence-order prediction: next_sentence_labels is 1 when A and "
                   "B, consecutive text of one document, are swapped (half of the time).")
@@ -64,8 +43,7 @@ FLAGS = flags.FLAGS
 
 def main(_):
   logging.set_verbosity(logging.INFO)
-  tokenizer = tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case,
-                                            FLAGS.preserve_unused_tokens, FLAGS.spm_model_file)
+  tokenizer, _ = tokenizer_flags.tokenizer_from_flags()
   input_files = pretraining_corpus.expand_input_patterns(FLAGS.input_file)
   output_files = FLAGS.output_file.split(",")
   logging.info("*** Reading from input files ***\n  %s", "\n  ".join(input_files))

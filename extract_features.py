@@ -21,45 +21,20 @@ import time
 
 from absl import app, flags, logging
 
+import bucket_flags
+import io_flags  # noqa: F401  (defines the flags)
+import model_flags  # noqa: F401  (defines the flags)
+import tokenizer_flags
+import tpu_flags
 from modeling import checkpoint
-from modeling.data import files, length_buckets
-from modeling.data.tokenization import create_tokenizer
+from modeling.data import files
 from modeling.model.config import BertConfig
 from modeling.model.model import BertModel
 from modeling.tasks import feature_extraction
-from modeling.training import distribution
 
-flags.DEFINE_string("input_file", None, "Text, one `text_a` or `text_a ||| text_b` a line.")
-flags.DEFINE_string("output_file", None, "Where the JSON lines are written.")
 flags.DEFINE_string("layers", "-1,-2,-3,-4", "Encoder layers to output, comma-separated "
                     "(-1 is the last).")
-flags.DEFINE_string("bert_config_file", None,
-                    "The config json file corresponding to the pre-trained BERT model. "
-                    "This specifies the model architecture.")
-flags.DEFINE_integer("max_seq_length", 128,
-                     "The maximum total input sequence length after WordPiece tokenization. "
-                     "Sequences longer than this will be truncated, and sequences shorter "
-                     "than this will be padded.")
-flags.DEFINE_string("init_checkpoint", None,
-                    "Initial checkpoint (usually from a pre-trained BERT model).")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True "
-                  "for uncased models and False for cased models.")
-flags.DEFINE_bool("preserve_unused_tokens", False,
-                  "Keep a word that is an [unusedN] entry of the vocabulary whole, as "
-                  "bert-tensorflow 1.0.4's flag of the same name.")
-flags.DEFINE_string("spm_model_file", None,
-                    "ALBERT's SentencePiece model: tokenize with it instead of --vocab_file.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
-flags.DEFINE_string("length_buckets", "auto",
-                    "Run each batch at the smallest of these lengths that holds its longest "
-                    "line: auto (multiples of 32 up to --max_seq_length), a comma list, or "
-                    "none (every batch at --max_seq_length, as the original). The features "
-                    "are the same.")
-flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
-flags.DEFINE_string("master", None, "If using a TPU, the address of the master.")
-flags.DEFINE_integer("num_tpu_cores", 8,
-                     "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 flags.DEFINE_bool("use_one_hot_embeddings", False,
                   "If True, tf.one_hot will be used for embedding lookups, otherwise "
                   "tf.nn.embedding_lookup will be used. On TPUs, this should be True "
@@ -77,13 +52,14 @@ def check_flags(config):
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
   if FLAGS.batch_size < 1:
     raise ValueError(f"--batch_size={FLAGS.batch_size} must be at least 1")
-  if FLAGS.use_tpu and not FLAGS.master:
-    raise ValueError("--use_tpu needs --master (the TPU's name or grpc://address:8470)")
+  if FLAGS.use_tpu and not (FLAGS.master or FLAGS.tpu_name):
+    raise ValueError("--use_tpu needs --master (the TPU's name or grpc://address:8470) or "
+                     "--tpu_name")
   output_dir = os.path.dirname(FLAGS.output_file)
   if output_dir and not files.isdir(output_dir):
     raise FileNotFoundError(f"--output_file={FLAGS.output_file}: no directory {output_dir}")
   return (feature_extraction.parse_layers(FLAGS.layers, config.num_layer_outputs, "--layers"),
-          length_buckets.parse_buckets(FLAGS.length_buckets, FLAGS.max_seq_length))
+          bucket_flags.buckets_from_flags(FLAGS.max_seq_length))
 
 
 def main(argv):
@@ -91,21 +67,16 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   layer_indexes, buckets = check_flags(config)
-  tokenizer = create_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case,
-                               FLAGS.preserve_unused_tokens, FLAGS.spm_model_file)
-  flag, path = (("--spm_model_file", FLAGS.spm_model_file) if FLAGS.spm_model_file
-                else ("--vocab_file", FLAGS.vocab_file))
-  config.check_vocab_size(len(tokenizer.vocab), path, flag)
+  tokenizer, tokenizer_files = tokenizer_flags.tokenizer_from_flags(config)
   files.check_outputs([("--output_file", FLAGS.output_file)],
-                      [("--input_file", FLAGS.input_file), (flag, path),
+                      [("--input_file", FLAGS.input_file), *tokenizer_files,
                        ("--bert_config_file", FLAGS.bert_config_file)])
   examples = feature_extraction.read_examples(FLAGS.input_file)
   first = next(examples, None)
   if first is None:
     raise ValueError(f"--input_file={FLAGS.input_file} is empty: nothing to extract")
 
-  strategy = distribution.get_strategy(FLAGS.use_tpu, master=FLAGS.master,
-                                       num_tpu_cores=FLAGS.num_tpu_cores)
+  strategy = tpu_flags.strategy_from_flags()
   with strategy.scope():
     model = BertModel(config, FLAGS.use_one_hot_embeddings)
   report = checkpoint.load(FLAGS.init_checkpoint, model,

@@ -1,9 +1,9 @@
 """Fine-tunes BERT for sentence (pair) classification, as the original run_classifier.py.
 
 Same flags and defaults as the original, plus --export_dir (a SavedModel taking raw
-text) and the flags of shared_flags.py. Tasks: cola, mnli, mrpc, xnli (the
-original's), sst-2, qqp, qnli, rte, wnli, sts-b (regression), and tsv (your own
-labelled TSV files).
+text) and ours of shared_flags.py; each flag is defined once, in the *_flags.py module
+of its concern. Tasks: cola, mnli, mrpc, xnli (the original's), sst-2, qqp, qnli,
+rte, wnli, sts-b (regression), and tsv (your own labelled TSV files).
 
   python run_classifier.py --task_name=tsv --do_train --do_eval --do_predict \
     --data_dir=../shared/data/topics --vocab_file=$BERT_DIR/vocab.txt \
@@ -18,24 +18,20 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
+import bucket_flags
+import classifier_task_flags  # noqa: F401  (defines the flags)
+import export_flags  # noqa: F401  (defines the flags)
+import fine_tuning_flags
+import model_flags  # noqa: F401  (defines the flags)
+import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
+import tokenizer_flags
+import tpu_flags
 from modeling.data import classifier_data, files
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, serving
 from modeling.training import array_predictor
-
-flags.DEFINE_string("data_dir", None, "The input data dir with the task's .tsv files.")
-flags.DEFINE_string("task_name", None, "The name of the task to train.")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text.")
-flags.DEFINE_bool("do_predict", False, "Whether to run the model in inference mode on the "
-                  "test set.")
-flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
-flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear "
-                   "learning rate warmup for.")
-flags.DEFINE_string("export_dir", None, "Ours: write a SavedModel serving raw text here.")
 
 FLAGS = flags.FLAGS
 
@@ -65,14 +61,14 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
-  buckets = shared_flags.buckets_from_flags()
+  buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
   label_list = None if processor.is_regression else processor.get_labels()
-  tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
+  tokenizer, tokenizer_files = tokenizer_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
       ["eval_results.txt", "test_results.tsv", "labels.txt"],
       [("--data_dir", os.path.join(FLAGS.data_dir, name)) for name in processor.files.values()]
-      + tokenizer_files)
+      + tokenizer_files + [("--bert_config_file", FLAGS.bert_config_file)])
   if FLAGS.export_dir:
     files.check_replaceable_directory(FLAGS.export_dir, serving.SAVED_MODEL_FILE,
                                       "--export_dir")
@@ -80,12 +76,14 @@ def main(argv):
               for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval),
                                     ("test", FLAGS.do_predict)) if wanted}
 
-  strategy, is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
-      shared_flags.fine_tuning_from_flags(
-          len(examples.get("train", ())), lambda compute_dtype: classifier.ClassifierModel(
+  compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  strategy = tpu_flags.strategy_from_flags()
+  is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
+      fine_tuning_flags.set_up_fine_tuning(
+          strategy, len(examples.get("train", ())), lambda: classifier.ClassifierModel(
               config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
               compute_dtype),
-          classifier.FRESH_HEAD, "evaluate, predict or export"))
+          classifier.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief and label_list is not None:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
                           "".join(f"{label}\n" for label in label_list))
@@ -95,8 +93,8 @@ def main(argv):
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
     arrays = classifier_data.to_arrays(examples["train"], label_list,
                                        FLAGS.max_seq_length, tokenizer)
-    status = shared_flags.fine_tune_from_flags(trainer, arrays, buckets, num_train_steps,
-                                               checkpoints)
+    status = shared_flags.train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps,
+                                                   checkpoints)
     if status is not None:
       return status
 

@@ -27,11 +27,18 @@ with bert_config.json beside them; a rerun resumes.
 
 import os
 
-import tensorflow as tf
 from absl import app, flags, logging
 
+import bucket_flags
+import classifier_task_flags  # noqa: F401  (defines the flags)
+import fine_tuning_flags
+import io_flags  # noqa: F401  (defines the flags)
+import model_flags  # noqa: F401  (defines the flags)
+import pretraining_data_flags  # noqa: F401  (defines the flags)
 import pretraining_flags  # noqa: F401  (defines the flags)
 import shared_flags
+import tokenizer_flags
+import tpu_flags
 from modeling import checkpoint
 from modeling.data import classifier_data, files, pretraining_input
 from modeling.data.tokenization import validate_case_matches_checkpoint
@@ -41,19 +48,6 @@ from modeling.training import array_predictor, distribution
 
 FLAGS = flags.FLAGS
 
-# General distillation: run_pretraining.py's flags (pretraining_flags.py), and:
-flags.DEFINE_string("vocab_file", None,
-                    "The vocabulary: of the records with --dynamic_masking; of the task's "
-                    "text with --task_name.")
-# Task-specific distillation: run_classifier.py's flags.
-flags.DEFINE_string("task_name", None, "Task-specific distillation on this task of "
-                    "run_classifier.py (default: general distillation on --input_file).")
-flags.DEFINE_string("data_dir", None, "With --task_name: the input data dir with the "
-                    "task's .tsv files.")
-flags.DEFINE_bool("do_lower_case", True, "With --task_name: lower case the input text.")
-flags.DEFINE_float("num_train_epochs", 3.0, "With --task_name: training epochs.")
-flags.DEFINE_float("warmup_proportion", 0.1, "With --task_name: proportion of training "
-                   "with linear learning rate warmup.")
 # The teacher, the student and the objective.
 flags.DEFINE_string("teacher_config_file", None, "The teacher's bert_config.json.")
 flags.DEFINE_string("teacher_checkpoint", None,
@@ -78,6 +72,7 @@ flags.DEFINE_float("alpha_label", 2.0, "With --task_name: weight of the cross-en
                    "the labels.")
 flags.DEFINE_float("temperature", 2.0, "Temperature T of the soft targets.")
 
+# General distillation: run_pretraining.py's flags; task-specific: run_classifier.py's.
 GENERAL_FLAGS = ("input_file", "max_predictions_per_seq", "num_train_steps", "num_warmup_steps",
                  "max_eval_steps", "dynamic_masking", "masked_lm_prob", "do_whole_word_mask",
                  "alpha_mlm", "alpha_cos")
@@ -85,14 +80,9 @@ TASK_FLAGS = ("data_dir", "do_lower_case", "num_train_epochs", "warmup_proportio
               "alpha_label")
 UNUSED_FLAGS = {"bert_config_file": "give --student_config_file and --teacher_config_file",
                 "init_checkpoint": "give the student's starting checkpoint as "
-                                   "--student_init=PATH"}
-
-
-def refuse_flags(names, reason):
-  """Raises ValueError naming the flags of `names` given on the command line."""
-  given = [f"--{name}" for name in names if FLAGS[name].present]
-  if given:
-    raise ValueError(f"{', '.join(given)}: {reason}")
+                                   "--student_init=PATH",
+                "output_file": "run_distillation.py writes into --output_dir",
+                "next_sentence": "distillation trains no next-sentence head"}
 
 
 def check_flags(task_specific):
@@ -100,19 +90,20 @@ def check_flags(task_specific):
   if not FLAGS.do_train and not FLAGS.do_eval:
     raise ValueError("At least one of `do_train` or `do_eval` must be True.")
   for name, reason in UNUSED_FLAGS.items():
-    refuse_flags([name], reason)
+    shared_flags.refuse_flags([name], reason)
   if task_specific:
-    refuse_flags(GENERAL_FLAGS, "general distillation only; --task_name distils a classifier")
+    shared_flags.refuse_flags(GENERAL_FLAGS,
+                              "general distillation only; --task_name distils a classifier")
     for name in ("data_dir", "vocab_file"):
       if not getattr(FLAGS, name) and not (name == "vocab_file" and FLAGS.spm_model_file):
         raise ValueError(f"--task_name needs --{name}")
   else:
-    refuse_flags(TASK_FLAGS, "task-specific distillation only; pass --task_name")
+    shared_flags.refuse_flags(TASK_FLAGS, "task-specific distillation only; pass --task_name")
     if not FLAGS.input_file:
       raise ValueError("general distillation needs --input_file (masked-LM records of "
                        "create_pretraining_data.py), or --task_name and --data_dir")
   if FLAGS.student_init != "teacher_layers":
-    refuse_flags(["student_layers"], "applies to --student_init=teacher_layers only")
+    shared_flags.refuse_flags(["student_layers"], "applies to --student_init=teacher_layers only")
 
 
 def objective_from_flags(task_specific):
@@ -152,7 +143,7 @@ def start(strategy, make_model, num_train_steps, num_warmup_steps, student_confi
   checkpoints of the run; bert_config.json written beside the checkpoints."""
   is_chief = distribution.is_chief(strategy)
   model, optimizer, trainer, checkpoints, begun = shared_flags.training_from_flags(
-      strategy, make_model, num_train_steps, num_warmup_steps, is_chief, ())
+      strategy, make_model, num_train_steps, num_warmup_steps, is_chief, (), None)
   if begun == "fresh" and not FLAGS.do_train:
     raise ValueError(f"--do_eval without --do_train needs a student checkpoint in "
                      f"--output_dir={FLAGS.output_dir}")
@@ -188,12 +179,13 @@ def general_distillation(strategy, configs, objective, layers, compute_dtype, in
       FLAGS.num_train_steps, FLAGS.num_warmup_steps, student_config, layers,
       pretraining.FRESH_HEADS + (r"^bert/pooler/",))
   if FLAGS.do_train:
-    status = shared_flags.pretrain_from_flags(trainer, records, checkpoints)
+    status = shared_flags.pretrain_from_flags(trainer, records, checkpoints,
+                                              FLAGS.num_train_steps)
     if status is not None:
       return status
   if FLAGS.do_eval:
     write_results(strategy, shared_flags.evaluate_records_from_flags(
-        strategy, trainer, records, model.eval_metrics))
+        strategy, trainer, records, model.eval_metrics, FLAGS.max_eval_steps))
   return 0
 
 
@@ -206,16 +198,14 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
     raise ValueError(f"--task_name={FLAGS.task_name} is a regression task: there are no "
                      "class probabilities to distil")
   label_list = processor.get_labels()
-  tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(student_config)
+  tokenizer, tokenizer_files = tokenizer_flags.tokenizer_from_flags(student_config)
   check_outputs(inputs + tokenizer_files + [
       ("--data_dir", os.path.join(FLAGS.data_dir, name)) for name in processor.files.values()])
   examples = {split: processor.get_examples(FLAGS.data_dir, split)
               for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval))
               if wanted}
-  num_train_steps = num_warmup_steps = 0
-  if FLAGS.do_train:
-    num_train_steps, num_warmup_steps = shared_flags.fine_tuning_schedule(
-        len(examples["train"]), FLAGS.num_train_epochs, FLAGS.warmup_proportion)
+  num_train_steps, num_warmup_steps = fine_tuning_flags.schedule_from_flags(
+      len(examples.get("train", ())))
   model, optimizer, trainer, checkpoints = start(
       strategy, lambda: distillation.ClassifierDistillation(
           student_config, teacher_config, len(label_list), objective, FLAGS.use_tpu,
@@ -223,7 +213,7 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
       num_train_steps, num_warmup_steps, student_config, layers,
       classifier.FRESH_HEAD)
 
-  buckets = shared_flags.buckets_from_flags()
+  buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
 
   def arrays(split):
     return classifier_data.to_arrays(examples[split], label_list, FLAGS.max_seq_length,
@@ -232,8 +222,8 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
   if FLAGS.do_train:
     logging.info("***** Distilling: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
-    status = shared_flags.fine_tune_from_flags(trainer, arrays("train"), buckets,
-                                               num_train_steps, checkpoints)
+    status = shared_flags.train_on_bucketed_arrays(trainer, arrays("train"), buckets,
+                                                   num_train_steps, checkpoints)
     if status is not None:
       return status
   if FLAGS.do_eval:
@@ -274,13 +264,12 @@ def main(argv):
     layers = distillation.parse_student_layers(FLAGS.student_layers,
                                                teacher_config.num_hidden_layers,
                                                student_config.num_hidden_layers)
-  compute_dtype = shared_flags.compute_dtype_from_flags()
+  compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
-  strategy = shared_flags.strategy_from_flags()
+  strategy = tpu_flags.strategy_from_flags()
   check_teacher_checkpoint()
   if FLAGS.student_init not in ("teacher_layers", "random"):
     checkpoint.open_checkpoint(FLAGS.student_init)  # Exists and is readable.
-  tf.random.set_seed(FLAGS.seed)
   inputs = [("--teacher_config_file", FLAGS.teacher_config_file),
             ("--student_config_file", FLAGS.student_config_file)]
   run = task_distillation if task_specific else general_distillation

@@ -19,37 +19,32 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
+import bucket_flags
+import example_file_flags  # noqa: F401  (defines the flags)
+import export_flags  # noqa: F401  (defines the flags)
+import fine_tuning_flags
+import model_flags  # noqa: F401  (defines the flags)
+import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
+import tokenizer_flags
+import tpu_flags
 from modeling.data import files, ner_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import ner, ner_metrics, ner_serving, serving
 from modeling.training import array_predictor
 
-flags.DEFINE_string("train_file", None, "CoNLL file(s) to train on (comma-separated).")
 flags.DEFINE_string("eval_file", None, "CoNLL file(s) to evaluate (comma-separated).")
-flags.DEFINE_string("predict_file", None,
-                    "CoNLL file(s) to tag (comma-separated; the tag column is optional).")
 flags.DEFINE_string("labels_file", None,
                     "The tags, one per line, in label-id order. Default: the tags of "
                     "--train_file, sorted (or labels.txt in --output_dir).")
 flags.DEFINE_enum("tag_scheme", "auto", ["auto", *ner_data.SCHEMES],
                   "Tag scheme of the files: iob1 (CoNLL-2003 as published), iob2 (BIO), "
                   "bioes, or auto (detected from the tags).")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text.")
-flags.DEFINE_integer("doc_stride", None,
-                     "Word pieces between the starts of the windows of a sentence longer "
-                     "than max_seq_length - 2 pieces. Default: half a window.")
-flags.DEFINE_bool("do_predict", False, "Whether to tag --predict_file.")
-flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
-flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear "
-                   "learning rate warmup for.")
-flags.DEFINE_string("export_dir", None,
-                    "Write a SavedModel here that tags raw text and returns entities.")
 
 FLAGS = flags.FLAGS
+# run_squad.py's default is the original's 128; here a window's half by default.
+FLAGS.set_default("doc_stride", None)
 
 OUTPUT_FILES = ("labels.txt", "eval_results.txt", "eval_predictions.txt", "test_predictions.txt")
 
@@ -165,9 +160,10 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   stride = check_flags(config)
-  buckets = shared_flags.buckets_from_flags()
-  tokenizer, inputs = shared_flags.tokenizer_from_flags(config)
-  inputs.append(("--labels_file", FLAGS.labels_file))
+  buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
+  tokenizer, inputs = tokenizer_flags.tokenizer_from_flags(config)
+  inputs += [("--labels_file", FLAGS.labels_file),
+             ("--bert_config_file", FLAGS.bert_config_file)]
   for name in ("train_file", "eval_file", "predict_file"):
     inputs += [(f"--{name}", path) for path in (FLAGS[name].value or "").split(",")]
   shared_flags.check_outputs(OUTPUT_FILES, inputs)
@@ -183,11 +179,13 @@ def main(argv):
               for split, sentences in data.items()}
 
   train_arrays = ner_data.training_arrays(features["train"]) if FLAGS.do_train else None
-  strategy, is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
-      shared_flags.fine_tuning_from_flags(
-          len(train_arrays["input_ids"]) if FLAGS.do_train else 0,
-          lambda compute_dtype: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype),
-          ner.FRESH_HEAD, "evaluate, predict or export"))
+  compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  strategy = tpu_flags.strategy_from_flags()
+  is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
+      fine_tuning_flags.set_up_fine_tuning(
+          strategy, len(train_arrays["input_ids"]) if FLAGS.do_train else 0,
+          lambda: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype),
+          ner.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
                           "".join(f"{label}\n" for label in labels))
@@ -196,8 +194,8 @@ def main(argv):
     logging.info("***** Running training: %d sentences in %d windows, batch size %d, %d "
                  "steps *****", len(data["train"]), len(train_arrays["input_ids"]),
                  FLAGS.train_batch_size, num_train_steps)
-    status = shared_flags.fine_tune_from_flags(trainer, train_arrays, buckets, num_train_steps,
-                                               checkpoints)
+    status = shared_flags.train_on_bucketed_arrays(trainer, train_arrays, buckets,
+                                                   num_train_steps, checkpoints)
     if status is not None:
       return status
 

@@ -1,9 +1,10 @@
 """Fine-tunes BERT on SQuAD 1.1 or 2.0 and predicts answers, as the original run_squad.py.
 
-Same flags and defaults as the original (max_seq_length 384 here), plus the flags of
-shared_flags.py. Writes checkpoints, predictions.json, nbest_predictions.json and,
-with --version_2_with_negative, null_odds.json to --output_dir; ours in addition,
-when --predict_file has answers: eval_results.txt with the official EM and F1.
+Same flags and defaults as the original (max_seq_length 384 here), plus ours of
+shared_flags.py; each flag is defined once, in the *_flags.py module of its concern.
+Writes checkpoints, predictions.json, nbest_predictions.json and, with
+--version_2_with_negative, null_odds.json to --output_dir; ours in addition, when
+--predict_file has answers: eval_results.txt with the official EM and F1.
 
   python run_squad.py --vocab_file=$BERT_DIR/vocab.txt \
     --bert_config_file=$BERT_DIR/bert_config.json \
@@ -18,27 +19,22 @@ import os
 
 from absl import app, flags, logging
 
+import bucket_flags
+import example_file_flags  # noqa: F401  (defines the flags)
+import fine_tuning_flags
+import model_flags  # noqa: F401  (defines the flags)
+import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
+import tokenizer_flags
+import tpu_flags
 from modeling.data import files, squad_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import squad, squad_metrics, squad_predictions
 from modeling.training import array_predictor
 
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
-flags.DEFINE_string("predict_file", None,
-                    "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text.")
-flags.DEFINE_integer("doc_stride", 128, "When splitting up a long document into chunks, how "
-                     "much stride to take between chunks.")
 flags.DEFINE_integer("max_query_length", 64, "The maximum number of tokens for the question; "
                      "longer questions are truncated to this length.")
-flags.DEFINE_bool("do_predict", False, "Whether to run eval on the dev set.")
-flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predictions.")
-flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear "
-                   "learning rate warmup for.")
 flags.DEFINE_integer("n_best_size", 20, "The total number of n-best predictions to generate "
                      "in the nbest_predictions.json output file.")
 flags.DEFINE_integer("max_answer_length", 30, "The maximum length of an answer that can be "
@@ -49,7 +45,7 @@ flags.DEFINE_bool("version_2_with_negative", False,
                   "If true, the SQuAD examples contain some that do not have an answer.")
 flags.DEFINE_float("null_score_diff_threshold", 0.0,
                    "If null_score - best_non_null is greater than the threshold predict null.")
-# The original's default; shared_flags' is run_classifier's and run_pretraining's 128.
+# The original's default; tokenizer_flags' is run_classifier's and run_pretraining's 128.
 flags.FLAGS.set_default("max_seq_length", 384)
 
 FLAGS = flags.FLAGS
@@ -136,13 +132,13 @@ def main(argv):
     python_logging.getLogger(squad_predictions.__name__).setLevel(python_logging.DEBUG)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
-  buckets = shared_flags.buckets_from_flags()
-  tokenizer, tokenizer_files = shared_flags.tokenizer_from_flags(config)
+  buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
+  tokenizer, tokenizer_files = tokenizer_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
       [*squad_predictions.PREDICTION_FILES, "eval_results.txt"],
       [("--train_file", FLAGS.train_file if FLAGS.do_train else None),
        ("--predict_file", FLAGS.predict_file if FLAGS.do_predict else None),
-       *tokenizer_files])
+       *tokenizer_files, ("--bert_config_file", FLAGS.bert_config_file)])
   # Both files are read first, so that a bad one fails before training, not after.
   train_examples = read_examples(FLAGS.train_file, True) if FLAGS.do_train else None
   predict_examples = read_examples(FLAGS.predict_file, False) if FLAGS.do_predict else None
@@ -153,18 +149,20 @@ def main(argv):
   if FLAGS.do_train:
     # Only the inputs are kept: the features' token maps would take several GB for SQuAD.
     train_arrays = squad_data.feature_arrays(to_features(train_examples, True, tokenizer), True)
-  strategy, is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
-      shared_flags.fine_tuning_from_flags(
-          len(train_examples or ()),
-          lambda compute_dtype: squad.SquadModel(config, FLAGS.use_tpu, compute_dtype),
-          squad.FRESH_HEAD, "predict with"))
+  compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  strategy = tpu_flags.strategy_from_flags()
+  is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
+      fine_tuning_flags.set_up_fine_tuning(
+          strategy, len(train_examples or ()),
+          lambda: squad.SquadModel(config, FLAGS.use_tpu, compute_dtype),
+          squad.FRESH_HEAD, FLAGS.init_checkpoint, "predict with"))
 
   if FLAGS.do_train:
     logging.info("***** Running training: %d questions, %d features, batch size %d, %d steps "
                  "*****", len(train_examples), len(train_arrays["input_ids"]),
                  FLAGS.train_batch_size, num_train_steps)
-    status = shared_flags.fine_tune_from_flags(trainer, train_arrays, buckets, num_train_steps,
-                                               checkpoints)
+    status = shared_flags.train_on_bucketed_arrays(trainer, train_arrays, buckets,
+                                                   num_train_steps, checkpoints)
     if status is not None:
       return status
 
