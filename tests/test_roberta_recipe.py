@@ -349,3 +349,30 @@ def test_dynamic_masking_refuses_static_records(tmp_path, corpus):
   # MLM only on static records with next-sentence labels: the labels are not read.
   assert _main(config, str(static), str(tmp_path / "out"), next_sentence=False,
                num_train_steps=2) == 0
+
+
+@pytest.mark.parametrize("whole_word", [False, True])
+def test_dynamic_masking_refuses_ids_beyond_the_vocab_file(tmp_path, dynamic_run, whole_word):
+  """A --vocab_file shorter than the records' ids is named, in the first record or
+  the first one met while training (where the whole-word gather would fail raw)."""
+  config, records, _ = dynamic_run
+  ids = [list(r["input_ids"]) for r in _records(records)]
+  flags = dict(dynamic_masking=True, next_sentence=False, do_whole_word_mask=whole_word,
+               num_train_steps=len(ids))
+
+  def vocab_of(size, name):
+    os.makedirs(tmp_path / name)
+    return write_vocab(tmp_path / name, VOCAB[:size])
+
+  first = max(ids[0])
+  with pytest.raises(ValueError, match=rf"unmasked.tfrecord: record 0 has input_ids "
+                                       rf"{first}, outside \[0, {first}\) of "
+                                       rf"--vocab_file=.*short.*another vocabulary"):
+    _main(config, records, str(tmp_path / "out"), vocab_file=vocab_of(first, "short"), **flags)
+  # Record 0 fits, a later one does not.
+  later = next(i for i, record in enumerate(ids) if max(record) > first)
+  bad = next(i for i in ids[later] if i > first)
+  with pytest.raises(ValueError, match=rf"unmasked.tfrecord: record {later} has input_ids "
+                                       rf"{bad}, outside \[0, {first + 1}\)"):
+    _main(config, records, str(tmp_path / "out2"), vocab_file=vocab_of(first + 1, "later"),
+          **flags)

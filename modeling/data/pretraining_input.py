@@ -226,7 +226,8 @@ class PretrainingRecords:
 
   Attributes:
     input_files: the expanded list of paths.
-    limits: `id_limits(config)`.
+    limits: `id_limits(config)`, with `dynamic_masking` the ids bounded by
+      the vocabulary's size.
     masker: the DynamicMasker, or None for static records.
   """
 
@@ -246,8 +247,8 @@ class PretrainingRecords:
     Raises:
       FileNotFoundError: a pattern matches no file.
       ValueError: --dynamic_masking without --vocab_file, a vocabulary larger
-        than the config's, or records that do not fit the lengths, ids or mode
-        (file and record named).
+        than the config's, or records that do not fit the lengths, ids (with
+        `dynamic_masking`: the vocabulary's) or mode (file and record named).
     """
     self.input_files = expand_input_files(input_file)
     self.limits = id_limits(config)
@@ -259,6 +260,9 @@ class PretrainingRecords:
       self.masker = DynamicMasker(
           vocab_file, max_predictions_per_seq, masked_lm_prob, whole_word, seed)
       config.check_vocab_size(self.masker.vocab_size, vocab_file)
+      # The masker indexes its vocabulary by id: the records' ids must be ids of it.
+      vocab = (self.masker.vocab_size, f"--vocab_file={vocab_file}")
+      self.limits.update(input_ids=vocab, masked_lm_ids=vocab)
     self._lengths = (max_seq_length, max_predictions_per_seq)
     self._seed = seed
     self._next_sentence = next_sentence
