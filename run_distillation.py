@@ -35,12 +35,12 @@ import fine_tuning_flags
 import io_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
 import pretraining_data_flags  # noqa: F401  (defines the flags)
-import pretraining_flags  # noqa: F401  (defines the flags)
+import pretraining_flags
 import shared_flags
 import tokenizer_flags
 import tpu_flags
 from modeling import checkpoint
-from modeling.data import classifier_data, files, pretraining_input
+from modeling.data import classifier_data, files
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, distillation, pretraining
@@ -167,10 +167,7 @@ def write_results(strategy, results):
 def general_distillation(strategy, configs, objective, layers, compute_dtype, inputs):
   """Distils on the masked-LM records of --input_file; returns the exit status."""
   student_config, teacher_config = configs
-  records = pretraining_input.PretrainingRecords(
-      FLAGS.input_file, student_config, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-      FLAGS.seed, False, FLAGS.dynamic_masking, FLAGS.vocab_file, FLAGS.masked_lm_prob,
-      FLAGS.do_whole_word_mask)
+  records = pretraining_flags.records_from_flags(student_config, next_sentence=False)
   logging.info("*** Input Files ***\n  %s", "\n  ".join(records.input_files))
   check_outputs(inputs + [("--input_file", path) for path in records.input_files])
   model, _, trainer, checkpoints = start(

@@ -21,11 +21,11 @@ import bucket_flags  # noqa: F401  (defines the flags)
 import io_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
 import pretraining_data_flags  # noqa: F401  (defines the flags)
-import pretraining_flags  # noqa: F401  (defines the flags)
+import pretraining_flags
 import shared_flags
 import tokenizer_flags  # noqa: F401  (defines the flags)
 import tpu_flags
-from modeling.data import files, pretraining_input
+from modeling.data import files
 from modeling.model.config import BertConfig
 from modeling.tasks import pretraining
 from modeling.training import distribution
@@ -56,10 +56,7 @@ def main(argv):
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
   strategy = tpu_flags.strategy_from_flags()
-  records = pretraining_input.PretrainingRecords(
-      FLAGS.input_file, config, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.seed,
-      FLAGS.next_sentence, FLAGS.dynamic_masking, FLAGS.vocab_file, FLAGS.masked_lm_prob,
-      FLAGS.do_whole_word_mask)
+  records = pretraining_flags.records_from_flags(config, FLAGS.next_sentence)
   logging.info("*** Input Files ***\n  %s", "\n  ".join(records.input_files))
   shared_flags.check_outputs(["eval_results.txt"],
                              [("--input_file", path) for path in records.input_files]

@@ -533,6 +533,9 @@ def test_flags_of_the_other_mode_and_bad_teachers_are_refused(task, general, tmp
        "--do_eval without --do_train needs a student checkpoint in --output_dir"),
       (_task_args(task, tmp_path / "g", "--do_train", "--task_name=sts-b"),
        "--task_name=sts-b is a regression task: there are no class probabilities"),
+      (_general_args(general, tmp_path / "h", masked_lm_prob=0.9, do_whole_word_mask=True),
+       "--masked_lm_prob, --do_whole_word_mask: the records' masks were drawn by "
+       "create_pretraining_data.py; these apply with --dynamic_masking only"),
   ]
   result = subprocess.run([sys.executable, "-c", REFUSALS_SCRIPT,
                            json.dumps([[str(a) for a in args] for args, _ in cases])],

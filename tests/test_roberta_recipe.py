@@ -346,6 +346,14 @@ def test_dynamic_masking_refuses_static_records(tmp_path, corpus):
   with pytest.raises(ValueError, match=r"record 0 is already masked"):
     _main(config, str(static), str(tmp_path / "out"), dynamic_masking=True,
           vocab_file=vocab_file)
+  # Static records hold their masks: the masking flags cannot take effect.
+  for flags, named in ((dict(masked_lm_prob=0.9, do_whole_word_mask=True),
+                        "--masked_lm_prob, --do_whole_word_mask"),
+                       (dict(vocab_file=vocab_file), "--vocab_file")):
+    with pytest.raises(ValueError, match=rf"^{named}: the records' masks were drawn by "
+                                         r"create_pretraining_data.py; .*--dynamic_masking"):
+      _main(config, str(static), str(tmp_path / "out"), **flags)
+  assert not os.path.exists(tmp_path / "out")
   # MLM only on static records with next-sentence labels: the labels are not read.
   assert _main(config, str(static), str(tmp_path / "out"), next_sentence=False,
                num_train_steps=2) == 0
