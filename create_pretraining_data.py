@@ -8,6 +8,7 @@ The flags and defaults are the original create_pretraining_data.py's. Example:
 
 from absl import app, flags, logging
 
+import finite_flags
 import io_flags  # noqa: F401  (defines the flags)
 import pretraining_data_flags  # noqa: F401  (defines the flags)
 import tokenizer_flags
@@ -39,6 +40,7 @@ flags.DEFINE_integer("ngram", 1,
                      "1: the original's masking.")
 
 FLAGS = flags.FLAGS
+finite_flags.require_finite_floats()
 
 
 def main(_):

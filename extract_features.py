@@ -22,6 +22,7 @@ import time
 from absl import app, flags, logging
 
 import bucket_flags
+import finite_flags
 import io_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
 import tokenizer_flags
@@ -41,6 +42,7 @@ flags.DEFINE_bool("use_one_hot_embeddings", False,
                   "since it is much faster.")
 
 FLAGS = flags.FLAGS
+finite_flags.require_finite_floats()
 
 LOG_EVERY_SECONDS = 30
 

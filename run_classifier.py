@@ -22,6 +22,7 @@ import bucket_flags
 import classifier_task_flags  # noqa: F401  (defines the flags)
 import export_flags  # noqa: F401  (defines the flags)
 import fine_tuning_flags
+import finite_flags
 import model_flags  # noqa: F401  (defines the flags)
 import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
@@ -34,6 +35,7 @@ from modeling.tasks import classifier, serving
 from modeling.training import array_predictor
 
 FLAGS = flags.FLAGS
+finite_flags.require_finite_floats()
 
 
 def check_flags(config):

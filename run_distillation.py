@@ -32,6 +32,7 @@ from absl import app, flags, logging
 import bucket_flags
 import classifier_task_flags  # noqa: F401  (defines the flags)
 import fine_tuning_flags
+import finite_flags
 import io_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
 import pretraining_data_flags  # noqa: F401  (defines the flags)
@@ -71,6 +72,7 @@ flags.DEFINE_float("alpha_cos", 1.0, "General distillation: weight of the cosine
 flags.DEFINE_float("alpha_label", 2.0, "With --task_name: weight of the cross-entropy with "
                    "the labels.")
 flags.DEFINE_float("temperature", 2.0, "Temperature T of the soft targets.")
+finite_flags.require_finite_floats()
 
 # General distillation: run_pretraining.py's flags; task-specific: run_classifier.py's.
 GENERAL_FLAGS = ("input_file", "max_predictions_per_seq", "num_train_steps", "num_warmup_steps",

@@ -23,6 +23,7 @@ import bucket_flags
 import example_file_flags  # noqa: F401  (defines the flags)
 import export_flags  # noqa: F401  (defines the flags)
 import fine_tuning_flags
+import finite_flags
 import model_flags  # noqa: F401  (defines the flags)
 import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
@@ -43,6 +44,7 @@ flags.DEFINE_enum("tag_scheme", "auto", ["auto", *ner_data.SCHEMES],
                   "bioes, or auto (detected from the tags).")
 
 FLAGS = flags.FLAGS
+finite_flags.require_finite_floats()
 # run_squad.py's default is the original's 128; here a window's half by default.
 FLAGS.set_default("doc_stride", None)
 

@@ -18,6 +18,7 @@ import os
 from absl import app, flags, logging
 
 import bucket_flags  # noqa: F401  (defines the flags)
+import finite_flags
 import io_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
 import pretraining_data_flags  # noqa: F401  (defines the flags)
@@ -31,6 +32,7 @@ from modeling.tasks import pretraining
 from modeling.training import distribution
 
 FLAGS = flags.FLAGS
+finite_flags.require_finite_floats()
 
 # The original's default; create_pretraining_data.py's None follows --packing.
 FLAGS.set_default("next_sentence", True)

@@ -22,6 +22,7 @@ from absl import app, flags, logging
 import bucket_flags
 import example_file_flags  # noqa: F401  (defines the flags)
 import fine_tuning_flags
+import finite_flags
 import model_flags  # noqa: F401  (defines the flags)
 import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
@@ -49,6 +50,7 @@ flags.DEFINE_float("null_score_diff_threshold", 0.0,
 flags.FLAGS.set_default("max_seq_length", 384)
 
 FLAGS = flags.FLAGS
+finite_flags.require_finite_floats()
 
 
 def check_flags(config):

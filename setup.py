@@ -11,7 +11,7 @@ setup(
                 "run_ner", "run_distillation", "extract_features", "shared_flags",
                 "pretraining_flags", "pretraining_data_flags", "tokenizer_flags", "tpu_flags",
                 "model_flags", "io_flags", "bucket_flags", "fine_tuning_flags", "predict_flags",
-                "export_flags", "classifier_task_flags", "example_file_flags"],
+                "export_flags", "classifier_task_flags", "example_file_flags", "finite_flags"],
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",

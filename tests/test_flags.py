@@ -99,8 +99,19 @@ PRINT_FLAGS = """
 import importlib, json, sys
 from absl import flags
 importlib.import_module(sys.argv[1])
+refused = {}
+for name in flags.FLAGS:
+  if isinstance(flags.FLAGS[name].parser, flags.FloatParser):
+    for value in ("inf", "-inf", "nan"):
+      try:
+        flags.FLAGS([sys.argv[1], f"--{name}={value}"])
+      except flags.IllegalFlagValueError as error:
+        refused.setdefault(name, []).append(str(error))
+      flags.FLAGS.unparse_flags()
 print(json.dumps({"flags": {name: flags.FLAGS[name].default for name in flags.FLAGS},
-                  "tensorflow": "tensorflow" in sys.modules}))
+                  "floats": [name for name in flags.FLAGS
+                             if isinstance(flags.FLAGS[name].parser, flags.FloatParser)],
+                  "refused": refused, "tensorflow": "tensorflow" in sys.modules}))
 """
 
 
@@ -138,5 +149,11 @@ def test_each_script_keeps_its_flags_and_defaults(script):
   exposed = exposed_flags(script)
   assert {name: exposed["flags"].get(name, "absent") for name in SURFACE[script]} == (
       SURFACE[script])
+  # Every float flag refuses inf, -inf and nan while the command line is parsed.
+  assert exposed["floats"]
+  assert {name: len(exposed["refused"].get(name, [])) for name in exposed["floats"]} == (
+      dict.fromkeys(exposed["floats"], 3))
+  for name, errors in exposed["refused"].items():
+    assert errors[0] == f"flag --{name}=inf: --{name} must be a finite number"
   # create_pretraining_data.py runs without TensorFlow; its flag modules must too.
   assert exposed["tensorflow"] == (script != "create_pretraining_data")

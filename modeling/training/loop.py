@@ -83,6 +83,13 @@ class _StopSignals:
       signal.signal(signum, handler)
 
 
+def _last_good(checkpoints):
+  """Where a run stopped for a non-finite loss can resume from, in words."""
+  if checkpoints.latest is None:
+    return "No checkpoint was saved before it"
+  return f"The last good checkpoint is {checkpoints.latest}"
+
+
 class Trainer:
   """Runs a `steps.TrainStep` from the host: train to a step, evaluate.
 
@@ -179,15 +186,14 @@ class Trainer:
         skipped = stop - step - round(applied)
         if not math.isfinite(loss) and (scale is None or applied):
           raise FloatingPointError(
-              f"the loss is {loss} in steps {step + 1}-{stop}; stopping without saving. The "
-              f"last good checkpoint is {checkpoints.latest}; lower --learning_rate or check "
-              "the input data")
+              f"the loss is {loss} in steps {step + 1}-{stop}; stopping without saving. "
+              f"{_last_good(checkpoints)}; lower --learning_rate or check the input data")
         if skipped:
           if scale_before <= 1.0:
             raise FloatingPointError(
                 f"the gradients are not finite in steps {step + 1}-{stop} even at a loss "
-                f"scale of 1; stopping without saving. The last good checkpoint is "
-                f"{checkpoints.latest}; lower --learning_rate or check the input data")
+                f"scale of 1; stopping without saving. {_last_good(checkpoints)}; lower "
+                "--learning_rate or check the input data")
           logger.warning("skipped %d of steps %d-%d for non-finite gradients; loss scale now "
                          "%g, %d steps skipped in all", skipped, step + 1, stop,
                          float(scale.numpy()), int(self.state.skipped_steps.numpy()))
