@@ -84,9 +84,9 @@ _FOREIGN = (
     (r"embedding_projection", "an embedding projection (embedding width != hidden size, "
      "as ELECTRA-small or MobileBERT)"),
     (r"pre_softmax_weight|post_softmax_weight", "Talking-Heads attention"),
-    (r"gate", "a gated feed-forward (GatedFeedforward, as the Talking-Heads BERT)"),
+    (r"/gate_\d+/", "a gated feed-forward (GatedFeedforward, as the Talking-Heads BERT)"),
     (r"shared_layer|albert", "ALBERT's shared layers"),
-    (r"rezero|alpha", "ReZero residuals"),
+    (r"rezero_alpha", "ReZero residuals"),
 )
 
 # What the activation of each `hidden_act` leaves in the functions' graphs.
