@@ -21,7 +21,7 @@ from conftest import MINILM_DIR, SHARED_DIR
 from modeling import BertConfig, BertModel
 from modeling.checkpoint import layout
 from modeling.checkpoint.loader import load
-from modeling.checkpoint.tfhub_export import to_tfhub
+from modeling.checkpoint.tfhub_export import read_checkpoint, to_tfhub
 from modeling.checkpoint.tfhub_import import from_tfhub, is_tfhub_savedmodel, read_tfhub
 from modeling.data import classifier_data, tokenization
 from modeling.model.heads import MaskedLMHead, NextSentenceHead
@@ -206,11 +206,13 @@ def test_refuses_what_does_not_map(hub, tmp_path):
   wrong = tmp_path / "wrong_config.json"
   wrong.write_text(json.dumps({"vocab_size": len(SMALL_VOCAB), **SIZES,
                                "num_attention_heads": 6}))
-  with pytest.raises(ValueError, match=r"num_attention_heads=6, but .*/(query|key|value)/kernel has 4 heads"):
+  with pytest.raises(ValueError, match=r"num_attention_heads=6, but .*/(query|key|value)/"
+                                       r"kernel has 4 heads"):
     from_tfhub(hub.work / "model_garden", tmp_path / "x", bert_config_file=wrong)
   wrong.write_text(json.dumps({"vocab_size": len(SMALL_VOCAB), **SIZES,
                                "intermediate_size": 151}))
-  with pytest.raises(ValueError, match=r"do not fit the config:\n.*intermediate/dense/kernel"):
+  with pytest.raises(ValueError, match=r"do not fit the config:\n.*intermediate/dense/bias: "
+                                       r"checkpoint \[150\] float32 vs variable \[151\]"):
     from_tfhub(hub.work / "model_garden", tmp_path / "x", bert_config_file=wrong)
   other_vocab = _write_lines(tmp_path / "vocab.txt", SMALL_VOCAB[::-1])
   with pytest.raises(ValueError, match="differs from the SavedModel's own vocab_file asset"):
@@ -269,6 +271,9 @@ def test_refuses_a_missing_vocabulary_or_config(tmp_path):
   assert set(read.tensors) == {layout.checkpoint_name(v) for v in model.variables}
   with pytest.raises(FileNotFoundError, match="not a SavedModel directory"):
     read_tfhub(tmp_path)
+  (tmp_path / "bare" / "saved_model.pb").write_bytes(b"\x0b not a protocol buffer")
+  with pytest.raises(ValueError, match="bare: not a readable SavedModel"):
+    read_tfhub(bare)
 
 
 def test_to_tfhub_refuses_albert_and_a_missing_vocabulary(tmp_path):
@@ -284,3 +289,21 @@ def test_to_tfhub_refuses_albert_and_a_missing_vocabulary(tmp_path):
   with pytest.raises(ValueError, match="an ALBERT config"):
     to_tfhub(tmp_path / "model.ckpt", albert, tmp_path / "out")
   assert not (tmp_path / "out").exists()
+
+
+def test_the_encoder_has_mlm_only_with_the_whole_head(tmp_path):
+  """An encoder-only checkpoint (a Google release) exports no .mlm; one holding part of
+  cls/predictions is refused; the next-sentence head is named as left out."""
+  prefix, config_file, model, mlm_head = _random_checkpoint(tmp_path, 30)
+  config = BertConfig.from_json_file(config_file)
+  _, head, report, notes = read_checkpoint(prefix, config)
+  assert head is not None and len(report.loaded) == 44
+  assert notes == [f"left out cls/seq_relationship/{name} (TF Hub's BERT interface has no "
+                   "place for it)" for name in ("output_bias", "output_weights")]
+  encoder_only = layout.save(str(tmp_path / "encoder.ckpt"), model)
+  _, head, report, notes = read_checkpoint(encoder_only, config)
+  assert head is None and notes == [] and len(report.loaded) == 39
+  partial = layout.save(str(tmp_path / "partial.ckpt"), [model, mlm_head.transform])
+  with pytest.raises(ValueError, match=r"holds only part of the masked-LM head \(it lacks "
+                                       r"cls/predictions/output_bias, "):
+    read_checkpoint(partial, config)

@@ -25,11 +25,13 @@ in-graph tokenizer (`graph_tokenization`, the original's tokens) and packing
 (`graph_packing`, the original's truncation). Loading either needs
 `import tensorflow_text` first (the tokenizer's ops).
 
+  read_checkpoint(ckpt_path, config)   -> (model, mlm_head or None, report, notes)
   to_tfhub(ckpt_path, bert_config_file, output_dir, vocab_file=None,
            do_lower_case=True, seq_length=128)                  -> Conversion
 """
 
 import os
+import re
 
 import tensorflow as tf
 
@@ -78,7 +80,7 @@ def encoder_module(model, mlm_head=None):
   """TF Hub's BERT encoder object of a BertModel (and its MaskedLMHead, as `.mlm`)."""
   spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in ENCODER_INPUTS}
 
-  @tf.function
+  @tf.function(autograph=False)
   def encode(inputs, training=False):
     return _encoder_outputs(model, inputs, training)
 
@@ -88,7 +90,7 @@ def encoder_module(model, mlm_head=None):
   if mlm_head is None:
     return encoder
 
-  @tf.function
+  @tf.function(autograph=False)
   def encode_mlm(inputs, training=False):
     outputs = _encoder_outputs(model, inputs, training)
     outputs.pop("default")  # As Google's `.mlm`.
@@ -123,7 +125,8 @@ def preprocess_module(vocab_file, do_lower_case, seq_length):
     raise ValueError(f"--vocab_file={vocab_file}: [PAD] has id {vocab['[PAD]']}; the "
                      "original's packing pads with id 0")
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")],
+               autograph=False)
   def tokenize(sentences):
     return tf.cast(tokenizer.word_pieces(sentences), tf.int32)  # [B, (words), (pieces)]
 
@@ -148,7 +151,8 @@ def preprocess_module(vocab_file, do_lower_case, seq_length):
           [tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32)] * count,
           seq_length=tf.TensorSpec([], tf.int32))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")],
+               autograph=False)
   def preprocess(sentences):
     return pack([tokenize(sentences)], seq_length)
 
@@ -159,7 +163,7 @@ def preprocess_module(vocab_file, do_lower_case, seq_length):
   root.tokenize.get_special_tokens_dict = _Attributes()
   root.tokenize.get_special_tokens_dict.__call__ = tf.function(
       lambda: {key: tf.constant(value, tf.int32) for key, value in special.items()},
-      input_signature=[])
+      input_signature=[], autograph=False)
   root.bert_pack_inputs = _Attributes()
   root.bert_pack_inputs.__call__ = bert_pack_inputs
   return root
@@ -171,6 +175,40 @@ def _vocab_beside(ckpt_path):
   directory = ckpt_path if files.isdir(ckpt_path) else os.path.dirname(ckpt_path)
   path = os.path.join(directory, "vocab.txt")
   return path if files.exists(path) else None
+
+
+def read_checkpoint(ckpt_path, config):
+  """Our BertModel, and MaskedLMHead when the checkpoint has one, loaded from it.
+
+  Returns:
+    (model, mlm_head or None, the LoadReport, notes naming what was left out).
+
+  Raises:
+    ValueError: the checkpoint does not fit the config (`checkpoint.load`), or
+      holds only part of the masked-LM head.
+  """
+  with tf.device("/cpu:0"):
+    model = BertModel(config)
+    mlm_head = MaskedLMHead(config, model.embedding_table)
+  report = load(ckpt_path, [model, mlm_head], allow_missing=(MaskedLMHead.VARIABLES,))
+  head_names = {name for name in map(checkpoint_name, mlm_head.variables)
+                if re.search(MaskedLMHead.VARIABLES, name)}  # Not the shared embeddings.
+  if head_names & set(report.missing):
+    if head_names - set(report.missing):
+      raise ValueError(f"checkpoint {report.checkpoint} holds only part of the masked-LM "
+                       f"head (it lacks {', '.join(sorted(report.missing))}); refused")
+    mlm_head = None
+  left_out = [name for name in report.unexpected if not is_training_state(name)]
+  notes = [f"left out {name} (TF Hub's BERT interface has no place for it)"
+           for name in left_out]
+  state = len(report.unexpected) - len(left_out)
+  if state:
+    notes.append(f"left out {state} training-state entries (global_step, Adam slots)")
+  return model, mlm_head, report, notes
+
+
+# What to_tfhub writes into its output directory.
+_OUTPUTS = ("encoder", "preprocess")
 
 
 def to_tfhub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lower_case=True,
@@ -213,22 +251,8 @@ def to_tfhub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lower_
                      "encoder (its vocab_file asset) and the preprocessing need the "
                      "vocabulary")
   config.check_vocab_size(len(tokenization.load_vocab(vocab_file)), vocab_file)
-  with tf.device("/cpu:0"):
-    model = BertModel(config)
-    mlm_head = MaskedLMHead(config, model.embedding_table)
-  report = load(ckpt_path, [model, mlm_head], allow_missing=(MaskedLMHead.VARIABLES,))
-  head_names = {checkpoint_name(v) for v in mlm_head.variables}
-  if head_names & set(report.missing):
-    if head_names - set(report.missing):
-      raise ValueError(f"checkpoint {report.checkpoint} holds only part of the masked-LM "
-                       f"head (it lacks {', '.join(sorted(report.missing))}); refused")
-    mlm_head = None
-  left_out = [name for name in report.unexpected if not is_training_state(name)]
-  notes = [f"left out {name} (TF Hub's BERT interface has no place for it)"
-           for name in left_out]
-  state = len(report.unexpected) - len(left_out)
-  if state:
-    notes.append(f"left out {state} training-state entries (global_step, Adam slots)")
+  files.check_replaceable_directory(output_dir, "encoder", "output_dir", _OUTPUTS)
+  model, mlm_head, report, notes = read_checkpoint(ckpt_path, config)
   encoder = encoder_module(model, mlm_head)
   # The attributes Google's exports have, and the config `tfhub_import` reads back.
   setattr(encoder, VOCAB_ASSET, tf.saved_model.Asset(vocab_file))
@@ -239,7 +263,7 @@ def to_tfhub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lower_
   preprocess = preprocess_module(vocab_file, do_lower_case, seq_length)
   writers = [("encoder", lambda path: tf.saved_model.save(encoder, path)),
              ("preprocess", lambda path: tf.saved_model.save(preprocess, path))]
-  written = write_directory(output_dir, "encoder", ("encoder", "preprocess"), writers)
+  written = write_directory(output_dir, "encoder", _OUTPUTS, writers)
   task = "pretraining" if mlm_head else "encoder"
   return Conversion(report.checkpoint, "TF Hub BERT encoder" + (" with .mlm" if mlm_head
                                                                  else ""),

@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 
 from modeling.checkpoint.expected import expected_variables
@@ -142,7 +143,7 @@ class _SavedModel:
       self.reader = tf.train.load_checkpoint(os.path.join(src, VARIABLES_PREFIX))
       graph = trackable_object_graph_pb2.TrackableObjectGraph()
       graph.ParseFromString(self.reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    except (*READ_ERRORS, OSError) as error:  # DecodeError is a ValueError.
+    except (*READ_ERRORS, OSError, DecodeError) as error:
       raise ValueError(f"{src}: not a readable SavedModel ({error.__class__.__name__}: "
                        f"{getattr(error, 'message', error)})") from None
     self.meta_graph = saved.meta_graphs[0]
