@@ -223,7 +223,8 @@ def test_refuses_what_does_not_map(hub, tmp_path):
   with pytest.raises(ValueError, match=r"output_dir=.*data exists and is not an earlier"):
     from_tfhub(hub.work / "model_garden", tmp_path / "data")
   with pytest.raises(ValueError, match=r"is not an earlier export \(no encoder\)"):
-    to_tfhub(hub.prefix, hub.config_file, tmp_path / "data", vocab_file=hub.vocab)
+    to_tfhub(hub.prefix, hub.config_file, tmp_path / "data", vocab_file=hub.vocab,
+             seq_length=16)
   assert os.listdir(tmp_path / "data") == ["train.tsv"]
   assert not (tmp_path / "x").exists()
 
@@ -288,6 +289,11 @@ def test_to_tfhub_refuses_albert_and_a_missing_vocabulary(tmp_path):
   albert.write_text(json.dumps({"vocab_size": 30, **SIZES, "embedding_size": 16}))
   with pytest.raises(ValueError, match="an ALBERT config"):
     to_tfhub(tmp_path / "model.ckpt", albert, tmp_path / "out")
+  no_pad = _write_lines(tmp_path / "vocab.txt", SMALL_VOCAB[1:] + ["[PAD]"])
+  with pytest.raises(ValueError, match=r"vocab.txt: \[PAD\] has id 41; the original's "
+                                       "packing pads with id 0"):
+    to_tfhub(tmp_path / "model.ckpt", config_file, tmp_path / "out", vocab_file=no_pad,
+             seq_length=16)
   assert not (tmp_path / "out").exists()
 
 

@@ -25,6 +25,7 @@ in-graph tokenizer (`graph_tokenization`, the original's tokens) and packing
 (`graph_packing`, the original's truncation). Loading either needs
 `import tensorflow_text` first (the tokenizer's ops).
 
+  special_tokens(vocab_file)           -> {name: id}, TF Hub's special tokens
   read_checkpoint(ckpt_path, config)   -> (model, mlm_head or None, report, notes)
   to_tfhub(ckpt_path, bert_config_file, output_dir, vocab_file=None,
            do_lower_case=True, seq_length=128)                  -> Conversion
@@ -108,22 +109,33 @@ def encoder_module(model, mlm_head=None):
   return encoder
 
 
-def preprocess_module(vocab_file, do_lower_case, seq_length):
-  """TF Hub's BERT preprocessing object on our in-graph tokenizer and packing."""
-  tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
+def special_tokens(vocab_file):
+  """TF Hub's `get_special_tokens_dict()` of a vocabulary: {name: id}.
+
+  Raises:
+    ValueError: no [UNK], [CLS], [SEP] or [PAD], or [PAD] not 0 (the original's
+      packing pads with 0).
+  """
   vocab = tokenization.load_vocab(vocab_file)
-  for token in ("[CLS]", "[SEP]", "[PAD]"):
+  for token in ("[UNK]", "[CLS]", "[SEP]", "[PAD]"):
     if token not in vocab:
       raise ValueError(f"--vocab_file={vocab_file} has no {token} token, which BERT's "
-                       "packing needs")
-  cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
-  special = {"vocab_size": len(vocab), "start_of_sequence_id": cls_id,
-             "end_of_segment_id": sep_id, "padding_id": vocab["[PAD]"]}
-  if "[MASK]" in vocab:
-    special["mask_id"] = vocab["[MASK]"]
+                       "tokenization and packing need")
   if vocab["[PAD]"] != 0:
     raise ValueError(f"--vocab_file={vocab_file}: [PAD] has id {vocab['[PAD]']}; the "
                      "original's packing pads with id 0")
+  special = {"vocab_size": len(vocab), "start_of_sequence_id": vocab["[CLS]"],
+             "end_of_segment_id": vocab["[SEP]"], "padding_id": 0}
+  if "[MASK]" in vocab:
+    special["mask_id"] = vocab["[MASK]"]
+  return special
+
+
+def preprocess_module(vocab_file, do_lower_case, seq_length):
+  """TF Hub's BERT preprocessing object on our in-graph tokenizer and packing."""
+  special = special_tokens(vocab_file)
+  cls_id, sep_id = special["start_of_sequence_id"], special["end_of_segment_id"]
+  tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")],
                autograph=False)
@@ -250,7 +262,7 @@ def to_tfhub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lower_
     raise ValueError(f"no --vocab_file, and no vocab.txt beside {ckpt_path}: TF Hub's "
                      "encoder (its vocab_file asset) and the preprocessing need the "
                      "vocabulary")
-  config.check_vocab_size(len(tokenization.load_vocab(vocab_file)), vocab_file)
+  config.check_vocab_size(special_tokens(vocab_file)["vocab_size"], vocab_file)
   files.check_replaceable_directory(output_dir, "encoder", "output_dir", _OUTPUTS)
   model, mlm_head, report, notes = read_checkpoint(ckpt_path, config)
   encoder = encoder_module(model, mlm_head)
