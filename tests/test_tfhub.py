@@ -313,3 +313,35 @@ def test_the_encoder_has_mlm_only_with_the_whole_head(tmp_path):
   with pytest.raises(ValueError, match=r"holds only part of the masked-LM head \(it lacks "
                                        r"cls/predictions/output_bias, "):
     read_checkpoint(partial, config)
+
+
+def test_reads_a_tf1_hub_module(tmp_path):
+  """TF Hub's first format (a TF1 SavedModel, as the first TF Hub BERTs): no object
+  graph, variables under their TF1 names, the vocabulary in assets/vocab.txt."""
+  config = BertConfig.from_dict({"vocab_size": len(SMALL_VOCAB), **SIZES})
+  config_file = tmp_path / "bert_config.json"
+  config_file.write_text(config.to_json_string())
+  vocab = _write_lines(tmp_path / "vocab.txt", SMALL_VOCAB)
+  rng = np.random.RandomState(0)
+  arrays = {layout.checkpoint_name(v): rng.normal(size=v.shape).astype(np.float32)
+            for v in BertModel(config).variables}
+  with tf.Graph().as_default():
+    for name, value in arrays.items():
+      tf.compat.v1.get_variable(name, initializer=value)
+    assets = tf.compat.v1.GraphKeys.ASSET_FILEPATHS
+    tf.compat.v1.add_to_collection(assets, tf.constant(vocab))
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      builder = tf.compat.v1.saved_model.Builder(str(tmp_path / "module"))
+      builder.add_meta_graph_and_variables(session, ["serve"],
+                                           assets_collection=tf.compat.v1.get_collection(assets))
+      builder.save()
+  with pytest.raises(ValueError, match="which do not give the number of heads"):
+    from_tfhub(tmp_path / "module", tmp_path / "out")
+  conversion = from_tfhub(tmp_path / "module", tmp_path / "out", bert_config_file=config_file)
+  assert conversion.task == "encoder" and conversion.notes == []
+  back = tf.train.load_checkpoint(str(tmp_path / "out" / "bert_model.ckpt"))
+  assert set(back.get_variable_to_shape_map()) == set(arrays)
+  for name, value in arrays.items():
+    assert back.get_tensor(name).tobytes() == value.tobytes(), name
+  assert (tmp_path / "out" / "vocab.txt").read_text() == (tmp_path / "vocab.txt").read_text()

@@ -13,7 +13,7 @@ the original's (q/k/v kernels [H, heads, head_dim] -> [H, H], the attention
 output [heads, head_dim, H] -> [H, H]: reshapes, so every bit is kept); ours
 carry the original names already, and the config as a `bert_config.json` asset.
 What has no place in the original layout (ELECTRA-small's embedding projection,
-Talking-Heads attention, ALBERT) is refused, named.
+Talking-Heads attention, an ALBERT SavedModel) is refused, named.
 
   is_tfhub_savedmodel(path)                                          -> bool
   read_tfhub(src, bert_config_file=None, vocab_file=None)            -> HubCheckpoint
@@ -31,7 +31,7 @@ from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 
 from modeling.checkpoint.expected import expected_variables
 from modeling.checkpoint.hf_import import Conversion, copy_file, write_directory, write_text
-from modeling.checkpoint.layout import READ_ERRORS, compare, save
+from modeling.checkpoint.layout import READ_ERRORS, compare, is_training_state, save
 from modeling.data import files, tokenization
 from modeling.model.config import BertConfig
 
@@ -41,6 +41,10 @@ VARIABLES_PREFIX = os.path.join("variables", "variables")
 # the config asset `tfhub_export` adds).
 VOCAB_ASSET, SPM_ASSET, LOWER_CASE, CONFIG_ASSET = (
     "vocab_file", "sp_model_file", "do_lower_case", "bert_config")
+
+# The checkpoint entry of a TF2 SavedModel's object graph, and a TF1 one's asset files.
+_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_TF1_ASSETS = {VOCAB_ASSET: "vocab.txt"}
 
 # Model Garden's BertEncoder variable names -> the original's, and how the tensor
 # changes: "heads_in" [H, N, D] -> [H, N*D], "heads_bias" [N, D] -> [N*D],
@@ -80,13 +84,13 @@ MODEL_GARDEN_NAMES = (
 # The names the original layout uses itself (our exports): taken as they are.
 _ORIGINAL_NAME = re.compile(r"bert/(embeddings|encoder|pooler)/.+|cls/predictions/.+")
 
-# Variables of encoders that do not map, and what they are, for the refusal.
+# Model Garden's names for what BERT has not (BertEncoder(embedding_width=...),
+# TalkingHeadsAttention, GatedFeedforward, ReZeroTransformer), for the refusal.
 _FOREIGN = (
     (r"embedding_projection", "an embedding projection (embedding width != hidden size, "
-     "as ELECTRA-small or MobileBERT)"),
+     "as ELECTRA-small's)"),
     (r"pre_softmax_weight|post_softmax_weight", "Talking-Heads attention"),
     (r"/gate_\d+/", "a gated feed-forward (GatedFeedforward, as the Talking-Heads BERT)"),
-    (r"shared_layer|albert", "ALBERT's shared layers"),
     (r"rezero_alpha", "ReZero residuals"),
 )
 
@@ -134,27 +138,35 @@ def _read_proto(path, proto):
 
 class _SavedModel:
   """The parts of a SavedModel read here: its variables (name -> array), the
-  root's attributes, assets, and the op types its functions use."""
+  root's attributes, assets, and the op types its functions use.
+
+  A TF1 SavedModel (TF Hub's first format, `hub.Module`, as the first TF Hub
+  BERTs) has no object graph: its variables are keyed by their TF1 names, and its
+  vocabulary is the asset file `vocab.txt`.
+  """
 
   def __init__(self, src):
     self.src = src
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
     try:
       saved = _read_proto(os.path.join(src, SAVED_MODEL_FILE), saved_model_pb2.SavedModel())
       self.reader = tf.train.load_checkpoint(os.path.join(src, VARIABLES_PREFIX))
-      graph = trackable_object_graph_pb2.TrackableObjectGraph()
-      graph.ParseFromString(self.reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+      self.tf1 = not self.reader.has_tensor(_OBJECT_GRAPH)
+      if not self.tf1:
+        graph.ParseFromString(self.reader.get_tensor(_OBJECT_GRAPH))
     except (*READ_ERRORS, OSError, DecodeError) as error:
       raise ValueError(f"{src}: not a readable SavedModel ({error.__class__.__name__}: "
                        f"{getattr(error, 'message', error)})") from None
     self.meta_graph = saved.meta_graphs[0]
     self.nodes = self.meta_graph.object_graph_def.nodes
-    if len(self.nodes) != len(graph.nodes):
+    if not self.tf1 and len(self.nodes) != len(graph.nodes):
       raise ValueError(f"{src}: saved_model.pb has {len(self.nodes)} objects but its "
                        f"variables checkpoint {len(graph.nodes)}; the files are not of one "
                        "SavedModel")
     self.keys = {i: node.attributes[0].checkpoint_key for i, node in enumerate(graph.nodes)
                  if node.attributes}
-    self.root = {child.local_name: child.node_id for child in self.nodes[0].children}
+    self.root = {} if self.tf1 else {child.local_name: child.node_id
+                                     for child in self.nodes[0].children}
 
   def variable(self, node_id):
     """The array stored for the variable of object `node_id`."""
@@ -167,6 +179,9 @@ class _SavedModel:
 
   def weights(self):
     """{variable name: array} of every variable but the root's `do_lower_case`."""
+    if self.tf1:
+      return {name: self.reader.get_tensor(name)
+              for name in self.reader.get_variable_to_shape_map() if not is_training_state(name)}
     skip = self.root.get(LOWER_CASE)
     weights, nodes = {}, {}
     for node_id, node in enumerate(self.nodes):
@@ -180,7 +195,10 @@ class _SavedModel:
     return weights
 
   def asset(self, attribute):
-    """The path of the root's asset `attribute`, or None."""
+    """The path of the root's asset `attribute` (TF1: its file in assets/), or None."""
+    if self.tf1:
+      path = os.path.join(self.src, "assets", _TF1_ASSETS.get(attribute, "?"))
+      return path if files.exists(path) else None
     node_id = self.root.get(attribute)
     if node_id is None or self.nodes[node_id].WhichOneof("kind") != "asset":
       return None
@@ -194,8 +212,9 @@ class _SavedModel:
     return self.variable(node_id)
 
   def op_types(self):
-    library = self.meta_graph.graph_def.library
-    return {node.op for function in library.function for node in function.node_def}
+    graph = self.meta_graph.graph_def
+    return ({node.op for function in graph.library.function for node in function.node_def}
+            | {node.op for node in graph.node})
 
 
 def model_garden_name(name):
@@ -266,7 +285,7 @@ def _shape_config(tensors, shapes, saved):
       raise ValueError(f"{src}: the encoder has no {name} (or its Model Garden name); refused")
   query = shapes["bert/encoder/layer_0/attention/self/query/kernel"]
   if len(query) != 3:
-    raise ValueError(f"{src}: {src} holds no bert_config.json asset and its query kernels "
+    raise ValueError(f"{src}: no bert_config.json asset, and its query kernels "
                      f"are {list(query)}, which do not give the number of heads: pass "
                      "--bert_config_file")
   activation = _graph_activation(saved)
