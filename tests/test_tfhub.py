@@ -122,6 +122,7 @@ def _our_outputs(model, mlm_head, inputs):
   return {key: np.asarray(value) for key, value in flat.items()}
 
 
+@pytest.mark.slow  # The `hub` fixture: an export and the oracle's subprocess.
 def test_hub_keras_layer_runs_our_encoder_and_mlm(hub):
   """hub.KerasLayer(encoder) and hub.KerasLayer(encoder.mlm) give our BertModel's outputs."""
   expected = _our_outputs(hub.model, hub.mlm_head, hub.inputs)
@@ -134,6 +135,7 @@ def test_hub_keras_layer_runs_our_encoder_and_mlm(hub):
   assert any("cls/seq_relationship/output_weights" in note for note in hub.conversion.notes)
 
 
+@pytest.mark.slow  # The `hub` fixture: an export and the oracle's subprocess.
 def test_hub_preprocess_packs_as_the_original(hub):
   """hub.KerasLayer(preprocess), and tokenize + bert_pack_inputs on pairs, give the ids of
   FullTokenizer and the original's `convert_single_example`; the encoder behind them
@@ -160,6 +162,7 @@ def test_hub_preprocess_packs_as_the_original(hub):
           hub.ours["special_vocab_size"]) == (vocab["[CLS]"], vocab["[SEP]"], len(vocab))
 
 
+@pytest.mark.slow  # The `hub` fixture: an export and the oracle's subprocess.
 def test_model_garden_export_imports_with_its_outputs(hub, tmp_path):
   """Model Garden's TF Hub export -> ours: the same outputs, the config from the shapes."""
   source = str(hub.work / "model_garden")
@@ -180,6 +183,7 @@ def test_model_garden_export_imports_with_its_outputs(hub, tmp_path):
     np.testing.assert_allclose(ours[key], hub.model_garden[key], atol=1e-5, rtol=0, err_msg=key)
 
 
+@pytest.mark.slow  # The `hub` fixture: an export and the oracle's subprocess.
 def test_round_trip_through_tfhub_is_bit_exact(hub, tmp_path):
   """original -> tfhub -> original: every exported tensor's bits, the config, the vocab."""
   conversion = from_tfhub(hub.work / "ours" / "encoder", tmp_path / "back")
@@ -200,6 +204,7 @@ def test_round_trip_through_tfhub_is_bit_exact(hub, tmp_path):
     read_tfhub(hub.work / "ours" / "encoder", bert_config_file=hub.config_file)
 
 
+@pytest.mark.slow  # The `hub` fixture: an export and the oracle's subprocess.
 def test_refuses_what_does_not_map(hub, tmp_path):
   """A config that disagrees with Model Garden's export, a second vocabulary, a
   destination that is not an earlier conversion: each refused, named, nothing written."""
