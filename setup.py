@@ -25,8 +25,11 @@ setup(
     extras_require={
         # seqeval (the NER metric's oracle) is source-only; it builds with today's
         # setuptools_scm (checked in a fresh venv) and needs scikit-learn.
+        # tensorflow-hub (the TF Hub tests' oracle) imports pkg_resources, which
+        # setuptools 81 drops.
         "test": ["pytest>=8", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
-                 "tf-keras>=2.21,<2.22", "seqeval==1.2.2"],
+                 "tf-keras>=2.21,<2.22", "seqeval==1.2.2", "tensorflow-hub==0.16.1",
+                 "setuptools<81"],
         # The Hugging Face bridge's tests against transformers (optional: they skip
         # without it). make test installs it with the CPU wheel, torch==2.13.0+cpu.
         "hf": ["torch>=2.4", "transformers==5.17.0"],

@@ -17,7 +17,7 @@ def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id, buckets=None):
     ids_a: int64 RaggedTensor [B, (n)], first segment.
     ids_b: int64 RaggedTensor [B, (m)] second segment, or None. A row with no
       pieces is a single-segment row (as the original's `if tokens_b:`).
-    max_seq_length: int, the padded length S.
+    max_seq_length: int (or an int scalar tensor), the padded length S.
     cls_id, sep_id: ids of [CLS] and [SEP].
     buckets: `length_buckets.parse_buckets` lengths: the batch is padded to the
       smallest that holds its longest row instead of `max_seq_length`.
@@ -32,7 +32,7 @@ def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id, buckets=None):
                                              tf.zeros_like(length_a))
   length_b = ids_b.row_lengths()  # [B]
   has_b = tf.cast(length_b > 0, tf.int64)  # [B]
-  budget = max_seq_length - 2 - has_b  # [B] pieces left after [CLS], [SEP]s
+  budget = tf.cast(max_seq_length, tf.int64) - 2 - has_b  # [B] pieces left after [CLS], [SEP]s
   # Popping one piece at a time from the longer segment (b on ties) keeps this many:
   keep_b = tf.minimum(length_b, tf.maximum(budget - length_a, budget // 2))
   keep_a = tf.minimum(length_a, budget - keep_b)
@@ -50,6 +50,8 @@ def pack_inputs(ids_a, ids_b, max_seq_length, cls_id, sep_id, buckets=None):
   segments = [tf.zeros_like(p) if i < 3 else tf.ones_like(p) for i, p in enumerate(pieces)]
   packed = tf.concat(pieces, axis=1)
   shape = [None, max_seq_length]
+  if tf.is_tensor(max_seq_length):
+    shape = tf.stack([packed.nrows(), tf.cast(max_seq_length, tf.int64)])
   if buckets is not None:
     longest = tf.reduce_max(tf.concat([packed.row_lengths(), [0]], 0))
     shape = tf.stack([packed.nrows(), length_buckets.bucket_length(longest, buckets)])

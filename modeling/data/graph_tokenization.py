@@ -78,10 +78,13 @@ class InGraphTokenizer(tf.Module):
     too_long = lengths > MAX_INPUT_CHARS_PER_WORD
     return words.with_flat_values(tf.where(too_long, UNK, words.flat_values))
 
+  def word_pieces(self, strings):
+    """Word-piece ids of string [...] by word: int64 RaggedTensor [..., (words), (pieces)]."""
+    return self._wordpiece.tokenize(self.words(tf.convert_to_tensor(strings, tf.string)))
+
   def __call__(self, strings):
     """Word-piece ids of string [...] as an int64 RaggedTensor [..., (pieces)]."""
-    pieces = self._wordpiece.tokenize(self.words(tf.convert_to_tensor(strings, tf.string)))
-    return pieces.merge_dims(-2, -1)  # [..., (words), (pieces)] -> [..., (pieces)]
+    return self.word_pieces(strings).merge_dims(-2, -1)  # [..., (w), (p)] -> [..., (pieces)]
 
 
 def _combining_class_pattern():

@@ -60,6 +60,20 @@ class MaskedLMHead(tf.Module):
     self.layer_norm = LayerNorm(f"{scope}/transform", width)
     self.output_bias = new_variable(f"{scope}/output_bias", [config.vocab_size], tf.zeros)
 
+  def logits(self, sequence_output, positions):
+    """Logits over the vocabulary at the masked positions (TF Hub's `mlm_logits`).
+
+    Args:
+      sequence_output: float [B, S, H].
+      positions: int [B, P].
+
+    Returns:
+      float32 [B*P, V], whatever the compute dtype.
+    """
+    x = self.layer_norm(self.transform(gather_indexes(sequence_output, positions)))  # [B*P, E]
+    logits = tf.matmul(x, tf.cast(self.embedding_table, x.dtype), transpose_b=True)  # [B*P, V]
+    return tf.nn.bias_add(tf.cast(logits, tf.float32), self.output_bias)
+
   def log_probs(self, sequence_output, positions):
     """Log-probabilities over the vocabulary at the masked positions.
 
@@ -68,12 +82,9 @@ class MaskedLMHead(tf.Module):
       positions: int [B, P].
 
     Returns:
-      float [B*P, V].
+      float32 [B*P, V].
     """
-    x = self.layer_norm(self.transform(gather_indexes(sequence_output, positions)))  # [B*P, E]
-    logits = tf.matmul(x, tf.cast(self.embedding_table, x.dtype), transpose_b=True)  # [B*P, V]
-    logits = tf.nn.bias_add(tf.cast(logits, tf.float32), self.output_bias)
-    return tf.nn.log_softmax(logits, axis=-1)  # float32 whatever the compute dtype
+    return tf.nn.log_softmax(self.logits(sequence_output, positions), axis=-1)
 
   def __call__(self, sequence_output, positions, label_ids, label_weights):
     """The original `get_masked_lm_output`.
