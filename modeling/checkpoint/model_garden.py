@@ -27,7 +27,6 @@ and is otherwise BertEncoder's default (`gelu`, the tanh form), with a note.
 import os
 import re
 
-import numpy as np
 import tensorflow as tf
 
 from modeling.checkpoint import model_garden_names as names
@@ -118,29 +117,6 @@ def _encoder_root(paths, prefix):
                    f"architecture{hint}? Its first variables: {', '.join(sorted(paths)[:5])}")
 
 
-def _to_original(value, kind, hidden):
-  if kind in (names.QKV_KERNEL, names.OUTPUT_KERNEL):
-    return value.reshape(hidden, hidden)  # [H, N, D] or [N, D, H] -> [H, H]
-  if kind == names.QKV_BIAS:
-    return value.reshape(hidden)  # [N, D] -> [H]
-  if kind == names.TRANSPOSE:
-    return np.ascontiguousarray(value.T)  # [H, C] -> [C, H]
-  return value
-
-
-def _from_original(value, kind, heads):
-  hidden = value.shape[-1]
-  if kind == names.QKV_KERNEL:
-    return value.reshape(hidden, heads, hidden // heads)  # [H, H] -> [H, N, D]
-  if kind == names.OUTPUT_KERNEL:
-    return value.reshape(heads, hidden // heads, hidden)  # [H, H] -> [N, D, H]
-  if kind == names.QKV_BIAS:
-    return value.reshape(heads, hidden // heads)  # [H] -> [N, D]
-  if kind == names.TRANSPOSE:
-    return np.ascontiguousarray(value.T)  # [C, H] -> [H, C]
-  return value
-
-
 def _implied_config(tensors, heads, num_layers, bert_config_file, prefix, notes):
   """The BertConfig of the tensors: sizes from shapes, the rest from the file."""
   dims = {"vocab_size": tensors["bert/embeddings/word_embeddings"].shape[0],
@@ -212,7 +188,7 @@ def read_model_garden(ckpt_path, bert_config_file=None, allow_unused=()):
   heads = reader.get_variable_to_shape_map()[paths[tensors[
       "bert/encoder/layer_0/attention/self/query/kernel"][0]]][1]
   hidden = reader.get_variable_to_shape_map()[paths[rows[0][0]]][1]
-  values = {ours: _to_original(reader.get_tensor(paths[path]), kind, hidden)
+  values = {ours: names.to_original(reader.get_tensor(paths[path]), kind, hidden)
             for ours, (path, kind) in tensors.items()}
   if names.MLM_TABLE in paths and names.MLM_TABLE not in used:
     table = reader.get_tensor(paths[names.MLM_TABLE])
@@ -317,7 +293,7 @@ def to_model_garden(ckpt_path, bert_config_file, output_dir, vocab_file=None, al
                      f"{', ...' if len(missing) > 6 else ''}, which it lacks; refused")
   heads = config.num_attention_heads
   with tf.device("/cpu:0"):
-    variables = {ours: tf.Variable(_from_original(tensors[ours], kind, heads), name=ours,
+    variables = {ours: tf.Variable(names.from_original(tensors[ours], kind, heads), name=ours,
                                    trainable=False)
                  for _, ours, kind in rows + names.head_rows() if ours in tensors}
   by_path = {path: variables[ours] for path, ours, _ in rows}

@@ -12,7 +12,13 @@ reshape.
 
   encoder_rows(num_layers) -> [(path under the encoder, original name, kind)]
   head_rows()               -> the same for the heads, paths from the root
+  to_original(value, kind, hidden) / from_original(value, kind, heads) -> reshaped
+
+keras-hub's BertBackbone shapes its attention the same way (`keras_hub` uses the
+kinds and the reshapes).
 """
+
+import numpy as np
 
 # Kinds: how a tensor's shape changes from Model Garden to the original layout.
 COPY, QKV_KERNEL, QKV_BIAS, OUTPUT_KERNEL, TRANSPOSE = (
@@ -87,3 +93,28 @@ def head_rows():
 # The word embeddings' second place: BertPretrainerV2's MaskedLM holds them as its table.
 MLM_TABLE = MLM_ROOT + "embedding_table"
 CLASSIFIER_ENCODER = CLASSIFIER_ROOT + layer(0)
+
+
+def to_original(value, kind, hidden):
+  """A tensor of `kind` in the original layout's shape (hidden: H)."""
+  if kind in (QKV_KERNEL, OUTPUT_KERNEL):
+    return value.reshape(hidden, hidden)  # [H, N, D] or [N, D, H] -> [H, H]
+  if kind == QKV_BIAS:
+    return value.reshape(hidden)  # [N, D] -> [H]
+  if kind == TRANSPOSE:
+    return np.ascontiguousarray(value.T)  # [H, C] -> [C, H]
+  return value
+
+
+def from_original(value, kind, heads):
+  """An original tensor of `kind` in the einsum layout's shape (heads: N)."""
+  hidden = value.shape[-1]
+  if kind == QKV_KERNEL:
+    return value.reshape(hidden, heads, hidden // heads)  # [H, H] -> [H, N, D]
+  if kind == OUTPUT_KERNEL:
+    return value.reshape(heads, hidden // heads, hidden)  # [H, H] -> [N, D, H]
+  if kind == QKV_BIAS:
+    return value.reshape(heads, hidden // heads)  # [H] -> [N, D]
+  if kind == TRANSPOSE:
+    return np.ascontiguousarray(value.T)  # [C, H] -> [H, C]
+  return value
