@@ -126,3 +126,18 @@ def test_model_garden_checkpoint_fine_tunes_and_predicts_with_run_classifier(tmp
   probabilities = np.loadtxt(tmp_path / "out" / "test_results.tsv", delimiter="\t")
   assert probabilities.shape == (5, 2)
   np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-5)
+
+
+def test_real_minilm_through_model_garden_and_keras_hub_is_bit_exact(minilm_dir, tmp_path):
+  release = os.path.join(minilm_dir, "bert_model.ckpt")
+  original = read_ckpt(release)
+  formats.convert(minilm_dir, tmp_path / "mg", "model-garden")
+  formats.convert(tmp_path / "mg", tmp_path / "from_mg", "original")
+  assert_same_bits(read_ckpt(str(tmp_path / "from_mg" / "bert_model.ckpt")), original)
+  # MiniLM's gelu_exact: keras-hub refuses it unless told to approximate.
+  with pytest.raises(ValueError, match=r"hidden_act 'gelu_exact'"):
+    formats.convert(minilm_dir, tmp_path / "kh", "keras-hub")
+  formats.convert(minilm_dir, tmp_path / "kh", "keras-hub", approximate_gelu=True)
+  steps = formats.convert(tmp_path / "kh", tmp_path / "from_kh", "original")
+  assert_same_bits(read_ckpt(str(tmp_path / "from_kh" / "bert_model.ckpt")), original)
+  assert "hidden_act 'gelu' (the tanh form keras-hub's BERT hard-codes)" in steps[0].notes

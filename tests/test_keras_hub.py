@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from modeling import BertModel, checkpoint
-from modeling.checkpoint import keras_hub
+from modeling.checkpoint import formats, keras_hub
 from modeling.model.heads import ClassifierHead
 from test_hf_checkpoint import assert_same_bits, read_ckpt, save_ours
 from tiny import tiny_config, tiny_inputs
@@ -75,6 +75,23 @@ def test_keras_hub_is_the_oracle_both_ways(tmp_path):
   for name in mine:
     np.testing.assert_allclose(mine[name], theirs[name], atol=1e-5, err_msg=name)
   assert (tmp_path / "back" / "vocab.txt").read_text() == (tmp_path / "vocab.txt").read_text()
+
+  # The chain no tool offered: keras-hub -> ours -> Hugging Face -> transformers.
+  if importlib.util.find_spec("torch") is None or importlib.util.find_spec(
+      "transformers") is None:
+    return
+  import torch  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
+  formats.convert(tmp_path / "theirs", tmp_path / "hf", "hf")
+  model = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
+  with torch.no_grad():
+    result = model(input_ids=torch.tensor(inputs["input_ids"], dtype=torch.long),
+                   attention_mask=torch.tensor(inputs["input_mask"], dtype=torch.long),
+                   token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long),
+                   output_hidden_states=True)
+  np.testing.assert_allclose(result.hidden_states[-1].numpy(), theirs["sequence_output"],
+                             atol=1e-5)
+  np.testing.assert_allclose(result.logits.numpy(), theirs["classifier_logits"], atol=1e-5)
 
 
 @pytest.mark.parametrize("task", ["encoder", "classifier"])

@@ -26,8 +26,10 @@ import numpy as np
 import tensorflow as tf
 
 from modeling.checkpoint.hf_import import Conversion, copy_file, write_directory, write_text
-from modeling.checkpoint.model_garden_names import (COPY, OUTPUT_KERNEL, QKV_BIAS, QKV_KERNEL,
-                                                    TRANSPOSE, from_original, to_original)
+from modeling.checkpoint.keras_hub_names import (CLASSIFIER_ROWS, backbone_rows, empty_layers,
+                                                 layer_name)
+from modeling.checkpoint.model_garden_names import (OUTPUT_KERNEL, QKV_BIAS, QKV_KERNEL,
+                                                    from_original, to_original)
 from modeling.checkpoint.release import check_shapes, read_original, write_release
 from modeling.data import files, tokenization
 from modeling.model.config import BertConfig
@@ -41,69 +43,6 @@ _PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, TASK_FILE, TASK_WEIG
 _MODULE = "keras_hub.src.models.bert."
 # keras-hub's default sequence length for BERT preprocessors (capped by the positions).
 _SEQUENCE_LENGTH = 512
-
-
-def _transformer(i):
-  """Keras' path of BertBackbone's transformer layer i in model.weights.h5."""
-  return "layers/transformer_encoder" + (f"_{i}" if i else "") + "/"
-
-
-def backbone_rows(num_layers):
-  """[(h5 group, var index, original name, kind)] of a BertBackbone."""
-  rows = [("layers/reversible_embedding/", 0, "bert/embeddings/word_embeddings", COPY),
-          ("layers/position_embedding/", 0, "bert/embeddings/position_embeddings", COPY),
-          ("layers/embedding/", 0, "bert/embeddings/token_type_embeddings", COPY),
-          ("layers/layer_normalization/", 0, "bert/embeddings/LayerNorm/gamma", COPY),
-          ("layers/layer_normalization/", 1, "bert/embeddings/LayerNorm/beta", COPY)]
-  for i in range(num_layers):
-    group, ours = _transformer(i), f"bert/encoder/layer_{i}/"
-    for part in ("query", "key", "value"):
-      rows += [(f"{group}_self_attention_layer/{part}_dense/", 0,
-                f"{ours}attention/self/{part}/kernel", QKV_KERNEL),
-               (f"{group}_self_attention_layer/{part}_dense/", 1,
-                f"{ours}attention/self/{part}/bias", QKV_BIAS)]
-    rows += [(f"{group}_self_attention_layer/output_dense/", 0,
-              f"{ours}attention/output/dense/kernel", OUTPUT_KERNEL),
-             (f"{group}_self_attention_layer/output_dense/", 1,
-              f"{ours}attention/output/dense/bias", COPY)]
-    for theirs, our_name, params in (
-        ("_self_attention_layer_norm", "attention/output/LayerNorm", ("gamma", "beta")),
-        ("_feedforward_intermediate_dense", "intermediate/dense", ("kernel", "bias")),
-        ("_feedforward_output_dense", "output/dense", ("kernel", "bias")),
-        ("_feedforward_layer_norm", "output/LayerNorm", ("gamma", "beta"))):
-      rows += [(f"{group}{theirs}/", index, f"{ours}{our_name}/{p}", COPY)
-               for index, p in enumerate(params)]
-  rows += [("layers/dense/", 0, "bert/pooler/dense/kernel", COPY),
-           ("layers/dense/", 1, "bert/pooler/dense/bias", COPY)]
-  return rows
-
-
-# BertTextClassifier's own layer in task.weights.h5: logits = dense(dropout(pooled)).
-CLASSIFIER_ROWS = [("layers/dense/", 0, "output_weights", TRANSPOSE),
-                   ("layers/dense/", 1, "output_bias", COPY)]
-
-# The layers without weights, (h5 group, layer name), that Keras' loader visits.
-def _empty_layers(num_layers):
-  groups = [("layers/add/", "embeddings_add"), ("layers/dropout/", "embeddings_dropout"),
-            ("layers/input_layer/", "token_ids"), ("layers/input_layer_1/", "segment_ids"),
-            ("layers/input_layer_2/", "padding_mask")]
-  for i in range(num_layers):
-    group = _transformer(i)
-    suffix = f"_{i}" if i else ""
-    groups += [(group, f"transformer_layer_{i}"),
-               (f"{group}_feedforward_dropout/", "feedforward_dropout"),
-               (f"{group}_self_attention_dropout/", "self_attention_dropout"),
-               (f"{group}_self_attention_layer/", "self_attention_layer"),
-               (f"{group}_self_attention_layer/_dropout_layer/", f"dropout{suffix}"),
-               (f"{group}_self_attention_layer/_softmax/", f"softmax{suffix}")]
-  return groups
-
-
-_LAYER_NAMES = {"layers/reversible_embedding/": "token_embedding",
-                "layers/position_embedding/": "position_embedding",
-                "layers/embedding/": "segment_embedding",
-                "layers/layer_normalization/": "embeddings_layer_norm",
-                "layers/dense/": "pooled_dense"}
 
 
 def _read_json(path):
@@ -269,8 +208,9 @@ def from_keras_hub(src, output_dir, bert_config_file=None, vocab_file=None):
   if preset.do_lower_case is not None:
     notes.append(f"{TOKENIZER_FILE}: lowercase={preset.do_lower_case}; run the scripts with "
                  f"--do_lower_case={preset.do_lower_case}")
-  return Conversion(os.fspath(src), f"keras-hub {'BertTextClassifier' if labels else 'BertBackbone'}",
-                    preset.task, len(preset.tensors), written, notes)
+  architecture = "BertTextClassifier" if labels else "BertBackbone"
+  return Conversion(os.fspath(src), f"keras-hub {architecture}", preset.task,
+                    len(preset.tensors), written, notes)
 
 
 def _serialized(class_name, module, config):
@@ -305,14 +245,6 @@ def _grouped(rows, tensors, heads, names):
     arrays = grouped.setdefault(group, (names(group), []))[1]
     arrays.append(from_original(tensors[ours], kind, heads))
   return grouped
-
-
-def _sublayer_name(group):
-  """The Keras layer name of a transformer sublayer group (the last path part,
-  `query_dense` -> `query`, `output_dense` -> `attention_output`)."""
-  part = group.rstrip("/").rsplit("/", 1)[-1]
-  return {"query_dense": "query", "key_dense": "key", "value_dense": "value",
-          "output_dense": "attention_output"}.get(part, part.lstrip("_"))
 
 
 def to_keras_hub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lower_case=True,
@@ -379,8 +311,7 @@ def to_keras_hub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lo
       "lowercase": bool(do_lower_case), "strip_accents": False, "split": True,
       "suffix_indicator": "##", "oov_token": "[UNK]", "special_tokens": None,
       "special_tokens_in_strings": False})
-  names = lambda group: _LAYER_NAMES.get(group) or _sublayer_name(group)  # noqa: E731
-  weights = _grouped(backbone_rows(config.num_hidden_layers), tensors, heads, names)
+  weights = _grouped(backbone_rows(config.num_hidden_layers), tensors, heads, layer_name)
   metadata = {"keras_hub_version": "0.32.0",
               "parameter_count": int(sum(v.size for k, v in tensors.items()
                                          if not k.startswith("output_")))}
@@ -388,7 +319,7 @@ def to_keras_hub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lo
   writers = [(CONFIG_FILE, lambda path: write_text(
                  path, dump(_serialized("BertBackbone", "bert_backbone", backbone)))),
              (WEIGHTS_FILE, lambda path: _write_h5(path, weights,
-                                                    _empty_layers(config.num_hidden_layers),
+                                                    empty_layers(config.num_hidden_layers),
                                                     "bert_backbone")),
              (TOKENIZER_FILE, lambda path: write_text(path, dump(tokenizer))),
              ("metadata.json", lambda path: write_text(path, dump(metadata))),
