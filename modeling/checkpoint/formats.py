@@ -213,6 +213,8 @@ def convert(src, dst, to, bert_config_file=None, vocab_file=None, **options):
     labels = os.path.join(hub, "labels.txt")
     if "labels_file" in target.write_options and files.exists(labels):
       write_options.setdefault("labels_file", labels)
+    first.notes.append(f"wrote the original layout in a temporary directory, then {to}")
+    first.written = []
     second = target.write(prefix, config_file, dst, hub_vocab, **write_options)
     second.source = f"{src} (through the original layout)"
     return [first, second]
