@@ -70,6 +70,7 @@ def test_cli_convert_and_refusals(tmp_path, capsys):
        "--approximate_gelu: converting model-garden to model-garden has no use for it"),
       ((tmp_path / "mg", tmp_path / "x", "--to=original", "--do_lower_case=False"),
        "--do_lower_case: converting model-garden to original has no use for it"),
+      ((tmp_path / "mg", tmp_path / "mg", "--to=original"), "the destination is the source"),
       ((tmp_path / "nothing", tmp_path / "x", "--to=hf"),
        "not a checkpoint of any supported format"),
       ((prefix, tmp_path / "x", "--to=keras-hub", "--bert_config_file", config_file),

@@ -29,8 +29,8 @@ import tensorflow as tf
 from modeling.checkpoint import hf_export, hf_import, keras_hub, model_garden
 from modeling.checkpoint.hf_import import ArrayReader
 from modeling.checkpoint.layout import open_prefix, resolve_prefix
-from modeling.checkpoint.release import (CONFIG_NAME, VOCAB_NAME, read_original,
-                                         release_files, write_release)
+from modeling.checkpoint.release import (CONFIG_NAME, VOCAB_NAME, check_vocabulary,
+                                         read_original, release_files, write_release)
 from modeling.checkpoint.safetensors_files import read_json
 from modeling.data import files
 
@@ -68,7 +68,7 @@ def from_original(src, output_dir, bert_config_file=None, vocab_file=None, allow
   config, tensors, notes = read_original(prefix, bert_config_file, "the original layout",
                                          (r"^",), allow_unused)
   if vocab_file:
-    model_garden.check_vocabulary(config, vocab_file)
+    check_vocabulary(config, vocab_file)
   else:
     notes.append(f"no {VOCAB_NAME} beside {prefix} and no --vocab_file: none written")
   written = write_release(output_dir, config, tensors, vocab_file)
@@ -182,6 +182,8 @@ def convert(src, dst, to, bert_config_file=None, vocab_file=None, **options):
   """
   if to not in FORMATS:
     raise ValueError(f"--to={to}: not one of {', '.join(FORMATS)}")
+  if os.path.realpath(os.fspath(src)) == os.path.realpath(os.fspath(dst)):
+    raise ValueError(f"{dst}: the destination is the source; write the conversion elsewhere")
   source_name = format_of(src)
   source, target = FORMATS[source_name], FORMATS[to]
   given = {key: value for key, value in options.items() if value is not None}

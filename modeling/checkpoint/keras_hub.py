@@ -30,8 +30,9 @@ from modeling.checkpoint.keras_hub_names import (CLASSIFIER_ROWS, backbone_rows,
                                                  layer_name)
 from modeling.checkpoint.model_garden_names import (OUTPUT_KERNEL, QKV_BIAS, QKV_KERNEL,
                                                     from_original, to_original)
-from modeling.checkpoint.release import check_shapes, read_original, write_release
-from modeling.data import files, tokenization
+from modeling.checkpoint.release import (check_shapes, check_vocabulary, read_original,
+                                         write_release)
+from modeling.data import files
 from modeling.model.config import BertConfig
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.weights.h5", "tokenizer.json"
@@ -196,8 +197,7 @@ def from_keras_hub(src, output_dir, bert_config_file=None, vocab_file=None):
   vocab_file = preset.vocab_file or vocab_file
   notes = list(preset.notes)
   if vocab_file:
-    preset.config.check_vocab_size(len(tokenization.create_tokenizer(vocab_file).vocab),
-                                   vocab_file)
+    check_vocabulary(preset.config, vocab_file)
   else:
     notes.append(f"no {VOCABULARY} in {src} and no --vocab_file: give the scripts the model's "
                  "vocabulary")
@@ -296,7 +296,7 @@ def to_keras_hub(ckpt_path, bert_config_file, output_dir, vocab_file=None, do_lo
   if missing:
     raise ValueError(f"checkpoint {ckpt_path}: a BertBackbone needs {', '.join(missing[:6])}, "
                      "which it lacks; refused")
-  config.check_vocab_size(len(tokenization.create_tokenizer(vocab_file).vocab), vocab_file)
+  check_vocabulary(config, vocab_file)
   heads = config.num_attention_heads
   backbone = {"name": "bert_backbone", "trainable": True, "dtype": _dtype("float32"),
               "vocabulary_size": config.vocab_size, "num_layers": config.num_hidden_layers,

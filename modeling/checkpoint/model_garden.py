@@ -31,11 +31,12 @@ import tensorflow as tf
 
 from modeling.checkpoint import model_garden_names as names
 from modeling.checkpoint.hf_import import Conversion, copy_file, write_directory, write_text
+from modeling.checkpoint.hf_names import infer_task
 from modeling.checkpoint.layout import READ_ERRORS
 from modeling.checkpoint.release import (CHECKPOINT_NAME, CONFIG_NAME, RELEASE_FILES,
-                                         VOCAB_NAME, check_shapes, read_original,
-                                         write_release)
-from modeling.data import files, tokenization
+                                         VOCAB_NAME, check_shapes, check_vocabulary,
+                                         read_original, write_release)
+from modeling.data import files
 from modeling.model.config import BertConfig
 
 _GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -236,14 +237,8 @@ def from_model_garden(src, output_dir, bert_config_file=None, vocab_file=None,
     notes.append(f"no {VOCAB_NAME} beside {prefix} and no --vocab_file: give the scripts the "
                  "model's vocabulary")
   written = write_release(output_dir, config, tensors, vocab_file)
-  task = "classifier" if "output_bias" in tensors else (
-      "pretraining" if "cls/predictions/output_bias" in tensors else "encoder")
-  return Conversion(prefix, "Model Garden BertEncoder", task, len(tensors), written, notes)
-
-
-def check_vocabulary(config, vocab_file):
-  """Refuses a vocab.txt whose size is not the config's vocab_size."""
-  config.check_vocab_size(len(tokenization.create_tokenizer(vocab_file).vocab), vocab_file)
+  return Conversion(prefix, "Model Garden BertEncoder", infer_task(tensors), len(tensors),
+                    written, notes)
 
 
 # The original names a Model Garden checkpoint holds.
@@ -318,7 +313,5 @@ def to_model_garden(ckpt_path, bert_config_file, output_dir, vocab_file=None, al
     check_vocabulary(config, vocab_file)
     writers.append((VOCAB_NAME, lambda path: copy_file(vocab_file, path)))
   written = write_directory(os.fspath(output_dir), "*config.json", RELEASE_FILES, writers)
-  task = "classifier" if "output_bias" in variables else (
-      "pretraining" if "cls/predictions/output_bias" in variables else "encoder")
-  return Conversion(os.fspath(ckpt_path), "Model Garden BertEncoder", task, len(variables),
-                    written, notes)
+  return Conversion(os.fspath(ckpt_path), "Model Garden BertEncoder", infer_task(variables),
+                    len(variables), written, notes)

@@ -10,6 +10,7 @@ writers read an original checkpoint with `read_original`.
   write_release(output_dir, config, tensors, vocab_file=None, labels=None)
       -> paths written
   release_files(directory) -> (ckpt prefix, config file, vocab file or None)
+  check_shapes(tensors, config, source), check_vocabulary(config, vocab_file)
 """
 
 import os
@@ -22,7 +23,7 @@ from modeling.checkpoint.expected import expected_variables
 from modeling.checkpoint.hf_import import copy_file, write_directory, write_text
 from modeling.checkpoint.layout import compare, is_training_state, save
 from modeling.checkpoint.loader import open_checkpoint
-from modeling.data import files
+from modeling.data import files, tokenization
 from modeling.model.config import BertConfig
 
 CHECKPOINT_NAME, CONFIG_NAME, VOCAB_NAME = "bert_model.ckpt", "bert_config.json", "vocab.txt"
@@ -42,6 +43,11 @@ def check_shapes(tensors, config, source):
   errors += [f"no place in the original layout: {name}" for name in unknown]
   if errors:
     raise ValueError(f"{source}: the tensors do not fit the config:\n  " + "\n  ".join(errors))
+
+
+def check_vocabulary(config, vocab_file):
+  """Refuses a vocabulary with more entries than the config's vocab_size."""
+  config.check_vocab_size(len(tokenization.create_tokenizer(vocab_file).vocab), vocab_file)
 
 
 def read_original(ckpt_path, bert_config_file, target, places, allow_unused=()):
