@@ -18,7 +18,7 @@ import tensorflow as tf
 from modeling import BertModel, checkpoint
 from modeling.checkpoint import model_garden
 from modeling.checkpoint.model_garden_names import OLD_ATTENTION_OUTPUT
-from modeling.model.heads import ClassifierHead, MaskedLMHead
+from modeling.model.heads import ClassifierHead, MaskedLMHead, NextSentenceHead
 from test_hf_checkpoint import assert_same_bits, read_ckpt, save_ours
 from tiny import tiny_config, tiny_inputs
 
@@ -26,37 +26,44 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 UNEVEN = {"hidden_size": 72, "intermediate_size": 150}  # 2 layers, 4 heads of 18
 
 
-def _save_all_heads(directory, config):
-  """An original checkpoint with the heads Model Garden holds: encoder, masked LM and
-  a 3-class classifier, every variable random. Returns (prefix, config file, modules)."""
+def _save_heads(directory, config):
+  """Two original checkpoints of one random model with the heads Model Garden holds:
+  `directory/ours` (encoder, masked LM, a 3-class classifier) and
+  `directory/ours_pretraining` (encoder, masked LM, next sentence). Returns
+  ({name: (prefix, config file)}, modules)."""
   model = BertModel(config)
-  modules = [model, MaskedLMHead(config, model.embedding_table), ClassifierHead(config, 3)]
+  mlm, classifier = MaskedLMHead(config, model.embedding_table), ClassifierHead(config, 3)
+  nsp = NextSentenceHead(config)
   rng = np.random.RandomState(3)
-  for variable in checkpoint.named_variables(modules).values():
+  for variable in checkpoint.named_variables([model, mlm, classifier, nsp]).values():
     variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
-  prefix = checkpoint.save(os.path.join(directory, "bert_model.ckpt"), modules)
-  config_file = os.path.join(directory, "bert_config.json")
-  with open(config_file, "w", encoding="utf-8") as writer:
-    writer.write(config.to_json_string())
-  return prefix, config_file, modules
+  saved = {}
+  for name, head in (("ours", classifier), ("ours_pretraining", nsp)):
+    prefix = checkpoint.save(os.path.join(directory, name, "bert_model.ckpt"), [model, mlm, head])
+    config_file = os.path.join(directory, name, "bert_config.json")
+    with open(config_file, "w", encoding="utf-8") as writer:
+      writer.write(config.to_json_string())
+    saved[name] = prefix, config_file
+  return saved, (model, mlm, classifier, nsp)
 
 
 def _our_outputs(modules, inputs):
-  model, mlm, classifier = modules
+  model, mlm, classifier, nsp = modules
   result = model(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"])
-  logits = tf.matmul(result["pooled_output"], classifier.output_weights, transpose_b=True)
+  linear = lambda head: (tf.matmul(result["pooled_output"], head.output_weights,  # noqa: E731
+                                   transpose_b=True) + head.output_bias).numpy()
   return {"sequence_output": result["sequence_output"].numpy(),
           "pooled_output": result["pooled_output"].numpy(),
           **{f"layer_{i}": x.numpy() for i, x in enumerate(result["all_encoder_layers"])},
           "mlm_log_probs": mlm.log_probs(result["sequence_output"],
                                          inputs["masked_lm_positions"]).numpy(),
-          "classifier_logits": (logits + classifier.output_bias).numpy()}
+          "classifier_logits": linear(classifier), "nsp_logits": linear(nsp)}
 
 
 def _load(prefix, config, num_labels=3):
   model = BertModel(config)
   modules = [model, MaskedLMHead(config, model.embedding_table),
-             ClassifierHead(config, num_labels)]
+             ClassifierHead(config, num_labels), NextSentenceHead(config)]
   checkpoint.load(prefix, modules, allow_missing=[r"^cls/", r"^output_"])
   return modules
 
@@ -78,8 +85,9 @@ def test_model_garden_is_the_oracle_both_ways(tmp_path):
   (tmp_path / "dims.json").write_text(json.dumps(dims))
   inputs = tiny_inputs(batch_size=3, seq_length=16, vocab_size=config.vocab_size)
   np.savez(tmp_path / "inputs.npz", **inputs)
-  prefix, config_file, ours = _save_all_heads(str(tmp_path / "original"), config)
-  model_garden.to_model_garden(prefix, config_file, tmp_path / "ours")
+  saved, ours = _save_heads(str(tmp_path / "original"), config)
+  for name, (prefix, config_file) in saved.items():
+    model_garden.to_model_garden(prefix, config_file, tmp_path / name)
 
   result = subprocess.run([sys.executable, os.path.join(TESTS_DIR, "model_garden_oracle.py"),
                            str(tmp_path)], capture_output=True, text=True, timeout=600)
@@ -87,18 +95,19 @@ def test_model_garden_is_the_oracle_both_ways(tmp_path):
 
   # Ours written, read by Model Garden: the same outputs.
   on_ours, expected = np.load(tmp_path / "on_ours.npz"), _our_outputs(ours, inputs)
-  for name in ("sequence_output", "pooled_output", "layer_0", "layer_1", "classifier_logits"):
+  for name in ("sequence_output", "pooled_output", "layer_0", "layer_1", "classifier_logits",
+               "nsp_logits"):
     np.testing.assert_allclose(on_ours[name], expected[name], atol=1e-5, err_msg=name)
   np.testing.assert_allclose(_log_softmax(on_ours["mlm_logits"]), expected["mlm_log_probs"],
                              atol=1e-5)
 
-  # Theirs read by us: the pretrainer's encoder and masked-LM head ...
+  # Theirs read by us: the pretrainer's encoder, masked-LM and next-sentence heads ...
   theirs = np.load(tmp_path / "theirs.npz")
   conversion = model_garden.from_model_garden(tmp_path / "theirs_pretrainer", tmp_path / "a")
   assert conversion.task == "pretraining"
   assert any("hidden_act 'gelu'" in note for note in conversion.notes)
   mine = _our_outputs(_load(str(tmp_path / "a" / "bert_model.ckpt"), config), inputs)
-  for name in ("sequence_output", "pooled_output", "layer_0", "layer_1"):
+  for name in ("sequence_output", "pooled_output", "layer_0", "layer_1", "nsp_logits"):
     np.testing.assert_allclose(mine[name], theirs[name], atol=1e-5, err_msg=name)
   np.testing.assert_allclose(mine["mlm_log_probs"], _log_softmax(theirs["mlm_logits"]),
                              atol=1e-5)
@@ -114,12 +123,7 @@ def test_model_garden_is_the_oracle_both_ways(tmp_path):
 @pytest.mark.parametrize("task", ["encoder", "pretraining", "classifier"])
 def test_original_to_model_garden_to_original_is_bit_exact(tmp_path, task):
   prefix, config_file, tensors = save_ours(str(tmp_path / "ours"), task, **UNEVEN)
-  allow = [r"^cls/seq_relationship/"] if task == "pretraining" else []
-  conversion = model_garden.to_model_garden(prefix, config_file, tmp_path / "mg",
-                                            allow_unused=allow)
-  if task == "pretraining":  # The next-sentence head has no Model Garden place: left out.
-    assert "left out cls/seq_relationship/output_weights (--allow_unused)" in conversion.notes
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("cls/seq_relationship/")}
+  model_garden.to_model_garden(prefix, config_file, tmp_path / "mg")
   keys = dict(tf.train.list_variables(str(tmp_path / "mg" / "bert_model.ckpt")))
   assert keys["encoder/layer_with_weights-4/_attention_layer/_query_dense/kernel/"
               ".ATTRIBUTES/VARIABLE_VALUE"] == [72, 4, 18]
@@ -135,13 +139,14 @@ def test_original_to_model_garden_to_original_is_bit_exact(tmp_path, task):
 
 def _rewrite(source_prefix, destination, change, extra=None):
   """A Model Garden checkpoint of `source_prefix`'s tensors, paths passed through
-  `change(path) -> path`, plus `extra` ({path: array})."""
+  `change(path) -> path`, with `extra` ({path: array}) added or replacing."""
   reader = tf.train.load_checkpoint(source_prefix)
-  values = {path: tf.Variable(value) for path, value in (extra or {}).items()}
+  values = {}
   for key in reader.get_variable_to_shape_map():
     if key.endswith(model_garden.names.SUFFIX):
       values[change(key[:-len(model_garden.names.SUFFIX)])] = tf.Variable(
           reader.get_tensor(key))
+  values.update({path: tf.Variable(value) for path, value in (extra or {}).items()})
   root = model_garden._tree(values)  # pylint: disable=protected-access
   tf.train.Checkpoint(**{name: getattr(root, name) for name in vars(root)
                          if not name.startswith("_")}).write(destination)
@@ -189,8 +194,18 @@ def test_refusals(tmp_path):
     model_garden.from_model_garden(mg, tmp_path / "busy")
   assert os.listdir(tmp_path / "busy") == ["notes.txt"]
 
-  pretraining, pretraining_config, _ = save_ours(str(tmp_path / "pre"), "pretraining")
+  squad, squad_config, _ = save_ours(str(tmp_path / "squad"), "squad")
   with pytest.raises(ValueError, match=r"a Model Garden checkpoint has no place for "
-                                       r"cls/seq_relationship/output_bias"):
-    model_garden.to_model_garden(pretraining, pretraining_config, tmp_path / "out")
+                                       r"cls/squad/output_bias"):
+    model_garden.to_model_garden(squad, squad_config, tmp_path / "out")
   assert not (tmp_path / "out").exists()
+
+  pretraining, pretraining_config, _ = save_ours(str(tmp_path / "pre"), "pretraining", **UNEVEN)
+  model_garden.to_model_garden(pretraining, pretraining_config, tmp_path / "mg_pre")
+  own_pooler = _rewrite(  # A next-sentence head trained with its own pooler.
+      str(tmp_path / "mg_pre" / "bert_model.ckpt"), str(tmp_path / "own" / "ckpt"), lambda p: p,
+      {"next_sentence..pooler_dense/bias": np.ones([72], np.float32)})
+  with pytest.raises(ValueError, match=r"the next-sentence head's own pooler "
+                                       r"next_sentence..pooler_dense/bias differs from the "
+                                       r"encoder's"):
+    model_garden.read_model_garden(own_pooler, bert_config_file=pretraining_config)

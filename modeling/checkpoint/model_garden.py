@@ -3,7 +3,8 @@
 Model Garden converts the original's checkpoints to its object-based ones only;
 these go both ways. Read: the encoder and pooler of `tf.train.Checkpoint(
 encoder=BertEncoder(...))` (also under `model/` of a BertClassifier), the
-masked-LM head of BertPretrainerV2 and BertClassifier's output projection, with
+masked-LM and next-sentence heads of BertPretrainerV2 and BertClassifier's output
+projection, with
 both the current and the pre-v2.4 attention output names (`model_garden_names`);
 optimizer slots, `save_counter` and `global_step` are left out with a note.
 Written: the same object paths (`encoder/`, `masked_lm/`, `model/`), so that
@@ -197,6 +198,16 @@ def read_model_garden(ckpt_path, bert_config_file=None, allow_unused=()):
       raise ValueError(f"{prefix}: {names.MLM_TABLE} differs from {word}; the original layout "
                        "ties the masked-LM output weights to the word embeddings; refused")
     used.add(names.MLM_TABLE)
+  if "cls/seq_relationship/output_weights" in values:
+    for part in ("kernel", "bias"):
+      path = names.NSP_POOLER + part
+      if path not in paths or reader.get_tensor(paths[path]).tobytes() != values[
+          f"bert/pooler/dense/{part}"].tobytes():
+        problem = "is absent" if path not in paths else "differs from the encoder's"
+        raise ValueError(f"{prefix}: the next-sentence head's own pooler {path} {problem}; "
+                         "the original layout's next-sentence head reads the encoder's pooler, "
+                         "the only one it has; refused")
+      used.add(path)
   patterns = [re.compile(p) for p in allow_unused]
   left = sorted(set(paths) - used)
   refused = [p for p in left if not any(r.search(p) for r in patterns)]
@@ -242,7 +253,8 @@ def from_model_garden(src, output_dir, bert_config_file=None, vocab_file=None,
 
 
 # The original names a Model Garden checkpoint holds.
-_PLACES = (r"^bert/(embeddings|encoder|pooler)/", r"^cls/predictions/", r"^output_(weights|bias)$")
+_PLACES = (r"^bert/(embeddings|encoder|pooler)/", r"^cls/(predictions|seq_relationship)/",
+           r"^output_(weights|bias)$")
 
 
 def _unescape(part):
@@ -271,9 +283,10 @@ def to_model_garden(ckpt_path, bert_config_file, output_dir, vocab_file=None, al
 
   Writes `output_dir/bert_model.ckpt` (object-based: `encoder/` a BertEncoder;
   `masked_lm/` BertPretrainerV2's head when the checkpoint has cls/predictions;
-  `model/` a BertClassifier when it has output_weights), `bert_config.json` and
-  `vocab.txt` when given; whole or not at all. The next-sentence head has no
-  place in these and is refused unless `allow_unused` names it.
+  `model/` a BertClassifier when it has output_weights, or BertPretrainerV2's
+  "next_sentence" ClassificationHead, its pooler a copy of the encoder's, when it
+  has cls/seq_relationship), `bert_config.json` and `vocab.txt` when given;
+  whole or not at all.
 
   Returns:
     A Conversion.
@@ -296,17 +309,27 @@ def to_model_garden(ckpt_path, bert_config_file, output_dir, vocab_file=None, al
                   if ours in variables and not path.startswith(names.CLASSIFIER_ROOT)})
   if "cls/predictions/output_bias" in variables:
     by_path[names.MLM_TABLE] = variables["bert/embeddings/word_embeddings"]
+  if "cls/seq_relationship/output_bias" in variables:
+    if "output_bias" in variables:
+      raise ValueError(f"checkpoint {ckpt_path}: Model Garden holds a BertClassifier or a "
+                       "BertPretrainerV2's next-sentence head under model/, not both; refused "
+                       "(leave one out of the checkpoint)")
+    with tf.device("/cpu:0"):  # The head's own pooler, a copy of the encoder's.
+      by_path.update({names.NSP_POOLER + part: tf.Variable(tensors[f"bert/pooler/dense/{part}"])
+                      for part in ("kernel", "bias")})
   root = _tree(by_path)
-  if "output_bias" in variables:
+  if "output_bias" in variables or "cls/seq_relationship/output_bias" in variables:
     model = tf.Module()
-    setattr(model, names.layer(0).rstrip("/"), root.encoder)  # The same objects: one copy.
+    if "output_bias" in variables:
+      setattr(model, names.layer(0).rstrip("/"), root.encoder)  # The same objects: one copy.
     _tree({path[len(names.CLASSIFIER_ROOT):]: variables[ours]
            for path, ours, _ in names.head_rows()
-           if path.startswith(names.CLASSIFIER_ROOT)}, model)
+           if path.startswith(names.CLASSIFIER_ROOT) and ours in variables}, model)
     root.model = model
-  checkpoint = tf.train.Checkpoint(**{name: getattr(root, name)
-                                      for name in ("encoder", "masked_lm", "model")
-                                      if hasattr(root, name)})
+  checkpoint = tf.train.Checkpoint(**{
+      name: getattr(root, name)
+      for name in ("encoder", "masked_lm", "model", _unescape(names.NSP_POOLER.rstrip("/")))
+      if hasattr(root, name)})
   writers = [(CHECKPOINT_NAME, checkpoint.write),
              (CONFIG_NAME, lambda path: write_text(path, config.to_json_string()))]
   if vocab_file:

@@ -30,6 +30,9 @@ OLD_ATTENTION_OUTPUT = "_attention_output_dense"
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 ENCODER_ROOT, MLM_ROOT, CLASSIFIER_ROOT = "encoder/", "masked_lm/", "model/"
+NSP_ROOT = CLASSIFIER_ROOT + "classification_heads/0/"
+# BertPretrainerV2's checkpoint item "next_sentence.pooler_dense" (a "." escaped as "..").
+NSP_POOLER = "next_sentence..pooler_dense/"
 
 
 def layer(index):
@@ -76,16 +79,21 @@ def head_rows():
   """[(path from the root, original name, kind)] of the heads that map to ours.
 
   The masked-LM head of BertPretrainerV2 (`tf.train.Checkpoint(masked_lm=...)`,
-  its embedding table tied to the word embeddings) and the output projection
-  of BertClassifier (`tf.train.Checkpoint(model=BertClassifier(...))`, whose
-  encoder is `model/layer_with_weights-0/`), which reads the encoder's pooler as
-  the original classifier does.
+  its embedding table tied to the word embeddings); its next-sentence head, a
+  ClassificationHead named "next_sentence" (`model/classification_heads/0/`)
+  whose own pooler (`NSP_POOLER`) must be the encoder's, since the original's
+  reads that; and the output projection of BertClassifier
+  (`tf.train.Checkpoint(model=BertClassifier(...))`, whose encoder is
+  `model/layer_with_weights-0/`), which reads the encoder's pooler as the
+  original classifier does.
   """
   return [(MLM_ROOT + "dense/kernel", "cls/predictions/transform/dense/kernel", COPY),
           (MLM_ROOT + "dense/bias", "cls/predictions/transform/dense/bias", COPY),
           (MLM_ROOT + "layer_norm/gamma", "cls/predictions/transform/LayerNorm/gamma", COPY),
           (MLM_ROOT + "layer_norm/beta", "cls/predictions/transform/LayerNorm/beta", COPY),
           (MLM_ROOT + "output_bias.Sbias", "cls/predictions/output_bias", COPY),
+          (NSP_ROOT + "out_proj/kernel", "cls/seq_relationship/output_weights", TRANSPOSE),
+          (NSP_ROOT + "out_proj/bias", "cls/seq_relationship/output_bias", COPY),
           (CLASSIFIER_ROOT + layer(1) + "out_proj/kernel", "output_weights", TRANSPOSE),
           (CLASSIFIER_ROOT + layer(1) + "out_proj/bias", "output_bias", COPY)]
 
