@@ -205,6 +205,10 @@ def test_refusals(tmp_path):
   own_pooler = _rewrite(  # A next-sentence head trained with its own pooler.
       str(tmp_path / "mg_pre" / "bert_model.ckpt"), str(tmp_path / "own" / "ckpt"), lambda p: p,
       {"next_sentence..pooler_dense/bias": np.ones([72], np.float32)})
+  half = _rewrite(str(tmp_path / "mg_pre" / "bert_model.ckpt"), str(tmp_path / "half" / "ckpt"),
+                  lambda p: p.replace("masked_lm/dense/bias", "masked_lm/dense/bias_"))
+  with pytest.raises(ValueError, match=r"a head with masked_lm/dense/bias absent"):
+    model_garden.read_model_garden(half, allow_unused=["bias_$"])
   with pytest.raises(ValueError, match=r"the next-sentence head's own pooler "
                                        r"next_sentence..pooler_dense/bias differs from the "
                                        r"encoder's"):

@@ -187,6 +187,11 @@ def read_model_garden(ckpt_path, bert_config_file=None, allow_unused=()):
   if missing:
     raise ValueError(f"{prefix}: a BertEncoder of {num_layers} layers lacks "
                      f"{', '.join(missing[:6])}{', ...' if len(missing) > 6 else ''}")
+  for head in ("cls/predictions/", "cls/seq_relationship/", "output_"):
+    absent = [path for path, ours, _ in names.head_rows()
+              if ours.startswith(head) and ours not in tensors]
+    if absent and any(ours.startswith(head) for ours in tensors):
+      raise ValueError(f"{prefix}: a head with {', '.join(absent)} absent; refused")
   heads = reader.get_variable_to_shape_map()[paths[tensors[
       "bert/encoder/layer_0/attention/self/query/kernel"][0]]][1]
   hidden = reader.get_variable_to_shape_map()[paths[rows[0][0]]][1]
