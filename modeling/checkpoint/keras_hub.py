@@ -181,7 +181,8 @@ def from_keras_hub(src, output_dir, bert_config_file=None, vocab_file=None):
   """Converts a keras-hub BertBackbone preset to a Google release directory.
 
   Writes `output_dir/bert_model.ckpt`, `bert_config.json` and `vocab.txt` (the
-  preset's vocabulary, or `vocab_file` for a preset without one).
+  preset's vocabulary, or `vocab_file` for a preset without one); a classifier's
+  classes are unnamed there, so no labels.txt.
 
   Raises:
     ValueError: `bert_config_file` (the preset holds its config), and what
@@ -201,14 +202,13 @@ def from_keras_hub(src, output_dir, bert_config_file=None, vocab_file=None):
   else:
     notes.append(f"no {VOCABULARY} in {src} and no --vocab_file: give the scripts the model's "
                  "vocabulary")
-  labels = None
-  if "output_bias" in preset.tensors:
-    labels = [f"LABEL_{i}" for i in range(preset.tensors["output_bias"].shape[0])]
-  written = write_release(output_dir, preset.config, preset.tensors, vocab_file, labels)
+  written = write_release(output_dir, preset.config, preset.tensors, vocab_file)
   if preset.do_lower_case is not None:
     notes.append(f"{TOKENIZER_FILE}: lowercase={preset.do_lower_case}; run the scripts with "
                  f"--do_lower_case={preset.do_lower_case}")
-  architecture = "BertTextClassifier" if labels else "BertBackbone"
+  if preset.task == "classifier":
+    notes.append("a BertTextClassifier's classes have no names in its preset: no labels.txt")
+  architecture = "BertTextClassifier" if preset.task == "classifier" else "BertBackbone"
   return Conversion(os.fspath(src), f"keras-hub {architecture}", preset.task,
                     len(preset.tensors), written, notes)
 
