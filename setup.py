@@ -21,6 +21,7 @@ setup(
         "google-crc32c>=1.5",
         "safetensors>=0.5",
         "sentencepiece>=0.2",
+        "h5py>=3.11",  # keras-hub presets' weights (tensorflow requires it too)
     ],
     extras_require={
         # seqeval (the NER metric's oracle) is source-only; it builds with today's
@@ -29,7 +30,9 @@ setup(
         # setuptools 81 drops.
         "test": ["pytest>=8", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
                  "tf-keras>=2.21,<2.22", "seqeval==1.2.2", "tensorflow-hub==0.16.1",
-                 "setuptools<81"],
+                 "setuptools<81",
+                 # keras-hub's BertBackbone, the oracle of the keras-hub presets.
+                 "keras-hub==0.32.0"],
         # The Hugging Face bridge's tests against transformers (optional: they skip
         # without it). make test installs it with the CPU wheel, torch==2.13.0+cpu.
         "hf": ["torch>=2.4", "transformers==5.17.0"],

@@ -1,4 +1,4 @@
-"""The checkpoint command line: inspect, check, from-hf, to-hf.
+"""The checkpoint command line: inspect, check, convert, from-hf, to-hf.
 
   python -m modeling.checkpoint inspect CKPT
   python -m modeling.checkpoint check --bert_config_file CONFIG CKPT \\
@@ -7,15 +7,20 @@
   python -m modeling.checkpoint to-hf --bert_config_file CONFIG CKPT OUTPUT_DIR \\
       [--task ...] [--vocab_file V | --spm_model_file M] [--labels_file L] \\
       [--do_lower_case B]
+  python -m modeling.checkpoint convert SRC DST --to original|hf|model-garden|keras-hub \\
+      [--bert_config_file CONFIG] [--vocab_file V] [--do_lower_case B] [--task ...] \\
+      [--labels_file L] [--approximate_gelu] [--allow_unused REGEX]
 
-CKPT may also be a Hugging Face directory (config.json, model.safetensors), read
-in the original layout.
+CKPT and SRC may be a checkpoint of any format of `formats` (an original or Model
+Garden checkpoint, a Hugging Face directory, a keras-hub preset), recognised from
+its files and read in the original layout.
 """
 
 import argparse
 import sys
 
 from modeling.checkpoint.expected import TASKS
+from modeling.checkpoint.formats import FORMATS, convert
 from modeling.checkpoint.hf_export import to_hf
 from modeling.checkpoint.hf_import import from_hf
 from modeling.checkpoint.inspection import check_checkpoint, inspect_checkpoint
@@ -30,9 +35,9 @@ def _bool(text):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m modeling.checkpoint",
-                                   description="Inspect BERT checkpoints, check them against a "
-                                               "bert_config.json, convert them from and to "
-                                               "Hugging Face directories.")
+                                   description="Inspect BERT checkpoints of any format, check "
+                                               "them against a bert_config.json, convert them "
+                                               "between formats.")
   commands = parser.add_subparsers(dest="command", required=True)
   command = commands.add_parser("inspect", help="names, shapes, dtypes, implied dimensions")
   command.add_argument("checkpoint")
@@ -65,6 +70,24 @@ def main(argv=None):
                        help="for tokenizer_config.json (default True)")
   command.add_argument("--allow_unused", action="append", default=[], metavar="REGEX",
                        help=unused_help)
+  command = commands.add_parser("convert", help="a checkpoint of any format to another "
+                                "(through the original layout)")
+  command.add_argument("src", help="a checkpoint prefix or directory, format recognised "
+                       "from its files")
+  command.add_argument("dst", help="the directory to write, whole or not at all")
+  command.add_argument("--to", required=True, choices=list(FORMATS))
+  command.add_argument("--bert_config_file", help="for a source that holds no config "
+                       "(original, Model Garden: what shapes cannot say, e.g. hidden_act)")
+  command.add_argument("--vocab_file", help="for a source that holds no vocabulary")
+  command.add_argument("--do_lower_case", type=_bool, default=None,
+                       help="the tokenizer's lowercasing (default: the source's, else True)")
+  command.add_argument("--task", choices=TASKS, default=None, help="--to=hf: the class")
+  command.add_argument("--labels_file", help="--to=hf: class names, one a line")
+  command.add_argument("--approximate_gelu", action="store_true",
+                       help="--to=keras-hub: write a gelu_exact model with keras-hub's tanh "
+                            "GELU (outputs then differ slightly); refused without it")
+  command.add_argument("--allow_unused", action="append", default=[], metavar="REGEX",
+                       help=unused_help)
   args = parser.parse_args(argv)
   try:
     if args.command == "inspect":
@@ -72,6 +95,14 @@ def main(argv=None):
       return 0
     if args.command == "from-hf":
       print(from_hf(args.hf_dir, args.output_dir, args.allow_unused))
+      return 0
+    if args.command == "convert":
+      for step in convert(args.src, args.dst, args.to, args.bert_config_file, args.vocab_file,
+                          do_lower_case=args.do_lower_case, task=args.task,
+                          labels_file=args.labels_file,
+                          approximate_gelu=args.approximate_gelu or None,
+                          allow_unused=args.allow_unused or None):
+        print(step)
       return 0
     if args.command == "to-hf":
       print(to_hf(args.checkpoint, args.bert_config_file, args.output_dir, args.task,

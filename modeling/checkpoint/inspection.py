@@ -1,6 +1,8 @@
 """What a checkpoint holds and whether it fits a config: `inspect` and `check`.
 
-  inspect_checkpoint(ckpt_path)                    prints names, shapes, dimensions
+Any format of `formats` is read, in the original layout, and named.
+
+  inspect_checkpoint(ckpt_path)                    prints format, names, shapes, dimensions
   check_checkpoint(config_file, ckpt_path, task)   -> True when it fits
 """
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from modeling.checkpoint import expected
 from modeling.checkpoint.layout import READ_ERRORS, compare, describe
-from modeling.checkpoint.loader import open_checkpoint
+from modeling.checkpoint.formats import FORMATS, open_any
 from modeling.model.config import BertConfig
 
 
@@ -66,9 +68,10 @@ def _implied_albert_dimensions(entries):
 
 
 def inspect_checkpoint(ckpt_path, out=sys.stdout):
-  """Prints names, shapes, dtypes, parameter count and implied dimensions."""
-  prefix, reader, entries = open_checkpoint(ckpt_path)
+  """Prints the format, names, shapes, dtypes, parameter count and implied dimensions."""
+  name, prefix, reader, entries = open_any(ckpt_path)
   print(f"checkpoint: {prefix}", file=out)
+  print(f"format: {name} ({FORMATS[name].description})", file=out)
   total = 0
   for name in sorted(entries):
     shape, dtype = entries[name]
@@ -87,7 +90,8 @@ def check_checkpoint(config_file, ckpt_path, task="encoder", out=sys.stdout):
   Reads every tensor, so truncated or corrupt data files are found too.
   """
   config = BertConfig.from_json_file(config_file)
-  prefix, reader, entries = open_checkpoint(ckpt_path)
+  name, prefix, reader, entries = open_any(ckpt_path)
+  print(f"format: {name} ({FORMATS[name].description})", file=out)
   num_labels = entries["output_bias"][0][0] if "output_bias" in entries else 2
   report, errors = compare(entries, expected.expected_variables(config, task, num_labels),
                            expected.fresh_heads(task), prefix)
