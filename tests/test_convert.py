@@ -53,6 +53,30 @@ def test_every_format_in_a_chain_and_back_is_bit_exact(tmp_path):
   assert "format: keras-hub" in out.getvalue()
 
 
+@pytest.mark.slow
+def test_tfhub_in_a_chain_through_the_cli_is_bit_exact(tmp_path):
+  """original -> tfhub (encoder with .mlm, preprocessing) -> original and -> hf; the
+  next-sentence head, which Hub's interface has no place for, is left out."""
+  prefix, _, tensors = save_ours(str(tmp_path / "release"), "pretraining", **UNEVEN)
+  write_vocab(tmp_path / "release" / "vocab.txt")
+  written = _cli("convert", tmp_path / "release", tmp_path / "hub", "--to=tfhub",
+                 "--do_lower_case=false", "--seq_length=32")
+  assert written.returncode == 0, written.stderr[-3000:]
+  encoder = tmp_path / "hub" / "encoder"
+  assert formats.format_of(encoder) == "tfhub"
+  assert (tmp_path / "hub" / "preprocess" / "saved_model.pb").is_file()
+  out = io.StringIO()
+  inspection.inspect_checkpoint(encoder, out)
+  assert f"format: tfhub ({formats.FORMATS['tfhub'].description})" in out.getvalue()
+  formats.convert(encoder, tmp_path / "hf", "hf")
+  # The SavedModel's do_lower_case=False reached Hugging Face's tokenizer_config.json.
+  assert '"do_lower_case": false' in (tmp_path / "hf" / "tokenizer_config.json").read_text()
+  formats.convert(encoder, tmp_path / "back", "original")
+  kept = {name: value for name, value in tensors.items() if "seq_relationship" not in name}
+  assert len(kept) < len(tensors)
+  assert_same_bits(read_ckpt(str(tmp_path / "back" / "bert_model.ckpt")), kept)
+
+
 def test_cli_convert_and_refusals(tmp_path, capsys):
   prefix, config_file, tensors = save_ours(str(tmp_path / "ours"), "pretraining", **UNEVEN)
   result = _cli("convert", prefix, tmp_path / "mg", "--to=model-garden",

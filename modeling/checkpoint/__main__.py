@@ -7,7 +7,7 @@
   python -m modeling.checkpoint to-hf --bert_config_file CONFIG CKPT OUTPUT_DIR \\
       [--task ...] [--vocab_file V | --spm_model_file M] [--labels_file L] \\
       [--do_lower_case B]
-  python -m modeling.checkpoint convert SRC DST --to original|hf|model-garden|keras-hub \\
+  python -m modeling.checkpoint convert SRC DST --to original|hf|model-garden|keras-hub|tfhub \\
       [--bert_config_file CONFIG] [--vocab_file V] [--do_lower_case B] [--task ...] \\
       [--labels_file L] [--approximate_gelu] [--allow_unused REGEX]
 
@@ -86,6 +86,8 @@ def main(argv=None):
   command.add_argument("--approximate_gelu", action="store_true",
                        help="--to=keras-hub: write a gelu_exact model with keras-hub's tanh "
                             "GELU (outputs then differ slightly); refused without it")
+  command.add_argument("--seq_length", type=int, default=None,
+                       help="--to=tfhub: the preprocessing model's default length (128)")
   command.add_argument("--allow_unused", action="append", default=[], metavar="REGEX",
                        help=unused_help)
   args = parser.parse_args(argv)
@@ -101,6 +103,7 @@ def main(argv=None):
                           do_lower_case=args.do_lower_case, task=args.task,
                           labels_file=args.labels_file,
                           approximate_gelu=args.approximate_gelu or None,
+                          seq_length=args.seq_length,
                           allow_unused=args.allow_unused or None):
         print(step)
       return 0

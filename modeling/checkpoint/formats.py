@@ -26,7 +26,8 @@ import tempfile
 
 import tensorflow as tf
 
-from modeling.checkpoint import hf_export, hf_import, keras_hub, model_garden
+from modeling.checkpoint import (hf_export, hf_import, keras_hub, model_garden, tfhub_export,
+                                 tfhub_import)
 from modeling.checkpoint.hf_import import ArrayReader
 from modeling.checkpoint.layout import open_prefix, resolve_prefix
 from modeling.checkpoint.release import (CONFIG_NAME, VOCAB_NAME, check_vocabulary,
@@ -109,9 +110,12 @@ def _is_hf(path):
   return hf_import.is_hf_directory(path) and not keras_hub.is_keras_hub_preset(path)
 
 
-# Detection order: a keras-hub preset also has a config.json; a Model Garden
-# checkpoint is also a TF checkpoint prefix.
+# Detection order: a SavedModel holds a checkpoint in variables/; a keras-hub preset
+# also has a config.json; a Model Garden checkpoint is also a TF checkpoint prefix.
 FORMATS = {
+    "tfhub": Format("TF Hub / Kaggle BERT encoder SavedModel", tfhub_import.is_tfhub_savedmodel,
+                    tfhub_import.from_tfhub, tfhub_export.to_tfhub, tfhub_import.saved_lowercase, (),
+                    ("do_lower_case", "seq_length")),
     "keras-hub": Format("keras-hub BertBackbone preset", keras_hub.is_keras_hub_preset,
                         keras_hub.from_keras_hub, keras_hub.to_keras_hub, _keras_hub_lowercase,
                         (), ("do_lower_case", "approximate_gelu", "allow_unused")),
@@ -138,8 +142,8 @@ def format_of(path):
   raise FileNotFoundError(
       f"{path}: not a checkpoint of any supported format ({', '.join(FORMATS)}): expected a "
       "TF checkpoint prefix (or a directory holding one), a Hugging Face directory "
-      "(config.json, model.safetensors) or a keras-hub preset (config.json, "
-      "model.weights.h5)")
+      "(config.json, model.safetensors), a keras-hub preset (config.json, "
+      "model.weights.h5) or a SavedModel (saved_model.pb, variables/)")
 
 
 def open_any(path):
@@ -150,8 +154,11 @@ def open_any(path):
     {name: (shape tuple, tf.DType)}).
   """
   name = format_of(path)
-  if name in ("model-garden", "keras-hub"):
-    if name == "model-garden":
+  if name in ("model-garden", "keras-hub", "tfhub"):
+    if name == "tfhub":
+      tensors = tfhub_import.read_tfhub(path).tensors
+      description = f"{os.fspath(path)} (TF Hub BERT encoder SavedModel)"
+    elif name == "model-garden":
       _, tensors, _ = model_garden.read_model_garden(path)
       description = f"{model_garden.checkpoint_prefix(path)} (Model Garden BertEncoder)"
     else:
@@ -174,6 +181,7 @@ def convert(src, dst, to, bert_config_file=None, vocab_file=None, **options):
     bert_config_file, vocab_file: for a source that holds none (an original or
       Model Garden checkpoint); refused for one that holds its own.
     options: do_lower_case (None: the source's, else True), approximate_gelu,
+      seq_length,
       task, labels_file, allow_unused; None is not given. A given one is refused
       when neither the reading nor the writing side takes it.
 

@@ -16,6 +16,7 @@ What has no place in the original layout (ELECTRA-small's embedding projection,
 Talking-Heads attention, an ALBERT SavedModel) is refused, named.
 
   is_tfhub_savedmodel(path)                                          -> bool
+  saved_lowercase(src)                                               -> bool or None
   read_tfhub(src, bert_config_file=None, vocab_file=None)            -> HubCheckpoint
   from_tfhub(src, output_dir, bert_config_file=None, vocab_file=None) -> Conversion
 """
@@ -406,6 +407,12 @@ def read_tfhub(src, bert_config_file=None, vocab_file=None):
   lower = saved.root_variable(LOWER_CASE)
   return HubCheckpoint(src, config, tensors, vocab, None if lower is None else bool(lower),
                        notes)
+
+
+def saved_lowercase(src):
+  """The `do_lower_case` variable of the SavedModel `src`, or None."""
+  lower = _SavedModel(os.fspath(src).rstrip("/")).root_variable(LOWER_CASE)
+  return None if lower is None else bool(lower)
 
 
 # What from_tfhub writes (a Google release's layout), for `write_directory`.
