@@ -1,5 +1,6 @@
 """--jit_whole_step: every task's whole training step and evaluation step compile with XLA
-(as a TPU compiles them) and give the numbers of the uncompiled steps.
+(as a TPU compiles them) and give the numbers of the uncompiled steps; one program per
+bucket and step kind.
 
 Each case trains a tiny one-layer model (dropout on) for two steps from the same
 initial weights and dropout stream, compiled and not, then evaluates it; the
@@ -15,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl.testing import flagsaver
 
 from modeling.data import (length_buckets, pretraining_data, pretraining_input,
                            pretraining_records, tokenization)
@@ -254,6 +256,39 @@ def results(tmp_path_factory):
                         check=False)
   assert done.returncode == 0, done.stderr[-3000:]
   return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_compiled_step_refuses_batches_without_a_static_batch_dimension(tmp_path):
+  steps.check_static_batch(tf.data.Dataset.range(10).batch(3, drop_remainder=True), "training")
+  ragged = tf.data.Dataset.from_tensor_slices(_stack(_pretraining_batches())).unbatch().batch(3)
+  with pytest.raises(ValueError, match=r"the training batches have no static batch dimension "
+                                       r"\(input_ids, input_mask, .*drop_remainder=True"):
+    steps.check_static_batch(ragged, "training")
+  model = classifier.ClassifierModel(_config(), 3)
+  opt = optimization.create_optimizer("adamw", model.trainable_variables, 1e-3, 10, 1)
+  trainer = make_trainer(tf.distribute.get_strategy(), model.loss, opt, 3,
+                         totals_fn=model.loss_totals, jit_whole_step=True)
+  checkpoints = run_checkpoints.CheckpointManager(tmp_path, [model, opt, trainer.state])
+  with pytest.raises(ValueError, match="the training batches have no static batch"):
+    trainer.train(ragged, 2, checkpoints)  # Before anything is compiled or run.
+  with pytest.raises(ValueError, match="the evaluation batches have no static batch"):
+    trainer.evaluate(ragged, model.predict_step, 1)
+  assert trainer.step == 0 and checkpoints.latest is None
+
+
+def test_use_tpu_turns_it_on_and_refuses_it_off():
+  import tpu_flags  # pylint: disable=import-outside-toplevel  (defines the flags)
+  def jit_whole_step(*argv):
+    with flagsaver.flagsaver():
+      tpu_flags.FLAGS.unparse_flags()
+      tpu_flags.FLAGS(["test", *argv])
+      return tpu_flags.jit_whole_step_from_flags()
+
+  assert not jit_whole_step()
+  assert jit_whole_step("--jit_whole_step")
+  assert jit_whole_step("--use_tpu")
+  with pytest.raises(ValueError, match="--nojit_whole_step cannot take effect with --use_tpu"):
+    jit_whole_step("--use_tpu", "--nojit_whole_step")
 
 
 @pytest.mark.slow
