@@ -83,7 +83,8 @@ def trainer_from_flags(strategy, model, optimizer, is_chief):
   train_step = steps.TrainStep(
       strategy, model.loss, optimizer, FLAGS.train_batch_size, totals_fn=model.loss_totals,
       num_accumulation_steps=FLAGS.num_accumulation_steps, use_xla=FLAGS.use_xla,
-      jit_whole_step=tpu_flags.jit_whole_step_from_flags(), dynamic_loss_scale=FLAGS.mixed_precision == "fp16", seed=FLAGS.seed)
+      jit_whole_step=tpu_flags.jit_whole_step_from_flags(),
+      dynamic_loss_scale=FLAGS.mixed_precision == "fp16", seed=FLAGS.seed)
   return loop.Trainer(train_step, FLAGS.log_steps, FLAGS.iterations_per_loop,
                       summary_dir=FLAGS.output_dir, is_chief=is_chief)
 
@@ -165,9 +166,8 @@ def train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps, checkpoi
   # Compiled (XLA, TPU), the step is one program per shape: say how many, up front.
   lengths = sorted({buckets[i] for i in np.unique(length_buckets.bucket_ids(
       arrays["input_mask"], buckets))})
-  logging.info("The train step sees at most %d shapes (one compiled program each): batch "
-               "%d by length %s", len(lengths), FLAGS.train_batch_size,
-               ", ".join(map(str, lengths)))
+  logging.info("The train step's shapes (at most one compiled program each): batch %d by "
+               "length %s", FLAGS.train_batch_size, ", ".join(map(str, lengths)))
   dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size, FLAGS.seed,
                                             num_train_steps, trainer.batches_done)
   return train_from_flags(trainer, dataset, num_train_steps, checkpoints)

@@ -120,7 +120,8 @@ CASES = {
 # XLA fuses and rounds differently: a gradient entry near 0 may change sign,
 # moving a weight by up to lr per step.
 HALF_PRECISION = (2 * STEPS * LEARNING_RATE, 1e-2)
-TOLERANCES = {"classifier_distillation_bf16": HALF_PRECISION, "squad_fp16_loss_scaling": HALF_PRECISION}
+TOLERANCES = {"classifier_distillation_bf16": HALF_PRECISION,
+              "squad_fp16_loss_scaling": HALF_PRECISION}
 
 
 def _stack(batches):

@@ -51,6 +51,12 @@ def _case(name, directory):
   from tiny import tiny_config
   config = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
+  def without_head_dropout(model):
+    # The original's fixed 0.1 dropout of the classifier head: each replica draws
+    # its own masks, so only dropout-free runs can be equal.
+    model.head.dropout_rate = 0.0
+    return model
+
   def bucketed(rows):
     return lambda: length_buckets.training_batches(rows, BUCKETS, GLOBAL_BATCH, 7, STEPS)
 
@@ -63,7 +69,8 @@ def _case(name, directory):
                                         BUCKETS)
       metrics = classifier.eval_metrics(outputs, rows["label_ids"], False)
       return dict(outputs, **{k: np.float64(v) for k, v in metrics.items()})
-    return lambda: classifier.ClassifierModel(config, 3), bucketed(rows), evaluate, {}
+    return (lambda: without_head_dropout(classifier.ClassifierModel(config, 3)), bucketed(rows),
+            evaluate, {})
   if name == "ner":
     rows = _rows(label_ids=lambda rng, n: rng.randint(0, 5, [n, SEQ]).astype(np.int32),
                  label_weights=lambda rng, n: rng.randint(0, 2, [n, SEQ]).astype(np.int32))
@@ -72,7 +79,7 @@ def _case(name, directory):
       del trainer
       return array_predictor.predict(strategy, model.predict_step, rows, GLOBAL_BATCH,
                                      BUCKETS, sequence_outputs=("predicted", "label_log_prob"))
-    return lambda: ner.NerModel(config, 5), bucketed(rows), evaluate, {}
+    return lambda: without_head_dropout(ner.NerModel(config, 5)), bucketed(rows), evaluate, {}
   if name == "squad":
     spans = lambda rng, n: rng.randint(0, SEQ, n).astype(np.int32)  # noqa: E731
     rows = _rows(start_positions=spans, end_positions=spans)
@@ -83,7 +90,8 @@ def _case(name, directory):
     return lambda: squad.SquadModel(config), bucketed(rows), evaluate, {}
   # pretraining_accumulation
   from test_run_pretraining import write_records  # pylint: disable=import-outside-toplevel
-  path = write_records(os.path.join(directory, "records.tfrecord"), 40, seq=SEQ, pred=PRED)
+  path = write_records(os.path.join(directory, "records.tfrecord"), 40, seq=SEQ, pred=PRED,
+                       vocab=config.vocab_size)
 
   def evaluate(strategy, model, trainer):
     del strategy
