@@ -104,7 +104,7 @@ def main(argv):
     arrays = classifier_data.to_arrays(examples["dev"], label_list, FLAGS.max_seq_length,
                                        tokenizer)
     outputs = array_predictor.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size,
-                                 buckets)
+                                 buckets, jit_compile=tpu_flags.jit_whole_step_from_flags())
     results = classifier.eval_metrics(outputs, arrays["label_ids"], processor.is_regression)
     results["global_step"] = int(optimizer.global_step.numpy())
     logging.info("***** Eval results (%d examples) *****\n%s", len(examples["dev"]),
@@ -116,7 +116,8 @@ def main(argv):
     arrays = classifier_data.to_arrays(examples["test"], label_list, FLAGS.max_seq_length,
                                        tokenizer)
     outputs = array_predictor.predict(strategy, model.predict_step, arrays,
-                                 FLAGS.predict_batch_size, buckets)
+                                 FLAGS.predict_batch_size, buckets,
+                                 jit_compile=tpu_flags.jit_whole_step_from_flags())
     if is_chief:
       path = os.path.join(FLAGS.output_dir, "test_results.tsv")
       write_test_results(path, outputs["predictions"])

@@ -228,11 +228,12 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
   if FLAGS.do_eval:
     dev = arrays("dev")
     results = classifier.eval_metrics(
-        array_predictor.predict(strategy, model.predict_step, dev, FLAGS.eval_batch_size, buckets),
+        array_predictor.predict(strategy, model.predict_step, dev, FLAGS.eval_batch_size, buckets,
+                                jit_compile=tpu_flags.jit_whole_step_from_flags()),
         dev["label_ids"], False)
     teacher = classifier.eval_metrics(
         array_predictor.predict(strategy, model.teacher_predict_step, dev, FLAGS.eval_batch_size,
-                           buckets),
+                           buckets, jit_compile=tpu_flags.jit_whole_step_from_flags()),
         dev["label_ids"], False)
     results["teacher_eval_accuracy"] = teacher["eval_accuracy"]
     results["global_step"] = int(optimizer.global_step.numpy())

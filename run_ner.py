@@ -127,7 +127,8 @@ def check_tags(data, labels):
 def predict_words(strategy, model, features, batch_size, buckets):
   """(predicted label id [W], log-probability of the file's tag [W]) of every word."""
   outputs = array_predictor.predict(strategy, model.predict_step, features.arrays, batch_size,
-                               buckets, sequence_outputs=("predicted", "label_log_prob"))
+                               buckets, sequence_outputs=("predicted", "label_log_prob"),
+                               jit_compile=tpu_flags.jit_whole_step_from_flags())
   index = (features.word_window, features.word_column)
   return outputs["predicted"][index], outputs["label_log_prob"][index]
 

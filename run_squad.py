@@ -109,7 +109,8 @@ def predict(strategy, model, tokenizer, examples, global_step, is_chief):
                len(examples), len(features), FLAGS.predict_batch_size)
   outputs = array_predictor.predict(strategy, model.predict_step,
                                squad_data.feature_arrays(features, False),
-                               FLAGS.predict_batch_size)
+                               FLAGS.predict_batch_size,
+                               jit_compile=tpu_flags.jit_whole_step_from_flags())
   results = [squad_predictions.RawResult(f.unique_id, start, end) for f, start, end in
              zip(features, outputs["start_logits"], outputs["end_logits"])]
   predictions, nbest, null_odds = squad_predictions.predict_answers(

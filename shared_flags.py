@@ -9,9 +9,11 @@ values that these helpers take as arguments.
 
 import os
 
+import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+import tpu_flags
 from modeling import checkpoint
 from modeling.data import files, length_buckets
 from modeling.training import loop, optimization, run_checkpoints, steps
@@ -38,7 +40,8 @@ flags.DEFINE_enum("mixed_precision", "none", list(COMPUTE_DTYPES),
                   "float32): bf16 for TPUs and CPUs with bf16 units, fp16 (with dynamic "
                   "loss scaling) for GPUs.")
 flags.DEFINE_bool("use_xla", False, "jit_compile (XLA) the forward and backward pass of the "
-                  "train step (off by default: slower on the CPUs measured; see README).")
+                  "train step (off by default: slower on the CPUs measured; see README). "
+                  "--jit_whole_step compiles all of the step.")
 flags.DEFINE_integer("num_accumulation_steps", 1,
                      "Split each batch of --train_batch_size examples into this many "
                      "micro-batches whose gradients are summed before one update (same "
@@ -80,6 +83,7 @@ def trainer_from_flags(strategy, model, optimizer, is_chief):
   train_step = steps.TrainStep(
       strategy, model.loss, optimizer, FLAGS.train_batch_size, totals_fn=model.loss_totals,
       num_accumulation_steps=FLAGS.num_accumulation_steps, use_xla=FLAGS.use_xla,
+      jit_whole_step=tpu_flags.jit_whole_step_from_flags(),
       dynamic_loss_scale=FLAGS.mixed_precision == "fp16", seed=FLAGS.seed)
   return loop.Trainer(train_step, FLAGS.log_steps, FLAGS.iterations_per_loop,
                       summary_dir=FLAGS.output_dir, is_chief=is_chief)
@@ -159,6 +163,11 @@ def train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps, checkpoi
   """Trains to num_train_steps on `arrays` ({name: np.ndarray [N, ...]}) in batches of
   --train_batch_size drawn by length bucket (`length_buckets.training_batches`);
   returns as `train_from_flags`."""
+  # Compiled (XLA, TPU), the step is one program per shape: say how many, up front.
+  lengths = sorted({buckets[i] for i in np.unique(length_buckets.bucket_ids(
+      arrays["input_mask"], buckets))})
+  logging.info("The train step's shapes (at most one compiled program each): batch %d by "
+               "length %s", FLAGS.train_batch_size, ", ".join(map(str, lengths)))
   dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size, FLAGS.seed,
                                             num_train_steps, trainer.batches_done)
   return train_from_flags(trainer, dataset, num_train_steps, checkpoints)

@@ -121,11 +121,11 @@ def test_a_second_prediction_runs_the_graphs_traced_already():
   buckets = length_buckets.parse_buckets("auto", 64)
   first = array_predictor.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
   traced = array_predictor._gathering_step(  # pylint: disable=protected-access
-      strategy, model.predict_step).experimental_get_tracing_count()
+      strategy, model.predict_step, False).experimental_get_tracing_count()
   assert traced >= 1
   again = array_predictor.predict(strategy, model.predict_step, _arrays(37), 5, buckets)
   assert array_predictor._gathering_step(  # pylint: disable=protected-access
-      strategy, model.predict_step).experimental_get_tracing_count() == traced
+      strategy, model.predict_step, False).experimental_get_tracing_count() == traced
   np.testing.assert_array_equal(again["predictions"], first["predictions"])
 
 

@@ -301,5 +301,5 @@ class _Blocks:
     if not self.dropout_rate:
       return x
     block_seed = tf.random.experimental.stateless_fold_in(
-        self.seed, i * self.num_key_blocks + j)
+        self.seed, i * self.num_key_blocks + j, alg="philox")  # As in stateless_dropout.
     return stateless_dropout(x, self.dropout_rate, block_seed)

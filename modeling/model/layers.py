@@ -218,8 +218,9 @@ def stateless_dropout(inputs, rate, seed):
     seed: int64 [2], the seed of the mask.
   """
   count = tf.size(inputs)
+  # Philox named, not "auto_select" (XLA's pick differs): the same mask compiled or not.
   bits = tf.random.stateless_uniform([(count + 1) // 2], seed, minval=None, maxval=None,
-                                     dtype=tf.int32)  # [ceil(n / 2)]
+                                     dtype=tf.int32, alg="philox")  # [ceil(n / 2)]
   halves = tf.reshape(tf.bitcast(bits, tf.int16), [-1])[:count]  # [n], uniform int16
   # P(halves >= threshold) = (32768 - threshold) / 65536 = 1 - dropped / 65536.
   dropped = min(round(rate * 65536), 65535)

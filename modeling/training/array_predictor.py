@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from modeling.data import length_buckets
+from modeling.training import steps
 
 
 def padded_dataset(arrays, batch_size):
@@ -35,23 +36,25 @@ def padded_dataset(arrays, batch_size):
 
 
 @functools.lru_cache(maxsize=8)
-def _gathering_step(strategy, step_fn):
+def _gathering_step(strategy, step_fn, jit_compile):
   """A tf.function running `step_fn` on each replica and gathering the global batch.
 
   Kept for later `predict` calls with the same strategy and step (eval, then test, or
   every evaluation of a training run), so that they run the graphs traced already.
   """
+  replica_fn = steps.jit_replica_fn(strategy, step_fn) if jit_compile else step_fn
 
   @tf.function(reduce_retracing=True)
   def run(batch):
-    outputs = strategy.run(step_fn, args=(batch,))
+    outputs = strategy.run(replica_fn, args=(batch,))
     # Replicas hold consecutive slices of the global batch: gather them in order.
     return tf.nest.map_structure(lambda x: strategy.gather(x, axis=0), outputs)
 
   return run
 
 
-def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_outputs=()):
+def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_outputs=(),
+            jit_compile=False):
   """Runs `step_fn` over every row, in input order, under `strategy`.
 
   Args:
@@ -66,6 +69,8 @@ def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_output
       input order).
     sequence_outputs: names of outputs [b, L, ...] over the sequence; they come
       back padded with zeros to S.
+    jit_compile: compile `step_fn` whole (`steps.jit_replica_fn`): one program
+      per bucket length, every batch full (the last one padded).
 
   Returns:
     {name: np.ndarray [N, ...]}: one row per input row, none dropped or repeated.
@@ -82,7 +87,7 @@ def predict(strategy, step_fn, arrays, batch_size, buckets=None, sequence_output
     last_of_batch = np.minimum((np.arange(count) // batch_size + 1) * batch_size, count) - 1
     batch_buckets = ids[last_of_batch]
 
-  run = _gathering_step(strategy, step_fn)
+  run = _gathering_step(strategy, step_fn, jit_compile)
   rows, parts = [], []
   for bucket in np.unique(batch_buckets):
     members = order[batch_buckets == bucket]  # Whole batches, but for the last bucket's.

@@ -172,6 +172,8 @@ class Trainer:
       logger.info("Global step %d already reaches num_train_steps=%d: nothing to train",
                   step, num_train_steps)
       return TrainResult(step)
+    if self.train_step.jit_whole_step:
+      steps.check_static_batch(dataset, "training")
     logger.info("Training from step %d to %d, %d examples per step on %d replicas", step,
                 num_train_steps, self.global_batch_size, self.strategy.num_replicas_in_sync)
     iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
@@ -251,8 +253,14 @@ class Trainer:
     Returns:
       {name: float} the ratio of the summed numerators and denominators, plus
       `global_step`.
+
+    With the train step's `jit_whole_step`, `metrics_fn` is compiled whole and
+    the batches must have a static batch dimension.
     """
-    run = steps.eval_step(self.strategy, metrics_fn)
+    jit = self.train_step.jit_whole_step
+    if jit:
+      steps.check_static_batch(dataset, "evaluation")
+    run = steps.eval_step(self.strategy, metrics_fn, jit_compile=jit)
     totals = {}
     iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
     for _ in range(num_steps):

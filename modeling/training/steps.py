@@ -4,9 +4,11 @@
 totals all-reduced, forward pass and gradients of this replica's share of the
 loss (over K micro-batches with accumulation; XLA-compiled with use_xla), an
 all-reduce (SUM) over replicas, loss unscaling (fp16), then the optimizer
-update. `TrainStep.run` is a tf.function running up to `iterations_per_loop`
-of them in one host call (`loop.Trainer` is the host level). `eval_step` is
-the evaluation's counterpart.
+update. With `jit_whole_step` all of it is one XLA program (`jit_compile=True`),
+the program a TPU compiles from the same code. `TrainStep.run` is a
+tf.function running up to `iterations_per_loop` of them in one host call
+(`loop.Trainer` is the host level). `eval_step` is the evaluation's
+counterpart.
 
 The steps know nothing about BERT. A task supplies
   totals_fn(batch) -> {name: float32 scalar}: what its loss divides by,
@@ -18,12 +20,64 @@ The steps know nothing about BERT. A task supplies
   metrics_fn(batch) -> {name: (numerator, denominator)} for evaluation, each a
       float32 scalar summed over replicas and steps; the metric is the ratio.
 Build the model and the optimizer under `strategy.scope()`.
+
+XLA compiles one program per distinct input shape, so the batches a compiled
+step sees must have a static batch dimension (`check_static_batch`) and take
+their other lengths from a fixed set (the length buckets).
 """
 
 import numpy as np
 import tensorflow as tf
 
 from modeling.model import layers
+
+
+def compiles_replica_step(strategy):
+  """Whether `strategy.run` itself XLA-compiles the whole replica step (TPUStrategy)."""
+  return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+
+
+def jit_replica_fn(strategy, fn):
+  """`fn` as one jit_compile=True function for `strategy.run`.
+
+  On a TPU, `strategy.run` compiles `fn` whole anyway, so it is returned as is.
+  Elsewhere one replica must hold the whole strategy: the replica threads of a
+  MirroredStrategy meet in `merge_call` and all-reduces on the host, which no
+  compiled function can contain.
+
+  Raises:
+    ValueError: a strategy of several replicas that is not a TPUStrategy.
+  """
+  if compiles_replica_step(strategy):
+    return fn
+  if strategy.num_replicas_in_sync > 1:
+    raise ValueError(
+        f"--jit_whole_step compiles the all-reduce and the update into the replica step, "
+        f"which {type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas "
+        "cannot (its replicas meet on the host); use it on one device or a TPU, and "
+        "--use_xla (forward and backward compiled) with several GPUs or workers")
+  return tf.function(fn, jit_compile=True)
+
+
+def check_static_batch(dataset, what):
+  """Raises ValueError unless every tensor of `dataset` has a known batch dimension.
+
+  A compiled step (a TPU, --jit_whole_step) would otherwise meet a last, smaller
+  batch: a program compiled for it alone, and on a TPU a batch that does not
+  split over the cores. `what` names the dataset in the error.
+  """
+  unknown = sorted(name for name, spec in _named_specs(dataset.element_spec)
+                   if spec.shape.rank is None or spec.shape.rank and spec.shape[0] is None)
+  if unknown:
+    raise ValueError(f"the {what} batches have no static batch dimension ({', '.join(unknown)}): "
+                     "a compiled step needs batch(..., drop_remainder=True) or padded batches")
+
+
+def _named_specs(element_spec):
+  """[(name, tf.TensorSpec)] of an element spec: a dict's keys, else positions."""
+  if isinstance(element_spec, dict):
+    return sorted(element_spec.items())
+  return [(str(index), spec) for index, spec in enumerate(tf.nest.flatten(element_spec))]
 
 
 def example_totals(batch):
@@ -92,8 +146,9 @@ class TrainStep:
   """
 
   def __init__(self, strategy, loss_fn, optimizer, global_batch_size, totals_fn=None,
-               num_accumulation_steps=1, use_xla=False, dynamic_loss_scale=False,
-               initial_loss_scale=2.0 ** 15, loss_scale_growth_steps=2000, seed=0):
+               num_accumulation_steps=1, use_xla=False, jit_whole_step=False,
+               dynamic_loss_scale=False, initial_loss_scale=2.0 ** 15,
+               loss_scale_growth_steps=2000, seed=0):
     """Args:
       strategy: a tf.distribute.Strategy (the default strategy for one device).
       loss_fn: with `totals_fn`, (batch, totals) -> float32 scalar, the share
@@ -109,6 +164,10 @@ class TrainStep:
       use_xla: jit_compile the forward and backward pass (with the
         accumulation loop); the all-reduce and the update stay outside, so it
         works under every strategy.
+      jit_whole_step: jit_compile the whole replica step: forward and
+        backward with the accumulation loop, the all-reduces, loss scaling and
+        the optimizer update (`jit_replica_fn`; one device or a TPU). The
+        evaluation (`Trainer.evaluate`) is compiled too.
       dynamic_loss_scale: scale the loss (for float16 compute).
       initial_loss_scale, loss_scale_growth_steps: the scale at the start and
         the finite steps in a row that double it.
@@ -116,7 +175,8 @@ class TrainStep:
 
     Raises:
       ValueError: a count is not positive, the batch does not split evenly
-        over the replicas and micro-batches, or accumulation without totals_fn.
+        over the replicas and micro-batches, accumulation without totals_fn, or
+        jit_whole_step under a strategy that cannot compile it.
     """
     for name, value in (("global_batch_size", global_batch_size),
                         ("num_accumulation_steps", num_accumulation_steps),
@@ -143,8 +203,12 @@ class TrainStep:
     self.loss_scale_growth_steps = loss_scale_growth_steps
     with strategy.scope():
       self.state = TrainingState(seed, dynamic_loss_scale, initial_loss_scale)
-    self._gradients_fn = (tf.function(self._gradients, jit_compile=True) if use_xla
-                          else self._gradients)
+    self.jit_whole_step = jit_whole_step
+    # The whole step compiled holds the gradients' program: no nested one.
+    self._gradients_fn = (tf.function(self._gradients, jit_compile=True)
+                          if use_xla and not jit_whole_step else self._gradients)
+    self._replica_step = (jit_replica_fn(strategy, self.replica_step) if jit_whole_step
+                          else self.replica_step)
     self.run = tf.function(self._device_loop)
 
   def replica_step(self, batch):
@@ -243,7 +307,7 @@ class TrainStep:
     loss_sum = applied_sum = tf.constant(0.0)
     learning_rate = grad_norm = tf.constant(0.0)
     for _ in tf.range(steps):
-      loss, rate, norm, applied = strategy.run(self.replica_step, args=(next(iterator),))
+      loss, rate, norm, applied = strategy.run(self._replica_step, args=(next(iterator),))
       applied = strategy.reduce(tf.distribute.ReduceOp.MEAN, applied, axis=None)
       loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
       loss_sum += tf.where(applied > 0.0, loss, 0.0)
@@ -254,20 +318,22 @@ class TrainStep:
     return mean_loss, learning_rate, grad_norm, applied_sum
 
 
-def eval_step(strategy, metrics_fn):
+def eval_step(strategy, metrics_fn, jit_compile=False):
   """A tf.function of a global batch: `metrics_fn` on each replica, summed over them.
 
   Args:
     strategy: the tf.distribute strategy.
     metrics_fn: batch -> {name: (numerator, denominator)} on one replica.
+    jit_compile: compile `metrics_fn` whole (`jit_replica_fn`).
 
   Returns:
     global batch -> {name: (numerator, denominator)} float32 scalars.
   """
+  replica_fn = jit_replica_fn(strategy, metrics_fn) if jit_compile else metrics_fn
 
   @tf.function
   def run(batch):
-    parts = strategy.run(metrics_fn, args=(batch,))
+    parts = strategy.run(replica_fn, args=(batch,))
     return tf.nest.map_structure(
         lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None), parts)
 
