@@ -69,18 +69,26 @@ def choosing_thresholds():
   return FLAGS.multi_label_threshold in AUTO_THRESHOLDS and FLAGS.do_eval
 
 
-def thresholds_from_flags(labels, dev_outputs=None, dev_labels=None):
+def thresholds_from_flags(labels, global_step, dev_outputs=None, dev_labels=None):
   """The thresholds of --multi_label_threshold: np.ndarray [C] (or a float).
 
   Args:
     labels: the label names.
+    global_step: the model's step.
     dev_outputs, dev_labels: the dev set's `predict` outputs and labels [N, C],
       when this run evaluated; auto chooses on them (`choose_thresholds`),
-      else reads what an earlier run chose.
+      else reads what an earlier run chose for this model.
+
+  Raises:
+    ValueError: the thresholds read were chosen for another label list or step.
   """
   if FLAGS.multi_label_threshold not in AUTO_THRESHOLDS:
     return float(FLAGS.multi_label_threshold)
   if dev_outputs is None:
-    return classifier.read_thresholds(thresholds_path(), labels)
+    thresholds, chosen_at = classifier.read_thresholds(thresholds_path(), labels)
+    if chosen_at != global_step:
+      raise ValueError(f"{thresholds_path()}: thresholds chosen at step {chosen_at}, but the "
+                       f"model is at step {global_step}: add --do_eval to choose them again")
+    return thresholds
   return classifier.choose_thresholds(dev_outputs["predictions"], dev_labels,
                                       AUTO_THRESHOLDS[FLAGS.multi_label_threshold])

@@ -25,8 +25,8 @@ import export_flags  # noqa: F401  (defines the flags)
 import fine_tuning_flags
 import labels_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
-import predict_flags  # noqa: F401  (defines the flags)
 import multi_label_flags
+import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
 import tokenizer_flags
 import tpu_flags
@@ -137,7 +137,8 @@ def main(argv):
 
   thresholds = None
   if multi_label and not multi_label_flags.choosing_thresholds():
-    thresholds = multi_label_flags.thresholds_from_flags(label_list)
+    thresholds = multi_label_flags.thresholds_from_flags(label_list,
+                                                         int(optimizer.global_step.numpy()))
   if FLAGS.do_eval:
     arrays = classifier_data.to_arrays(examples["dev"], label_list, FLAGS.max_seq_length,
                                        tokenizer, multi_label)
@@ -145,8 +146,8 @@ def main(argv):
                                  buckets)
     if multi_label:
       if multi_label_flags.choosing_thresholds():
-        thresholds = multi_label_flags.thresholds_from_flags(label_list, outputs,
-                                                             arrays["label_ids"])
+        thresholds = multi_label_flags.thresholds_from_flags(
+            label_list, int(optimizer.global_step.numpy()), outputs, arrays["label_ids"])
       results = classifier.multi_label_metrics(outputs, arrays["label_ids"], thresholds,
                                                label_list)
     else:
@@ -158,8 +159,8 @@ def main(argv):
       files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
       if multi_label_flags.choosing_thresholds():
         classifier.write_thresholds(
-            multi_label_flags.thresholds_path(), label_list, thresholds,
-            {"global_step": results["global_step"], "eval_micro_f1": results["eval_micro_f1"],
+            multi_label_flags.thresholds_path(), label_list, thresholds, results["global_step"],
+            {"eval_micro_f1": results["eval_micro_f1"],
              "multi_label_threshold": FLAGS.multi_label_threshold})
         logging.info("Thresholds chosen on dev (micro F1 %.4f): %s", results["eval_micro_f1"],
                      dict(zip(label_list, np.round(thresholds, 4).tolist())))

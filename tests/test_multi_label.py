@@ -118,8 +118,10 @@ def test_per_label_thresholds_cannot_be_improved_one_label_at_a_time():
 
 def test_thresholds_file_round_trip_and_refusals(tmp_path):
   path = str(tmp_path / classifier.THRESHOLDS_FILE)
-  classifier.write_thresholds(path, ["a", "b"], np.array([0.25, 0.625]), {"global_step": 7})
-  np.testing.assert_array_equal(classifier.read_thresholds(path, ["a", "b"]), [0.25, 0.625])
+  classifier.write_thresholds(path, ["a", "b"], np.array([0.25, 0.625]), 7, {"eval": 0.5})
+  thresholds, global_step = classifier.read_thresholds(path, ["a", "b"])
+  np.testing.assert_array_equal(thresholds, [0.25, 0.625])
+  assert global_step == 7 and json.loads(open(path).read())["eval"] == 0.5
   with pytest.raises(ValueError, match=r"thresholds for the labels \['a', 'b'\], but this "
                                        r"run's labels are \['a', 'c'\]"):
     classifier.read_thresholds(path, ["a", "c"])
@@ -272,9 +274,17 @@ def test_a_later_run_resumes_and_predicts_with_the_chosen_thresholds(trained, wo
   output_dir, _ = trained
   before = _rows(output_dir / "test_results.tsv")
   (output_dir / "test_results.tsv").unlink()
-  result = multi_label_run(workspace, output_dir, "--do_train", "--do_predict",
-                           "--train_batch_size=8", "--num_train_epochs=30",
-                           "--predict_batch_size=3", "--multi_label_threshold=auto")
+  args = ["--do_train", "--do_predict", "--train_batch_size=8", "--num_train_epochs=30",
+          "--predict_batch_size=3", "--multi_label_threshold=auto"]
+  saved = (output_dir / classifier.THRESHOLDS_FILE).read_text()
+  (output_dir / classifier.THRESHOLDS_FILE).write_text(saved.replace('"global_step": 360',
+                                                                     '"global_step": 300'))
+  stale = multi_label_run(workspace, output_dir, *args, check=False)
+  assert re.search(r"thresholds chosen at step 300, but the model is at step 360: add "
+                   r"--do_eval", stale.stderr), stale.stderr[-2000:]
+  assert not (output_dir / "test_results.tsv").exists()
+  (output_dir / classifier.THRESHOLDS_FILE).write_text(saved)
+  result = multi_label_run(workspace, output_dir, *args)
   assert "Resuming from" in result.stderr
   after = _rows(output_dir / "test_results.tsv")
   np.testing.assert_allclose([[float(x) for x in row[:-1]] for row in after],

@@ -235,16 +235,18 @@ def _best_cut(scores, positives, base_tp, base_predicted, num_true):
   return (ranked[k - 1] + ranked[k]) / 2
 
 
-def write_thresholds(path, label_names, thresholds, notes):
+def write_thresholds(path, label_names, thresholds, global_step, notes):
   """Writes the chosen thresholds as JSON (atomically): {"labels", "thresholds",
-  plus `notes` ({name: value}, e.g. the dev micro F1 they reach)}."""
+  "global_step" (the model's step they were chosen for), plus `notes` ({name:
+  value}, e.g. the dev micro F1 they reach)}."""
   files.write_atomically(path, json.dumps(
-      {"labels": list(label_names), "thresholds": [float(t) for t in thresholds], **notes},
-      indent=2, sort_keys=True) + "\n")
+      {"labels": list(label_names), "thresholds": [float(t) for t in thresholds],
+       "global_step": int(global_step), **notes}, indent=2, sort_keys=True) + "\n")
 
 
 def read_thresholds(path, label_names):
-  """The thresholds `write_thresholds` wrote, np.ndarray [C] in `label_names`' order.
+  """(thresholds np.ndarray [C] in `label_names`' order, global_step) as
+  `write_thresholds` wrote them.
 
   Raises:
     FileNotFoundError: no such file.
@@ -256,9 +258,10 @@ def read_thresholds(path, label_names):
     with files.open(path) as reader:
       values = json.loads(reader.read())
     saved, thresholds = values["labels"], np.array(values["thresholds"], np.float64)
+    global_step = int(values["global_step"])
   except (ValueError, KeyError, TypeError) as error:
     raise ValueError(f"{path}: not a thresholds file of run_classifier ({error})") from None
   if list(saved) != list(label_names) or thresholds.shape != (len(label_names),):
     raise ValueError(f"{path}: thresholds for the labels {saved}, but this run's labels are "
                      f"{list(label_names)}")
-  return thresholds
+  return thresholds, global_step
