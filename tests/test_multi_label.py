@@ -353,3 +353,29 @@ def test_to_hf_refuses_multi_label_without_a_sentence_classifier(workspace, tmp_
     checkpoint.to_hf(workspace / "pretrained" / "bert_model.ckpt", workspace / "bert_config.json",
                      tmp_path / "hf", task="encoder", multi_label=True)
   assert not (tmp_path / "hf").exists()
+
+
+def test_server_returns_the_labels_above_their_thresholds_with_buckets_and_bf16(tmp_path):
+  from modeling.tasks import serving  # pylint: disable=import-outside-toplevel
+  vocab_file = tmp_path / "vocab.txt"
+  vocab_file.write_text("\n".join(VOCAB) + "\n")
+  config = tiny_config(vocab_size=len(VOCAB))
+  models = {dtype: classifier.ClassifierModel(config, 4, compute_dtype=dtype, multi_label=True)
+            for dtype in (tf.float32, tf.bfloat16)}
+  for ours, theirs in zip(models[tf.bfloat16].variables, models[tf.float32].variables):
+    ours.assign(theirs)
+  thresholds = np.array([0.45, 0.5, 0.55, 0.6])
+  servers = {"plain": serving.ClassifierServer(models[tf.float32], str(vocab_file), True, 32,
+                                               LABELS, thresholds=thresholds, label_separator="|"),
+             "bf16, bucketed": serving.ClassifierServer(
+                 models[tf.bfloat16], str(vocab_file), True, 32, LABELS, buckets=[8, 16, 32],
+                 thresholds=thresholds, label_separator="|")}
+  texts = tf.constant(["the cat sat", "a dog ran far away on the mat", "code"])
+  outputs = {name: server.classify(texts) for name, server in servers.items()}
+  np.testing.assert_allclose(outputs["bf16, bucketed"]["probabilities"],
+                             outputs["plain"]["probabilities"], atol=2e-2, rtol=0)
+  for output in outputs.values():
+    above = output["probabilities"].numpy() > thresholds
+    np.testing.assert_array_equal(output["above_threshold"], above)
+    assert [s.decode() for s in output["labels"].numpy()] == [
+        "|".join(label for label, yes in zip(LABELS, row) if yes) for row in above]
