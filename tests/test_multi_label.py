@@ -49,6 +49,7 @@ def test_head_is_a_sigmoid_per_label_with_mean_binary_cross_entropy():
   np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-6)
   bce = -(labels * np.log(expected) + (1 - labels) * np.log(1 - expected))  # [B, C]
   np.testing.assert_allclose(per_example_loss.numpy(), bce.mean(1), atol=1e-6)
+  assert float(model.head.multi_label(pooled, labels)[0]) == pytest.approx(bce.mean(), abs=1e-6)
   loss = model.loss(batch, model.loss_totals(batch))  # with dropout
   assert 0.5 * bce.mean() < float(loss) < 2 * bce.mean()
   assert sorted(v.name for v in model.head.variables) == ["output_bias:0", "output_weights:0"]
