@@ -182,6 +182,16 @@ def test_a_dev_label_outside_the_list_is_named_with_its_line(tmp_path):
     processor.get_examples(data_dir, "dev")
 
 
+def test_a_single_label_list_keeps_its_order_and_refuses_other_labels(tmp_path):
+  data_dir = _tsv(tmp_path, "label\ttext\nb\tone\na\ttwo\n")
+  processor = classifier_data.get_processor("tsv", data_dir, ["b", "a", "c"])
+  assert processor.get_labels() == ["b", "a", "c"]
+  assert [e.label for e in processor.get_examples(data_dir, "train")] == ["b", "a"]
+  with pytest.raises(ValueError, match=r"train\.tsv:3: unknown label 'a'; expected one of "
+                                       r"\['b'\]"):
+    classifier_data.get_processor("tsv", data_dir, ["b"]).get_examples(data_dir, "train")
+
+
 def test_label_sets_are_only_for_the_tsv_task():
   with pytest.raises(ValueError, match=r"'mrpc' has its own labels"):
     classifier_data.get_processor("mrpc", "unused", label_separator=",")
