@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn import metrics
 
 from modeling import BertModel, checkpoint
 from modeling.data import classifier_data
@@ -64,7 +65,6 @@ def _random_predictions(seed=0, count=40, num_labels=5):
 
 @pytest.mark.parametrize("thresholds", [0.5, 0.3, np.array([0.5, 0.4, 0.7, 0.2, 0.9])])
 def test_metrics_match_scikit_learn(thresholds):
-  metrics = pytest.importorskip("sklearn.metrics")
   labels, probabilities = _random_predictions()  # The last label never occurs.
   names = ["a", "b", "c", "d", "e"]
   outputs = {"per_example_loss": np.arange(40.0), "predictions": probabilities}
