@@ -3,7 +3,8 @@
 Same flags and defaults as the original, plus --export_dir (a SavedModel taking raw
 text) and ours of shared_flags.py; each flag is defined once, in the *_flags.py module
 of its concern. Tasks: cola, mnli, mrpc, xnli (the original's), sst-2, qqp, qnli,
-rte, wnli, sts-b (regression), and tsv (your own labelled TSV files).
+rte, wnli, sts-b (regression), and tsv (your own labelled TSV files; with
+--multi_label, each row's label column a set of labels).
 
   python run_classifier.py --task_name=tsv --do_train --do_eval --do_predict \
     --data_dir=../shared/data/topics --vocab_file=$BERT_DIR/vocab.txt \
@@ -23,12 +24,15 @@ import classifier_task_flags  # noqa: F401  (defines the flags)
 import export_flags  # noqa: F401  (defines the flags)
 import fine_tuning_flags
 import finite_flags
+import labels_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
+import multi_label_flags
 import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
 import tokenizer_flags
 import tpu_flags
 from modeling.data import classifier_data, files
+from modeling.data.ner_data import read_labels
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
 from modeling.tasks import classifier, serving
@@ -50,12 +54,37 @@ def check_flags(config):
   if FLAGS.preserve_unused_tokens and FLAGS.export_dir:
     raise ValueError("--preserve_unused_tokens is not supported with --export_dir: the "
                      "exported in-graph tokenizer would split [unusedN] words")
+  if FLAGS.labels_file and FLAGS.task_name.lower() != "tsv":
+    raise ValueError(f"--labels_file: --task_name={FLAGS.task_name} has its own labels; a "
+                     "label list is read only by --task_name=tsv")
+  multi_label_flags.check_flags(FLAGS.task_name)
 
 
-def write_test_results(path, predictions):
-  """One row per test example: tab-separated class probabilities (or the value)."""
+def labels_from_flags():
+  """The labels of --labels_file (checked against the label separator), or None."""
+  if not FLAGS.labels_file:
+    return None
+  labels = read_labels(FLAGS.labels_file)
+  separator = multi_label_flags.label_separator()
+  if separator is not None:
+    classifier_data.check_label_names(labels, separator, f"--labels_file={FLAGS.labels_file}")
+  return labels
+
+
+def write_test_results(path, predictions, label_sets=None):
+  """One row per test example: tab-separated class probabilities (or the value),
+  then, for multi-label, the predicted label set (`label_sets`, strings)."""
   files.write_atomically(path, "".join(
-      "\t".join(str(p) for p in np.atleast_1d(row)) + "\n" for row in predictions))
+      "\t".join([str(p) for p in np.atleast_1d(row)]
+                + ([] if label_sets is None else [label_sets[i]])) + "\n"
+      for i, row in enumerate(predictions)))
+
+
+def predicted_sets(probabilities, thresholds, labels):
+  """The labels above their thresholds of each row [N, C], joined by the separator."""
+  return [multi_label_flags.label_separator().join(
+      label for label, above in zip(labels, row) if above)
+          for row in np.asarray(probabilities) > thresholds]
 
 
 def main(argv):
@@ -64,13 +93,17 @@ def main(argv):
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   check_flags(config)
   buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
-  processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
+  multi_label = FLAGS.multi_label
+  processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir,
+                                            labels_from_flags(),
+                                            multi_label_flags.label_separator())
   label_list = None if processor.is_regression else processor.get_labels()
   tokenizer, tokenizer_files = tokenizer_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
-      ["eval_results.txt", "test_results.tsv", "labels.txt"],
+      ["eval_results.txt", "test_results.tsv", "labels.txt", classifier.THRESHOLDS_FILE],
       [("--data_dir", os.path.join(FLAGS.data_dir, name)) for name in processor.files.values()]
-      + tokenizer_files + [("--bert_config_file", FLAGS.bert_config_file)])
+      + tokenizer_files + [("--bert_config_file", FLAGS.bert_config_file),
+                           ("--labels_file", FLAGS.labels_file)])
   if FLAGS.export_dir:
     files.check_replaceable_directory(FLAGS.export_dir, serving.SAVED_MODEL_FILE,
                                       "--export_dir")
@@ -84,7 +117,7 @@ def main(argv):
       fine_tuning_flags.set_up_fine_tuning(
           strategy, len(examples.get("train", ())), lambda: classifier.ClassifierModel(
               config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
-              compute_dtype),
+              compute_dtype, multi_label),
           classifier.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief and label_list is not None:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
@@ -94,33 +127,56 @@ def main(argv):
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
     arrays = classifier_data.to_arrays(examples["train"], label_list,
-                                       FLAGS.max_seq_length, tokenizer)
+                                       FLAGS.max_seq_length, tokenizer, multi_label)
+    if multi_label:
+      logging.info("Label counts in train: %s; %d of %d examples have the empty set",
+                   dict(zip(label_list, arrays["label_ids"].sum(0).astype(int).tolist())),
+                   int(np.sum(arrays["label_ids"].sum(1) == 0)), len(arrays["label_ids"]))
     status = shared_flags.train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps,
                                                    checkpoints)
     if status is not None:
       return status
 
+  thresholds = None
+  if multi_label and not multi_label_flags.choosing_thresholds():
+    thresholds = multi_label_flags.thresholds_from_flags(label_list,
+                                                         int(optimizer.global_step.numpy()))
   if FLAGS.do_eval:
     arrays = classifier_data.to_arrays(examples["dev"], label_list, FLAGS.max_seq_length,
-                                       tokenizer)
+                                       tokenizer, multi_label)
     outputs = array_predictor.predict(strategy, model.predict_step, arrays, FLAGS.eval_batch_size,
-                                 buckets, jit_compile=tpu_flags.jit_whole_step_from_flags())
-    results = classifier.eval_metrics(outputs, arrays["label_ids"], processor.is_regression)
+                                      buckets, jit_compile=tpu_flags.jit_whole_step_from_flags())
+    if multi_label:
+      if multi_label_flags.choosing_thresholds():
+        thresholds = multi_label_flags.thresholds_from_flags(
+            label_list, int(optimizer.global_step.numpy()), outputs, arrays["label_ids"])
+      results = classifier.multi_label_metrics(outputs, arrays["label_ids"], thresholds,
+                                               label_list)
+    else:
+      results = classifier.eval_metrics(outputs, arrays["label_ids"], processor.is_regression)
     results["global_step"] = int(optimizer.global_step.numpy())
     logging.info("***** Eval results (%d examples) *****\n%s", len(examples["dev"]),
                  "\n".join(f"  {k} = {results[k]}" for k in sorted(results)))
     if is_chief:
       files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+      if multi_label_flags.choosing_thresholds():
+        classifier.write_thresholds(
+            multi_label_flags.thresholds_path(), label_list, thresholds, results["global_step"],
+            {"eval_micro_f1": results["eval_micro_f1"],
+             "multi_label_threshold": FLAGS.multi_label_threshold})
+        logging.info("Thresholds chosen on dev (micro F1 %.4f): %s", results["eval_micro_f1"],
+                     dict(zip(label_list, np.round(thresholds, 4).tolist())))
 
   if FLAGS.do_predict:
     arrays = classifier_data.to_arrays(examples["test"], label_list, FLAGS.max_seq_length,
-                                       tokenizer)
+                                       tokenizer, multi_label)
     outputs = array_predictor.predict(strategy, model.predict_step, arrays,
                                  FLAGS.predict_batch_size, buckets,
                                  jit_compile=tpu_flags.jit_whole_step_from_flags())
     if is_chief:
       path = os.path.join(FLAGS.output_dir, "test_results.tsv")
-      write_test_results(path, outputs["predictions"])
+      write_test_results(path, outputs["predictions"], predicted_sets(
+          outputs["predictions"], thresholds, label_list) if multi_label else None)
       logging.info("Wrote %d rows of predictions to %s", len(examples["test"]), path)
 
   if FLAGS.export_dir and is_chief:
@@ -129,7 +185,7 @@ def main(argv):
     pair = any(e.text_b for e in sample)
     server = serving.ClassifierServer(model, FLAGS.vocab_file, FLAGS.do_lower_case,
                                       FLAGS.max_seq_length, label_list, FLAGS.spm_model_file,
-                                      buckets)
+                                      buckets, thresholds, FLAGS.multi_label_separator)
     logging.info("Exported the serving model (%s) to %s", "text_a, text_b" if pair else "text_a",
                  serving.export(server, FLAGS.export_dir, pair))
   return 0

@@ -24,6 +24,7 @@ import example_file_flags  # noqa: F401  (defines the flags)
 import export_flags  # noqa: F401  (defines the flags)
 import fine_tuning_flags
 import finite_flags
+import labels_flags  # noqa: F401  (defines the flags)
 import model_flags  # noqa: F401  (defines the flags)
 import predict_flags  # noqa: F401  (defines the flags)
 import shared_flags
@@ -36,9 +37,6 @@ from modeling.tasks import ner, ner_metrics, ner_serving, serving
 from modeling.training import array_predictor
 
 flags.DEFINE_string("eval_file", None, "CoNLL file(s) to evaluate (comma-separated).")
-flags.DEFINE_string("labels_file", None,
-                    "The tags, one per line, in label-id order. Default: the tags of "
-                    "--train_file, sorted (or labels.txt in --output_dir).")
 flags.DEFINE_enum("tag_scheme", "auto", ["auto", *ner_data.SCHEMES],
                   "Tag scheme of the files: iob1 (CoNLL-2003 as published), iob2 (BIO), "
                   "bioes, or auto (detected from the tags).")

@@ -11,7 +11,8 @@ setup(
                 "run_ner", "run_distillation", "extract_features", "shared_flags",
                 "pretraining_flags", "pretraining_data_flags", "tokenizer_flags", "tpu_flags",
                 "model_flags", "io_flags", "bucket_flags", "fine_tuning_flags", "predict_flags",
-                "export_flags", "classifier_task_flags", "example_file_flags", "finite_flags"],
+                "export_flags", "classifier_task_flags", "example_file_flags", "finite_flags",
+                "labels_flags", "multi_label_flags"],
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -25,12 +26,13 @@ setup(
     ],
     extras_require={
         # seqeval (the NER metric's oracle) is source-only; it builds with today's
-        # setuptools_scm (checked in a fresh venv) and needs scikit-learn.
+        # setuptools_scm (checked in a fresh venv) and needs scikit-learn, also the
+        # oracle of the multi-label metrics.
         # tensorflow-hub (the TF Hub tests' oracle) imports pkg_resources, which
         # setuptools 81 drops.
         "test": ["pytest>=8", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
-                 "tf-keras>=2.21,<2.22", "seqeval==1.2.2", "tensorflow-hub==0.16.1",
-                 "setuptools<81",
+                 "tf-keras>=2.21,<2.22", "seqeval==1.2.2", "scikit-learn>=1.3",
+                 "tensorflow-hub==0.16.1", "setuptools<81",
                  # keras-hub's BertBackbone, the oracle of the keras-hub presets.
                  "keras-hub==0.32.0"],
         # The Hugging Face bridge's tests against transformers (optional: they skip

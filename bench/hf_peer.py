@@ -33,7 +33,7 @@ def available():
   return True
 
 
-def load_model(class_name, bert_dir, num_labels, seed=12345):
+def load_model(class_name, bert_dir, num_labels, seed=12345, **config):
   """transformers.<class_name> with the encoder of `bert_dir`'s bert_model.ckpt.
 
   Args:
@@ -41,6 +41,7 @@ def load_model(class_name, bert_dir, num_labels, seed=12345):
     bert_dir: a directory in the original layout (bert_config.json, bert_model.ckpt).
     num_labels: classes of the new head.
     seed: torch's seed, for the new head's initialization and dropout.
+    **config: more of its config (problem_type="multi_label_classification").
   """
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
@@ -51,7 +52,8 @@ def load_model(class_name, bert_dir, num_labels, seed=12345):
     checkpoint.to_hf(os.path.join(bert_dir, "bert_model.ckpt"),
                      os.path.join(bert_dir, "bert_config.json"), hf_dir, task="encoder")
     transformers.logging.set_verbosity_error()  # "newly initialized" head: expected.
-    return getattr(transformers, class_name).from_pretrained(hf_dir, num_labels=num_labels)
+    return getattr(transformers, class_name).from_pretrained(hf_dir, num_labels=num_labels,
+                                                             **config)
 
 
 def dynamic_batch(arrays, rows, labels=True):
@@ -59,7 +61,8 @@ def dynamic_batch(arrays, rows, labels=True):
 
   Args:
     arrays: {name: np.ndarray [N, S] or [N]}: `input_ids`, `input_mask`, `segment_ids`
-      and the labels (`label_ids`; -100 where a label does not count, as transformers).
+      and the labels (`label_ids`; -100 where a label does not count, as transformers;
+      float [N, C] multi-label targets).
     rows: int array [b] of the rows of the batch.
     labels: whether to keep `label_ids`.
   """
@@ -70,6 +73,9 @@ def dynamic_batch(arrays, rows, labels=True):
     if name in _NOT_INPUTS or (name == "label_ids" and not labels):
       continue
     value = value[rows]
+    if value.dtype.kind == "f":  # Multi-label targets [b, C] of 0/1 stay float.
+      batch[name] = torch.from_numpy(value)
+      continue
     batch[name] = torch.from_numpy(value[:, :width] if value.ndim == 2 else value).long()
   return batch
 

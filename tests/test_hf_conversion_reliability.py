@@ -115,10 +115,23 @@ def test_regression_converts_to_the_sts_b_head(classifier_hf_dir, tmp_path):
   assert config["problem_type"] == "regression"
 
 
+def test_multi_label_converts_both_ways(classifier_hf_dir, tmp_path):
+  multi = copy_of(classifier_hf_dir, tmp_path, {"problem_type": "multi_label_classification"})
+  conversion = checkpoint.from_hf(multi, tmp_path / "back")
+  assert (tmp_path / "back" / "labels.txt").read_text() == "a\nb\nc\n"
+  assert any("multi-label head" in note and "--multi_label" in note
+             for note in conversion.notes)
+  checkpoint.to_hf(str(tmp_path / "back" / "bert_model.ckpt"),
+                   tmp_path / "back" / "bert_config.json", tmp_path / "hf_again",
+                   labels_file=tmp_path / "back" / "labels.txt", multi_label=True)
+  config = json.loads((tmp_path / "hf_again" / "config.json").read_text())
+  assert config["problem_type"] == "multi_label_classification"
+  assert config["id2label"] == {"0": "a", "1": "b", "2": "c"}
+
+
 @pytest.mark.parametrize("changes, message", [
-    ({"problem_type": "multi_label_classification"},
-     r"problem_type='multi_label_classification' which no head of the original layout "
-     r"computes"),
+    ({"problem_type": "multi_label"},
+     r"problem_type='multi_label' which no head of the original layout computes"),
     ({"problem_type": "regression"}, r"problem_type='regression' but the classifier has 3 "
                                      r"outputs"),
 ])

@@ -6,7 +6,7 @@
   python -m modeling.checkpoint from-hf HF_DIR OUTPUT_DIR [--allow_unused REGEX]
   python -m modeling.checkpoint to-hf --bert_config_file CONFIG CKPT OUTPUT_DIR \\
       [--task ...] [--vocab_file V | --spm_model_file M] [--labels_file L] \\
-      [--do_lower_case B]
+      [--do_lower_case B] [--multi_label]
   python -m modeling.checkpoint convert SRC DST --to original|hf|model-garden|keras-hub|tfhub \\
       [--bert_config_file CONFIG] [--vocab_file V] [--do_lower_case B] [--task ...] \\
       [--labels_file L] [--approximate_gelu] [--allow_unused REGEX]
@@ -70,6 +70,9 @@ def main(argv=None):
                        help="for tokenizer_config.json (default True)")
   command.add_argument("--allow_unused", action="append", default=[], metavar="REGEX",
                        help=unused_help)
+  command.add_argument("--multi_label", action="store_true",
+                       help="the classifier is run_classifier --multi_label's: problem_type "
+                            "multi_label_classification")
   command = commands.add_parser("convert", help="a checkpoint of any format to another "
                                 "(through the original layout)")
   command.add_argument("src", help="a checkpoint prefix or directory, format recognised "
@@ -110,7 +113,7 @@ def main(argv=None):
     if args.command == "to-hf":
       print(to_hf(args.checkpoint, args.bert_config_file, args.output_dir, args.task,
                   args.vocab_file, args.labels_file, args.do_lower_case, args.allow_unused,
-                  args.spm_model_file))
+                  args.spm_model_file, args.multi_label))
       return 0
     return 0 if check_checkpoint(args.bert_config_file, args.checkpoint, args.task) else 1
   except (FileNotFoundError, ValueError) as error:

@@ -6,7 +6,7 @@ place for is refused with its name unless `allow_unused` names it.
 
   to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
         labels_file=None, do_lower_case=True, allow_unused=(),
-        spm_model_file=None)                          -> Conversion
+        spm_model_file=None, multi_label=False)       -> Conversion
 """
 
 import json
@@ -69,7 +69,8 @@ def _is_token_classifier(entries, labels_file):
 
 
 def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
-          labels_file=None, do_lower_case=True, allow_unused=(), spm_model_file=None):
+          labels_file=None, do_lower_case=True, allow_unused=(), spm_model_file=None,
+          multi_label=False):
   """Converts a checkpoint in the original layout (ours or the original's, BERT or
   ALBERT as its config says) to a Hugging Face directory.
 
@@ -99,6 +100,8 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
     do_lower_case: written to tokenizer_config.json.
     allow_unused: regexes of checkpoint names the class has no place for that
       may be left out (e.g. "^cls/" with task encoder).
+    multi_label: the classifier is run_classifier --multi_label's (a sigmoid
+      per label): written as problem_type multi_label_classification.
 
   Returns:
     A Conversion.
@@ -165,8 +168,13 @@ def to_hf(ckpt_path, bert_config_file, output_dir, task=None, vocab_file=None,
     count = entries["output_bias"][0][0]
     labels = (read_labels(labels_file, count) if labels_file
               else [f"LABEL_{i}" for i in range(count)])
+  if multi_label and labels is None:
+    raise ValueError(f"multi_label: {architecture} (task {task}) has no sentence classifier "
+                     "head to read as multi-label")
   hf_config = config_to_hf(config, architecture, labels, bert_config_file)
-  if labels is not None and len(labels) == 1:
+  if multi_label:
+    hf_config["problem_type"] = "multi_label_classification"
+  elif labels is not None and len(labels) == 1:
     hf_config["problem_type"] = "regression"  # run_classifier's STS-B head
   tensors = {}
   for ours, theirs, transposed in rows:

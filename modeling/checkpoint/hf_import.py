@@ -46,6 +46,8 @@ class HfCheckpoint:
     vocab_file: its vocab.txt (BERT) or spiece.model (ALBERT), or None.
     do_lower_case: tokenizer_config.json's do_lower_case, or None.
     notes: what was left out or widened, and why, one line each.
+    multi_label: whether the classifier head is multi-label (problem_type
+      multi_label_classification: a sigmoid per label).
   """
   directory: str
   architecture: str
@@ -55,6 +57,7 @@ class HfCheckpoint:
   vocab_file: str = None
   do_lower_case: bool = None
   notes: list = dataclasses.field(default_factory=list)
+  multi_label: bool = False
 
   @property
   def task(self):
@@ -170,22 +173,25 @@ def _check_complete(tensors, config, architecture, source):
                        "was written)")
 
 
-def _is_regression(hf_config, architecture, count, source):
-  """Whether a sentence classifier's config makes it a regression (its problem_type,
-  or one output); refuses the problem types the original heads do not have."""
+def _problem_type(hf_config, architecture, count, source):
+  """What a sentence classifier's head computes: "regression" (its problem_type, or
+  one output), "multi_label_classification" (a sigmoid per label, run_classifier
+  --multi_label), else "single_label_classification"; None for other heads.
+  Refuses the problem types the original heads do not have."""
   if ARCHITECTURES[architecture].task != "classifier":
-    return False
+    return None
   problem_type = hf_config.get("problem_type")
   if problem_type in (None, "single_label_classification"):
-    return count == 1
-  if problem_type == "regression":
-    if count != 1:
-      raise refusal(source, "problem_type", problem_type,
-                    f"but the classifier has {count} outputs; a regression has one")
-    return True
+    return "regression" if count == 1 else "single_label_classification"
+  if problem_type == "regression" and count != 1:
+    raise refusal(source, "problem_type", problem_type,
+                  f"but the classifier has {count} outputs; a regression has one")
+  if problem_type in ("regression", "multi_label_classification"):
+    return problem_type
   raise refusal(source, "problem_type", problem_type,
-                "which no head of the original layout computes (it has softmax "
-                "classification and regression); refused, not read as single-label")
+                "which no head of the original layout computes (it has softmax and "
+                "multi-label classification, and regression); refused, not read as "
+                "single-label")
 
 
 def read_hf(hf_dir, allow_unused=()):
@@ -227,14 +233,19 @@ def read_hf(hf_dir, allow_unused=()):
   _widen(tensors, notes, hf_dir)
   _check_shapes(tensors, config, hf_dir)
   _check_complete(tensors, config, architecture, config_path)
-  labels = None
+  labels, multi_label = None, False
   if "output_bias" in tensors:
     count = tensors["output_bias"].shape[0]
     id2label = hf_config.get("id2label")
-    if _is_regression(hf_config, architecture, count, config_path):
+    problem_type = _problem_type(hf_config, architecture, count, config_path)
+    multi_label = problem_type == "multi_label_classification"
+    if problem_type == "regression":
       notes.append(f"{config_path}: a regression head (one output, no labels.txt): "
                    "run_classifier.py reads it as --task_name=sts-b")
-    elif id2label:
+    elif multi_label:
+      notes.append(f"{config_path}: a multi-label head (a sigmoid per label): "
+                   "run_classifier.py reads it with --task_name=tsv --multi_label")
+    if problem_type != "regression" and id2label:
       if sorted(id2label) != sorted(str(i) for i in range(count)):
         raise ValueError(f"{config_path}: id2label has ids {sorted(id2label)}, but the "
                          f"classifier has {count} outputs (classifier.bias [{count}])")
@@ -245,7 +256,8 @@ def read_hf(hf_dir, allow_unused=()):
   if files.exists(tokenizer_config):
     do_lower_case = read_json(tokenizer_config).get("do_lower_case")
   return HfCheckpoint(hf_dir, architecture, config, tensors, labels,
-                      vocab_file if files.exists(vocab_file) else None, do_lower_case, notes)
+                      vocab_file if files.exists(vocab_file) else None, do_lower_case, notes,
+                      multi_label)
 
 
 @dataclasses.dataclass

@@ -227,13 +227,28 @@ class TsvProcessor(Processor):
 
   The header names a `label` column and one or two text columns (in file order:
   text_a, then text_b). Labels are those found in train.tsv, stripped of
-  surrounding whitespace, sorted; an empty label is an error. test.tsv may lack
-  the label column.
+  surrounding whitespace, sorted (or the list given); an empty label is an error.
+  test.tsv may lack the label column.
+
+  Multi-label (`label_separator` given): the label column holds a set of labels
+  split at the separator, each stripped, e.g. `sports,politics`; an empty cell is
+  the empty set. An example's label is then a tuple of label strings.
   """
 
-  def __init__(self, data_dir):
+  def __init__(self, data_dir, labels=None, label_separator=None):
+    """Args:
+      data_dir: the directory of train.tsv, dev.tsv, test.tsv.
+      labels: the label strings in class-id order, or None: those of train.tsv.
+      label_separator: None (one label a row), or the string that separates the
+        labels of a row's set.
+    """
     self.data_dir = data_dir
-    self._labels = None
+    self.label_separator = label_separator
+    self._labels = None if labels is None else list(labels)
+
+  @property
+  def multi_label(self):
+    return self.label_separator is not None
 
   def _columns(self, path, header_number, header):
     text_columns = [i for i, name in enumerate(header) if name != "label"]
@@ -246,8 +261,39 @@ class TsvProcessor(Processor):
   def get_labels(self):
     if self._labels is None:
       examples = self.get_examples(self.data_dir, "train", check_labels=False)
-      self._labels = sorted({e.label for e in examples})
+      self._labels = sorted({label for e in examples
+                             for label in (e.label if self.multi_label else [e.label])})
+      if not self._labels:
+        raise ValueError(f"{os.path.join(self.data_dir, self.files['train'])}: every row has "
+                         "the empty label set, so there are no labels to learn")
     return list(self._labels)
+
+  def _parse_label(self, row, cell):
+    """The label string of a cell, or the tuple of a multi-label cell's set."""
+    if not self.multi_label:
+      if not cell.strip():
+        raise row.error("empty label")
+      return cell.strip()
+    if not cell.strip():
+      return ()
+    labels = tuple(label.strip() for label in cell.split(self.label_separator))
+    for label in labels:
+      if not label:
+        raise row.error(f"empty label in the set {cell!r} (separator "
+                        f"{self.label_separator!r})")
+      if labels.count(label) > 1:
+        raise row.error(f"label {label!r} repeated in the set {cell!r}")
+    return labels
+
+  def _check_label(self, row, label):
+    if not self.multi_label:
+      return super()._check_label(row, label)
+    unknown = [name for name in label if name not in self.get_labels()]
+    if unknown:
+      raise row.error(f"unknown label {unknown[0]!r} in the set "
+                      f"{self.label_separator.join(label)!r}; expected labels of "
+                      f"{self.get_labels()}")
+    return label
 
   def get_examples(self, data_dir, split, check_labels=True):
     path = os.path.join(data_dir, self.files[split])
@@ -265,14 +311,22 @@ class TsvProcessor(Processor):
       if len(values) != len(header):
         raise row.error(f"found {len(values)} columns, the header has {len(header)}")
       texts = [row[i] for i in text_columns]
-      label = row[label_column].strip() if label_column is not None else None
-      if label == "":
-        raise row.error("empty label")
+      label = self._parse_label(row, row[label_column]) if label_column is not None else None
       if check_labels and label is not None:
         label = self._check_label(row, label)
       examples.append(InputExample(f"{split}-{index}", texts[0],
                                    texts[1] if len(texts) > 1 else None, label))
     return require_examples(path, examples)
+
+
+def check_label_names(labels, separator, source):
+  """Refuses a label name holding the multi-label separator (its sets could not be
+  told apart), naming `source` (e.g. `file:line` or a flag)."""
+  for label in labels:
+    if separator in label:
+      raise ValueError(f"{source}: the label {label!r} holds the label separator "
+                       f"{separator!r}, so a set holding it could not be read; choose "
+                       "another --multi_label_separator")
 
 
 PROCESSORS = {
@@ -283,13 +337,22 @@ PROCESSORS = {
 }
 
 
-def get_processor(task_name, data_dir):
-  """The processor of a task name (case-insensitive); lists the known ones otherwise."""
+def get_processor(task_name, data_dir, labels=None, label_separator=None):
+  """The processor of a task name (case-insensitive); lists the known ones otherwise.
+
+  `labels` and `label_separator` are TsvProcessor's (the other tasks have their
+  fixed single labels).
+  """
   name = task_name.lower()
   if name not in PROCESSORS:
     raise ValueError(f"unknown task_name {task_name!r}; known tasks: "
                      f"{', '.join(sorted(PROCESSORS))}")
-  return PROCESSORS[name](data_dir) if name == "tsv" else PROCESSORS[name]()
+  if name == "tsv":
+    return TsvProcessor(data_dir, labels, label_separator)
+  if labels is not None or label_separator is not None:
+    raise ValueError(f"task_name {task_name!r} has its own labels, one per example; a label "
+                     "list or label sets are read only by --task_name=tsv")
+  return PROCESSORS[name]()
 
 
 def truncate_seq_pair(tokens_a, tokens_b, max_length):
@@ -298,14 +361,17 @@ def truncate_seq_pair(tokens_a, tokens_b, max_length):
     (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
 
 
-def convert_example(example, label_list, max_seq_length, tokenizer):
+def convert_example(example, label_list, max_seq_length, tokenizer, multi_label=False):
   """One InputExample to InputFeatures, as the original `convert_single_example`.
 
   Args:
-    example: an InputExample. A None label (unlabelled test row) gets class 0.
+    example: an InputExample. A None label (unlabelled test row) gets class 0
+      (multi-label: the empty set).
     label_list: the label strings (class id = index), or None for regression.
     max_seq_length: int, the padded length.
     tokenizer: a FullTokenizer (`tokenize`, `convert_tokens_to_ids`).
+    multi_label: the label is a set (a tuple of strings), its feature a list of
+      C floats, 1.0 for the labels it holds.
   """
   tokens_a = tokenizer.tokenize(example.text_a)
   tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
@@ -318,7 +384,9 @@ def convert_example(example, label_list, max_seq_length, tokenizer):
     segment_ids = [0] * len(tokens)
   input_ids = tokenizer.convert_tokens_to_ids(tokens)
   padding = [0] * (max_seq_length - len(input_ids))
-  if label_list is None:
+  if multi_label:
+    label_id = [float(label in (example.label or ())) for label in label_list]
+  elif label_list is None:
     label_id = float(example.label) if example.label is not None else 0.0
   else:
     label_id = label_list.index(example.label) if example.label is not None else 0
@@ -326,16 +394,18 @@ def convert_example(example, label_list, max_seq_length, tokenizer):
                        segment_ids + padding, label_id)
 
 
-def to_arrays(examples, label_list, max_seq_length, tokenizer):
+def to_arrays(examples, label_list, max_seq_length, tokenizer, multi_label=False):
   """The features of `examples` (`convert_example`) as numpy arrays.
 
   Returns:
     {"input_ids", "input_mask", "segment_ids": int32 [N, max_seq_length],
-    "label_ids": int32 [N] (float32 [N] for regression, label_list None)}.
+    "label_ids": int32 [N] (float32 [N] for regression, label_list None;
+    float32 [N, C] of 0/1 for multi_label)}.
   """
-  features = [convert_example(e, label_list, max_seq_length, tokenizer) for e in examples]
+  features = [convert_example(e, label_list, max_seq_length, tokenizer, multi_label)
+              for e in examples]
   arrays = {name: np.array([getattr(f, name) for f in features], np.int32).reshape(
       -1, max_seq_length) for name in ("input_ids", "input_mask", "segment_ids")}
-  label_dtype = np.float32 if label_list is None else np.int32
+  label_dtype = np.float32 if label_list is None or multi_label else np.int32
   arrays["label_ids"] = np.array([f.label_id for f in features], label_dtype)
   return arrays

@@ -3,7 +3,7 @@
 - `MaskedLMHead`: `cls/predictions/...`, the original `get_masked_lm_output`.
 - `NextSentenceHead`: `cls/seq_relationship/...`, the original `get_next_sentence_output`.
 - `ClassifierHead`: top-level `output_weights`/`output_bias`, the original
-  `run_classifier.create_model`.
+  `run_classifier.create_model` (softmax), or read as a sigmoid per label.
 - `SquadHead`: `cls/squad/output_weights`/`output_bias`, the original
   `run_squad.create_model`.
 
@@ -178,6 +178,25 @@ class ClassifierHead(_LinearHead):
     logits = self.logits(dropout(pooled_output, self.dropout_rate, training))
     loss, per_example_loss, _ = self._loss(logits, labels)
     return loss, per_example_loss, logits, tf.nn.softmax(logits, axis=-1)
+
+  def multi_label(self, pooled_output, labels, training=False):
+    """The same weights read as C independent yes/no labels: a sigmoid per label and
+    binary cross-entropy (run_classifier --multi_label).
+
+    Args:
+      pooled_output: float [B, H].
+      labels: float [B, C], 1 where the example carries the label, else 0.
+      training: apply dropout (rate 0.1) to the pooled output.
+
+    Returns:
+      (loss scalar, per_example_loss [B], logits [B, C], probabilities [B, C]):
+      per_example_loss is the mean over the C labels, loss its mean over B.
+    """
+    logits = self.logits(dropout(pooled_output, self.dropout_rate, training))  # [B, C]
+    per_label_loss = tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.cast(labels, logits.dtype), logits=logits)  # [B, C]
+    per_example_loss = tf.reduce_mean(per_label_loss, axis=-1)  # [B]
+    return tf.reduce_mean(per_example_loss), per_example_loss, logits, tf.sigmoid(logits)
 
 
 class SquadHead(_LinearHead):

@@ -11,6 +11,7 @@ Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from modeling.data import files
@@ -21,10 +22,11 @@ SAVED_MODEL_FILE = "saved_model.pb"
 
 
 class ClassifierServer(tf.Module):
-  """Raw text in, class probabilities (or regression values) out."""
+  """Raw text in, class probabilities (or regression values, or each label's
+  probability and the labels above their thresholds) out."""
 
   def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list,
-               spm_model_file=None, buckets=None):
+               spm_model_file=None, buckets=None, thresholds=None, label_separator=","):
     """Args:
       model: a trained `classifier.ClassifierModel`.
       vocab_file: the vocabulary the model was trained with.
@@ -35,6 +37,8 @@ class ClassifierServer(tf.Module):
         when given.
       buckets: `length_buckets.parse_buckets` lengths: each request batch is
         padded to the smallest holding its longest row (None: max_seq_length).
+      thresholds: a multi-label model's thresholds, float [C] (or one float).
+      label_separator: what joins a multi-label model's predicted labels.
     """
     super().__init__()
     self.tokenizer, vocab, _ = in_graph_tokenizer(vocab_file, do_lower_case, spm_model_file)
@@ -43,29 +47,43 @@ class ClassifierServer(tf.Module):
     self.buckets = None if buckets is None else tuple(buckets)
     self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
     self.labels = tf.constant(label_list or [], tf.string)
+    if model.multi_label:
+      self.thresholds = tf.constant(np.broadcast_to(thresholds, [len(label_list)]), tf.float32)
+      self.label_separator = label_separator
 
   def _predict(self, text_a, text_b):
     ids_b = self.tokenizer(text_b) if text_b is not None else None
     input_ids, input_mask, segment_ids = pack_inputs(
         self.tokenizer(text_a), ids_b, self.max_seq_length, self.cls_id, self.sep_id,
         self.buckets)
+    label_ids = (tf.zeros([tf.shape(input_ids)[0], self.labels.shape[0]])  # [B, C]
+                 if self.model.multi_label else tf.zeros_like(input_ids[:, 0]))  # [B]
     batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
-             "label_ids": tf.zeros_like(input_ids[:, 0])}
+             "label_ids": label_ids}
     _, predictions = self.model.outputs(batch, training=False)
     if self.model.is_regression:
       return {"predictions": predictions}
+    if self.model.multi_label:
+      above = predictions > self.thresholds  # [B, C]
+      names = tf.ragged.boolean_mask(
+          tf.broadcast_to(self.labels, tf.shape(above)), above)  # [B, (labels)]
+      return {"probabilities": predictions, "above_threshold": above,
+              "labels": tf.strings.reduce_join(names, axis=-1,
+                                               separator=self.label_separator)}
     return {"probabilities": predictions,
             "label": tf.gather(self.labels, tf.argmax(predictions, axis=-1))}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a")])
   def classify(self, text_a):
-    """text_a: string [B] -> probabilities float32 [B, C] and label string [B]."""
+    """text_a: string [B] -> probabilities float32 [B, C] and label string [B]
+    (multi-label: above_threshold bool [B, C] and labels string [B], the labels
+    above their thresholds joined by the separator)."""
     return self._predict(text_a, None)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
                                 tf.TensorSpec([None], tf.string, name="text_b")])
   def classify_pair(self, text_a, text_b):
-    """text_a, text_b: string [B] -> probabilities float32 [B, C] and label string [B]."""
+    """text_a, text_b: string [B] -> as `classify`."""
     return self._predict(text_a, text_b)
 
 
