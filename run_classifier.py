@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 import bucket_flags
 import classifier_task_flags  # noqa: F401  (defines the flags)
-import export_flags  # noqa: F401  (defines the flags)
+import export_flags
 import fine_tuning_flags
 import model_flags  # noqa: F401  (defines the flags)
 import predict_flags  # noqa: F401  (defines the flags)
@@ -38,9 +38,9 @@ FLAGS = flags.FLAGS
 
 def check_flags(config):
   """The original's flag checks, with the value at fault named."""
-  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
+  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or export_flags.requested()):
     raise ValueError("At least one of `do_train`, `do_eval`, `do_predict` or `export_dir` "
-                     "must be set.")
+                     "(or `export_tflite`, `export_onnx`) must be set.")
   config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
   if FLAGS.max_seq_length < 3:
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
@@ -63,6 +63,8 @@ def main(argv):
   check_flags(config)
   buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
+  export_flags.check_file_exports(processor.is_regression, FLAGS.spm_model_file,
+                                  FLAGS.preserve_unused_tokens)
   label_list = None if processor.is_regression else processor.get_labels()
   tokenizer, tokenizer_files = tokenizer_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
@@ -129,6 +131,10 @@ def main(argv):
                                       buckets)
     logging.info("Exported the serving model (%s) to %s", "text_a, text_b" if pair else "text_a",
                  serving.export(server, FLAGS.export_dir, pair))
+  if is_chief:
+    for path in export_flags.export_classifier(model, FLAGS.vocab_file, FLAGS.do_lower_case,
+                                               FLAGS.max_seq_length, label_list, buckets):
+      logging.info("Exported %s", path)
   return 0
 
 

@@ -21,7 +21,7 @@ from absl import app, flags, logging
 
 import bucket_flags
 import example_file_flags  # noqa: F401  (defines the flags)
-import export_flags  # noqa: F401  (defines the flags)
+import export_flags
 import fine_tuning_flags
 import model_flags  # noqa: F401  (defines the flags)
 import predict_flags  # noqa: F401  (defines the flags)
@@ -51,6 +51,7 @@ OUTPUT_FILES = ("labels.txt", "eval_results.txt", "eval_predictions.txt", "test_
 
 def check_flags(config):
   """Flag checks, the value at fault named; returns the window stride."""
+  export_flags.refuse_file_exports("run_ner.py")
   if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
     raise ValueError("At least one of `do_train`, `do_eval`, `do_predict` or `export_dir` "
                      "must be set.")

@@ -24,6 +24,26 @@ from modeling.data.tokenization import MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
 QUANTIZATIONS = ("none", "dynamic")
 
 
+def fast_tokenizer(vocab_file, do_lower_case):
+  """tensorflow-text's `FastBertTokenizer` set up as `FullTokenizer`, and the vocab.
+
+  Returns:
+    (tokenizer: `tokenizer.tokenize(strings [B])` is an int32 RaggedTensor
+    [B, (pieces)], {piece: id}).
+  """
+  # Imported here: tensorflow-text takes seconds to load, and only the export uses it.
+  import tensorflow_text as text  # pylint: disable=import-outside-toplevel
+  vocab = load_vocab(vocab_file)
+  if UNK not in vocab:
+    raise ValueError(f"vocab_file {vocab_file} has no {UNK} token")
+  # FastWordpiece limits words in bytes, the original in characters: the same limit
+  # agrees on ASCII words (docs/deploy.md lists the other differences).
+  tokenizer = text.FastBertTokenizer(
+      vocab=list(vocab), max_bytes_per_word=MAX_INPUT_CHARS_PER_WORD,
+      token_out_type=tf.int32, unknown_token=UNK, lower_case_nfd_strip_accents=do_lower_case)
+  return tokenizer, vocab
+
+
 class TfliteClassifier(tf.Module):
   """Raw text in, class probabilities and label out, in TFLite-capable ops."""
 
@@ -39,19 +59,9 @@ class TfliteClassifier(tf.Module):
         to the smallest holding its longest row (None: max_seq_length).
     """
     super().__init__()
-    # Imported here: tensorflow-text takes seconds to load, and only this class uses it.
-    import tensorflow_text as text  # pylint: disable=import-outside-toplevel
     if model.is_regression:
       raise ValueError("the TFLite export takes a classifier; this task is a regression")
-    vocab = load_vocab(vocab_file)
-    if UNK not in vocab:
-      raise ValueError(f"vocab_file {vocab_file} has no {UNK} token")
-    # FastWordpiece limits words in bytes; 4 bytes a character keeps every word of
-    # up to MAX_INPUT_CHARS_PER_WORD characters (longer ASCII words still map to [UNK]
-    # only past 4x the original's limit: see docs/deploy.md).
-    self.tokenizer = text.FastBertTokenizer(
-        vocab=list(vocab), max_bytes_per_word=4 * MAX_INPUT_CHARS_PER_WORD,
-        token_out_type=tf.int32, unknown_token=UNK, lower_case_nfd_strip_accents=do_lower_case)
+    self.tokenizer, vocab = fast_tokenizer(vocab_file, do_lower_case)
     self.model = model
     self.max_seq_length = max_seq_length
     self.buckets = None if buckets is None else tuple(buckets)
