@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from modeling.data import classifier_data
 from modeling.data.graph_packing import pack_inputs
 from modeling.data.tokenization import FullTokenizer
-from modeling.tasks import serving, tflite_export
+from modeling.tasks import onnx_export, serving, tflite_export
 from modeling.tasks.classifier import ClassifierModel
+from test_run_classifier import run_classifier, workspace  # noqa: F401  (workspace: a fixture)
 from tiny import tiny_config
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "far", "away", "computer",
@@ -110,20 +112,6 @@ print(" ".join(repr(float(p)) for p in outputs["probabilities"].ravel()))
 """
 
 
-def test_the_file_alone_runs_in_litert_in_a_fresh_process(exported, tmp_path):
-  _, _, server, path = exported
-  texts = ["the cat sat", "a computer program, the law", ""]
-  result = subprocess.run([sys.executable, "-c", LITERT_SCRIPT, path, *texts],
-                          capture_output=True, text=True, cwd=tmp_path,
-                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
-  assert result.returncode == 0, result.stderr[-3000:]
-  labels, probabilities = result.stdout.strip().splitlines()[-2:]
-  expected = server.classify(tf.constant(texts))
-  assert labels.split() == [label.decode() for label in expected["label"].numpy()]
-  np.testing.assert_allclose(np.array(probabilities.split(), float).reshape(3, -1),
-                             expected["probabilities"], atol=1e-5)
-
-
 def test_dynamic_int8_is_smaller_and_close(exported):
   _, _, server, path = exported
   int8 = tflite_export.convert(server, "dynamic")
@@ -191,3 +179,40 @@ def test_fast_tokenizer_parity_on_the_shared_text(shared_dir, minilm_dir):
   assert len(differing) <= 5, differing
   for text in differing:
     assert any(_documented_kind(char) for char in text), text
+
+
+@pytest.mark.slow
+def test_run_classifier_writes_both_files_as_do_predict(workspace, tmp_path):
+  """--export_tflite (int8) and --export_onnx from run_classifier.py, checked against
+  the same run's test_results.tsv."""
+  import onnxruntime  # pylint: disable=import-outside-toplevel
+  output_dir, tflite_path, onnx_path = tmp_path / "out", tmp_path / "m.tflite", tmp_path / "m.onnx"
+  run_classifier(workspace, output_dir, "--do_train", "--do_predict", "--num_train_epochs=1",
+                 "--train_batch_size=16", "--predict_batch_size=13", "--length_buckets=none",
+                 f"--init_checkpoint={workspace / 'pretrained' / 'bert_model.ckpt'}",
+                 f"--export_tflite={tflite_path}", "--tflite_quantization=dynamic",
+                 f"--export_onnx={onnx_path}")
+  predicted = np.loadtxt(output_dir / "test_results.tsv")
+  processor = classifier_data.get_processor("tsv", str(workspace / "data"))
+  examples = processor.get_examples(str(workspace / "data"), "test")
+  arrays = classifier_data.to_arrays(examples, processor.get_labels(), 16,
+                                     FullTokenizer(str(workspace / "vocab.txt")))
+  session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+  served = session.run(None, {name: arrays[name] for name in onnx_export.INPUT_NAMES})[0]
+  np.testing.assert_allclose(served, predicted, atol=1e-4)
+  # The .tflite file alone, in LiteRT in a fresh process, labels the raw test text.
+  result = subprocess.run([sys.executable, "-c", LITERT_SCRIPT, str(tflite_path),
+                           *[e.text_a for e in examples]],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  labels, probabilities = result.stdout.strip().splitlines()[-2:]
+  probabilities = np.array(probabilities.split(), float).reshape(predicted.shape)
+  np.testing.assert_allclose(probabilities, predicted, atol=0.05)  # int8
+  expected_labels = [processor.get_labels()[i] for i in predicted.argmax(1)]
+  assert np.mean(np.array(labels.split()) == expected_labels) >= 0.9
+  # A quantization without its export is refused before any work.
+  result = run_classifier(workspace, tmp_path / "out2", "--do_train",
+                          "--onnx_quantization=dynamic", check=False)
+  assert "--onnx_quantization=dynamic needs --export_onnx" in result.stderr
+  assert not (tmp_path / "out2").exists()
