@@ -4,6 +4,7 @@ the SavedModel (raw text), TFLite (raw text, the tokenizer inside) and ONNX (tok
 import os
 
 from absl import flags
+import tensorflow as tf
 
 from modeling.tasks import onnx_export, tflite_export
 
@@ -33,8 +34,12 @@ def requested():
   return bool(FLAGS.export_dir or FLAGS.export_tflite or FLAGS.export_onnx)
 
 
-def check_file_exports(is_regression, spm_model_file, preserve_unused_tokens):
+def check_file_exports(is_regression, spm_model_file, preserve_unused_tokens, compute_dtype):
   """Refuses, before any work, the file exports that cannot take effect."""
+  if (FLAGS.export_tflite or FLAGS.export_onnx) and compute_dtype != tf.float32:
+    raise ValueError("--export_tflite and --export_onnx write float32 graphs (or int8 with "
+                     "their --*_quantization=dynamic): export in a run without "
+                     "--mixed_precision, beside --init_checkpoint of this one")
   for flag, path, quantization in (("tflite", FLAGS.export_tflite, FLAGS.tflite_quantization),
                                    ("onnx", FLAGS.export_onnx, FLAGS.onnx_quantization)):
     if quantization != "none" and not path:

@@ -63,8 +63,6 @@ def main(argv):
   check_flags(config)
   buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
   processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.data_dir)
-  export_flags.check_file_exports(processor.is_regression, FLAGS.spm_model_file,
-                                  FLAGS.preserve_unused_tokens)
   label_list = None if processor.is_regression else processor.get_labels()
   tokenizer, tokenizer_files = tokenizer_flags.tokenizer_from_flags(config)
   shared_flags.check_outputs(
@@ -79,6 +77,8 @@ def main(argv):
                                     ("test", FLAGS.do_predict)) if wanted}
 
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  export_flags.check_file_exports(processor.is_regression, FLAGS.spm_model_file,
+                                  FLAGS.preserve_unused_tokens, compute_dtype)
   strategy = tpu_flags.strategy_from_flags()
   is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
       fine_tuning_flags.set_up_fine_tuning(
