@@ -26,7 +26,9 @@ setup(
         # seqeval (the NER metric's oracle) is source-only; it builds with today's
         # setuptools_scm (checked in a fresh venv) and needs scikit-learn.
         "test": ["pytest>=8", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
-                 "tf-keras>=2.21,<2.22", "seqeval==1.2.2"],
+                 "tf-keras>=2.21,<2.22", "seqeval==1.2.2",
+                 # The deployment exports' runtimes and converter (docs/deploy.md).
+                 "ai-edge-litert==2.3.0", "onnxruntime==1.32.0", "tf2onnx==1.17.0"],
         # The Hugging Face bridge's tests against transformers (optional: they skip
         # without it). make test installs it with the CPU wheel, torch==2.13.0+cpu.
         "hf": ["torch>=2.4", "transformers==5.17.0"],
