@@ -19,9 +19,10 @@ flags.DEFINE_enum("tflite_quantization", "none", tflite_export.QUANTIZATIONS,
                   "Ours: --export_tflite weights: none (fp32) or dynamic (int8 weights, "
                   "dynamic-range quantization).")
 flags.DEFINE_string("export_onnx", None,
-                    "Ours (run_classifier.py): write an ONNX model here taking int32 input_ids, "
-                    "input_mask, segment_ids [batch, length] (both dynamic) and returning the "
-                    "probabilities, for ONNX Runtime.")
+                    "Ours: write an ONNX model here taking int32 input_ids, input_mask, "
+                    "segment_ids [batch, length] (both dynamic) and returning the "
+                    "probabilities (run_ner.py: the log_probs of every piece), for ONNX "
+                    "Runtime.")
 flags.DEFINE_enum("onnx_quantization", "none", onnx_export.QUANTIZATIONS,
                   "Ours: --export_onnx weights: none (fp32) or dynamic (ONNX Runtime's dynamic "
                   "int8 quantization).")
@@ -56,12 +57,11 @@ def check_file_exports(is_regression, spm_model_file, preserve_unused_tokens, co
                      "exported tokenizer would split [unusedN] words")
 
 
-def refuse_file_exports(script):
-  """Refuses --export_tflite and --export_onnx in a script that cannot write them."""
-  for flag in ("export_tflite", "export_onnx"):
-    if FLAGS[flag].value:
-      raise ValueError(f"--{flag} is not supported by {script} yet (run_classifier.py "
-                       "writes it)")
+def refuse_tflite(script):
+  """Refuses --export_tflite in a script that cannot write it."""
+  if FLAGS.export_tflite:
+    raise ValueError(f"--export_tflite is not supported by {script} yet (run_classifier.py "
+                     "writes it)")
 
 
 def export_classifier(model, vocab_file, do_lower_case, max_seq_length, label_list, buckets):
@@ -76,6 +76,11 @@ def export_classifier(model, vocab_file, do_lower_case, max_seq_length, label_li
                                             label_list, buckets)
     written.append(tflite_export.export(server, FLAGS.export_tflite,
                                         FLAGS.tflite_quantization))
-  if FLAGS.export_onnx:
-    written.append(onnx_export.export(model, FLAGS.export_onnx, FLAGS.onnx_quantization))
-  return written
+  return written + export_onnx(model)
+
+
+def export_onnx(model):
+  """Writes the --export_onnx file of a trained classifier or tagger; the paths written."""
+  if not FLAGS.export_onnx:
+    return []
+  return [onnx_export.export(model, FLAGS.export_onnx, FLAGS.onnx_quantization)]

@@ -59,3 +59,19 @@ def test_refusals(model, tmp_path):
     onnx_export.export(model, str(tmp_path / "model.onnx"), "int4")
   with pytest.raises(IsADirectoryError, match="is a directory"):
     onnx_export.export(model, str(tmp_path))
+
+
+def test_ner_tagger_log_probs_at_any_batch_and_length(tmp_path):
+  import onnxruntime  # pylint: disable=import-outside-toplevel
+  from modeling.tasks.ner import NerModel  # pylint: disable=import-outside-toplevel
+  tf.random.set_seed(3)
+  tagger = NerModel(tiny_config(initializer_range=0.5), 5)
+  path = onnx_export.export(tagger, str(tmp_path / "ner.onnx"))
+  session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+  for batch_size, seq_length in ((2, 12), (4, 30)):
+    inputs = {name: tiny_inputs(batch_size, seq_length, seed=batch_size)[name]
+              for name in onnx_export.INPUT_NAMES}
+    served = session.run(["log_probs"], inputs)[0]
+    ours = tagger.log_probs(inputs).numpy()  # [B, S, C]
+    assert served.shape == (batch_size, seq_length, 5)
+    np.testing.assert_allclose(served, ours, atol=1e-4)  # log-probs down to -11: 1e-6 relative
