@@ -96,7 +96,8 @@ def hf_export(finetuned, fp32_path, int8_path):
   import tempfile  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
-  from onnxruntime.quantization import QuantType, quantize_dynamic  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from onnxruntime.quantization import QuantType, quantize_dynamic
   sys.path.insert(0, common.REPO_DIR)
   from modeling import checkpoint  # pylint: disable=import-outside-toplevel
   with tempfile.TemporaryDirectory() as hf_dir:
@@ -136,7 +137,8 @@ def raw_text_predictor(side, path):
     import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     signature = tf.saved_model.load(path).signatures["serving_default"]
     return lambda texts: signature(text_a=tf.constant(texts))["probabilities"].numpy()
-  from ai_edge_litert.interpreter import InterpreterWithCustomOps  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from ai_edge_litert.interpreter import InterpreterWithCustomOps
   from tensorflow_text import tflite_registrar  # pylint: disable=import-outside-toplevel
   interpreter = InterpreterWithCustomOps(
       custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS, model_path=path,

@@ -57,8 +57,8 @@ def interpreter(path):
 
 def test_tflite_classifies_as_the_saved_model_server(exported):
   root, model, server, path = exported
-  saved_model_server = serving.ClassifierServer(model, str(root / "vocab.txt"), True, MAX_SEQ_LENGTH,
-                                                LABELS, buckets=BUCKETS)
+  saved_model_server = serving.ClassifierServer(model, str(root / "vocab.txt"), True,
+                                                MAX_SEQ_LENGTH, LABELS, buckets=BUCKETS)
   classify = interpreter(path).get_signature_runner("classify")
   texts = np.array([text.encode() for text in AGREEING] + DIFFERING, dtype=object)
   lite = classify(text_a=texts)
@@ -79,8 +79,8 @@ def test_tflite_classifies_as_the_saved_model_server(exported):
 
 def test_pairs_and_batches_of_any_size(exported):
   root, model, server, path = exported
-  saved_model_server = serving.ClassifierServer(model, str(root / "vocab.txt"), True, MAX_SEQ_LENGTH,
-                                                LABELS, buckets=BUCKETS)
+  saved_model_server = serving.ClassifierServer(model, str(root / "vocab.txt"), True,
+                                                MAX_SEQ_LENGTH, LABELS, buckets=BUCKETS)
   classify_pair = interpreter(path).get_signature_runner("classify_pair")
   for size in (1, 5):
     text_a = np.array(["the cat", "a dog ran far away " * 4, "", "law", "code ."][:size],

@@ -6,8 +6,9 @@ dynamic (length buckets carry over: pad each batch to its bucket); output float3
 [B, C] `probabilities` of a classifier (float32 [B] `predictions` for regression),
 float32 [B, S, C] `log_probs` of every piece for a tagger (`ner.NerModel`).
 Tokenization stays in Python (`tokenization.FullTokenizer` and
-`classifier_data.convert_example`, or `ner_data`'s windows). "dynamic" quantization is ONNX Runtime's
-`quantize_dynamic` (int8 weights, activations quantized on the fly).
+`classifier_data.convert_example`, or `ner_data`'s windows). "dynamic"
+quantization is ONNX Runtime's `quantize_dynamic` (int8 weights, activations
+quantized on the fly).
 """
 
 import os
