@@ -22,6 +22,8 @@ from modeling.data.graph_packing import pack_inputs
 from modeling.data.tokenization import MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
 
 QUANTIZATIONS = ("none", "dynamic")
+# The custom ops of tensorflow-text that `SELECT_TFTEXT_OPS` registers and we use.
+TFTEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
 
 
 def fast_tokenizer(vocab_file, do_lower_case):
@@ -123,10 +125,6 @@ def export(server, path, quantization="none"):
   with files.atomic_open(path, "wb") as writer:
     writer.write(model)
   return path
-
-
-# The custom ops of tensorflow-text that `SELECT_TFTEXT_OPS` registers and we use.
-TFTEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
 
 
 def custom_ops(model):
