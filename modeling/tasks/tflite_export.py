@@ -131,6 +131,7 @@ def custom_ops(model):
   """The custom op names a .tflite flatbuffer (bytes) calls."""
   # pylint: disable-next=import-outside-toplevel
   from tensorflow.lite.python import schema_py_generated as schema
-  root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
-  return [code.customCode.decode() for code in root.operatorCodes
-          if code.builtinCode == schema.BuiltinOperator.CUSTOM and code.customCode]
+  root = schema.Model.GetRootAsModel(model, 0)  # Reads the operator table only.
+  codes = [root.OperatorCodes(i) for i in range(root.OperatorCodesLength())]
+  return [code.CustomCode().decode() for code in codes
+          if code.BuiltinCode() == schema.BuiltinOperator.CUSTOM and code.CustomCode()]
