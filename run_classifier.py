@@ -21,7 +21,7 @@ from absl import app, flags, logging
 
 import bucket_flags
 import classifier_task_flags  # noqa: F401  (defines the flags)
-import export_flags  # noqa: F401  (defines the flags)
+import export_flags
 import fine_tuning_flags
 import finite_flags
 import labels_flags  # noqa: F401  (defines the flags)
@@ -44,9 +44,9 @@ finite_flags.require_finite_floats()
 
 def check_flags(config):
   """The original's flag checks, with the value at fault named."""
-  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
+  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or export_flags.requested()):
     raise ValueError("At least one of `do_train`, `do_eval`, `do_predict` or `export_dir` "
-                     "must be set.")
+                     "(or `export_tflite`, `export_onnx`) must be set.")
   config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
   if FLAGS.max_seq_length < 3:
     raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for text")
@@ -112,6 +112,8 @@ def main(argv):
                                     ("test", FLAGS.do_predict)) if wanted}
 
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  export_flags.check_file_exports(processor.is_regression, FLAGS.spm_model_file,
+                                  FLAGS.preserve_unused_tokens, compute_dtype)
   strategy = tpu_flags.strategy_from_flags()
   is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
       fine_tuning_flags.set_up_fine_tuning(
@@ -188,6 +190,10 @@ def main(argv):
                                       buckets, thresholds, FLAGS.multi_label_separator)
     logging.info("Exported the serving model (%s) to %s", "text_a, text_b" if pair else "text_a",
                  serving.export(server, FLAGS.export_dir, pair))
+  if is_chief:
+    for path in export_flags.export_classifier(model, FLAGS.vocab_file, FLAGS.do_lower_case,
+                                               FLAGS.max_seq_length, label_list, buckets):
+      logging.info("Exported %s", path)
   return 0
 
 

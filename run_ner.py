@@ -21,7 +21,7 @@ from absl import app, flags, logging
 
 import bucket_flags
 import example_file_flags  # noqa: F401  (defines the flags)
-import export_flags  # noqa: F401  (defines the flags)
+import export_flags
 import fine_tuning_flags
 import finite_flags
 import labels_flags  # noqa: F401  (defines the flags)
@@ -51,9 +51,10 @@ OUTPUT_FILES = ("labels.txt", "eval_results.txt", "eval_predictions.txt", "test_
 
 def check_flags(config):
   """Flag checks, the value at fault named; returns the window stride."""
-  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
+  export_flags.refuse_tflite("run_ner.py")
+  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or export_flags.requested()):
     raise ValueError("At least one of `do_train`, `do_eval`, `do_predict` or `export_dir` "
-                     "must be set.")
+                     "(or `export_onnx`) must be set.")
   for wanted, name in ((FLAGS.do_train, "train_file"), (FLAGS.do_eval, "eval_file"),
                        (FLAGS.do_predict, "predict_file")):
     if wanted and not FLAGS[name].value:
@@ -161,6 +162,9 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   stride = check_flags(config)
+  compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  export_flags.check_file_exports(False, FLAGS.spm_model_file, FLAGS.preserve_unused_tokens,
+                                  compute_dtype)
   buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
   tokenizer, inputs = tokenizer_flags.tokenizer_from_flags(config)
   inputs += [("--labels_file", FLAGS.labels_file),
@@ -180,7 +184,6 @@ def main(argv):
               for split, sentences in data.items()}
 
   train_arrays = ner_data.training_arrays(features["train"]) if FLAGS.do_train else None
-  compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
   strategy = tpu_flags.strategy_from_flags()
   is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
       fine_tuning_flags.set_up_fine_tuning(
@@ -227,6 +230,9 @@ def main(argv):
                                    max_seq_length, stride, labels, FLAGS.spm_model_file)
     logging.info("Exported the serving model to %s", serving.save(
         server, FLAGS.export_dir, {"serving_default": server.tag, "tag": server.tag}))
+  if is_chief:
+    for path in export_flags.export_onnx(model):
+      logging.info("Exported %s", path)
   return 0
 
 

@@ -34,7 +34,9 @@ setup(
                  "tf-keras>=2.21,<2.22", "seqeval==1.2.2", "scikit-learn>=1.3",
                  "tensorflow-hub==0.16.1", "setuptools<81",
                  # keras-hub's BertBackbone, the oracle of the keras-hub presets.
-                 "keras-hub==0.32.0"],
+                 "keras-hub==0.32.0",
+                 # The deployment exports' runtimes and converter (docs/deploy.md).
+                 "ai-edge-litert==2.3.0", "onnxruntime==1.32.0", "tf2onnx==1.17.0"],
         # The Hugging Face bridge's tests against transformers (optional: they skip
         # without it). make test installs it with the CPU wheel, torch==2.13.0+cpu.
         "hf": ["torch>=2.4", "transformers==5.17.0"],

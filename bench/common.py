@@ -159,7 +159,7 @@ def report(unit, batch_size, flops, peaks, original_seconds, ours_seconds):
 
 
 def cpu_description():
-  """"<CPU model>, <n> cores, flags: avx512_bf16 amx_bf16 ..." (the bf16/AMX units)."""
+  """"<CPU model>, <n> cores, flags: avx512_bf16 amx_bf16 ..." (the bf16/AMX/VNNI units)."""
   model, flags = "unknown CPU", set()
   if os.path.exists("/proc/cpuinfo"):
     for line in open("/proc/cpuinfo", encoding="utf-8"):
@@ -168,7 +168,8 @@ def cpu_description():
         model = value.strip()
       elif key.strip() == "flags":
         flags = set(value.split())
-  wanted = sorted(f for f in flags if f.startswith("amx") or f in ("avx512_bf16", "avx512f"))
+  wanted = sorted(f for f in flags if f.startswith("amx")
+                  or f in ("avx512_bf16", "avx512f", "avx512_vnni", "avx_vnni"))
   return f"{model}, {os.cpu_count()} cores, flags: {' '.join(wanted) or 'no avx512/amx'}"
 
 

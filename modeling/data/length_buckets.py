@@ -77,7 +77,9 @@ def bucket_length(longest, buckets):
   """`bucket_ids` in TensorFlow ops, for graphs: the smallest of `buckets` (ascending)
   that holds `longest` tokens, a scalar tensor of `longest`'s int dtype."""
   lengths = tf.constant(buckets, longest.dtype)  # [K]
-  return tf.gather(lengths, tf.searchsorted(lengths, tf.reshape(longest, [1]))[0])
+  # The count of smaller buckets is the index (a sum, not searchsorted: TFLite has
+  # no LowerBound builtin).
+  return tf.gather(lengths, tf.reduce_sum(tf.cast(lengths < longest, tf.int32)))
 
 
 def batch_plan(ids, batch_size, seed, num_batches):

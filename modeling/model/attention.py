@@ -39,7 +39,9 @@ def attention_mask_adder(input_mask, dtype=tf.float32):
     float [B, 1, 1, T]: 0 where attended, -10000 where masked; broadcasts over
     heads and "from" positions.
   """
-  mask = tf.cast(input_mask, dtype)[:, tf.newaxis, tf.newaxis, :]  # [B, 1, 1, T]
+  # expand_dims, not [:, newaxis, newaxis, :]: TFLite has no builtin for a strided
+  # slice adding axes when T is unknown.
+  mask = tf.expand_dims(tf.expand_dims(tf.cast(input_mask, dtype), 1), 1)  # [B, 1, 1, T]
   return (1.0 - mask) * -10000.0
 
 

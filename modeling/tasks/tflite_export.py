@@ -1,0 +1,137 @@
+"""TFLite export of a fine-tuned classifier that takes raw UTF-8 text.
+
+The model tokenizes inside the graph with tensorflow-text's TFLite-capable ops
+(`FastBertTokenizer`: `FastBertNormalize` and `FastWordpieceTokenize`), packs the
+pieces as `classifier_data.convert_example` does (`graph_packing.pack_inputs`,
+dense ops only) and returns class probabilities and the label name. It runs in
+`tf.lite.Interpreter` or LiteRT (`ai_edge_litert`) with tensorflow-text's op
+registrar, `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`:
+
+  interpreter = InterpreterWithCustomOps(
+      custom_op_registerers=SELECT_TFTEXT_OPS, model_path="model.tflite")
+  classify = interpreter.get_signature_runner("classify")
+  classify(text_a=np.array(["some text"]))["probabilities"]  # [B, C]
+
+docs/deploy.md lists where the fast tokenizer differs from `FullTokenizer`.
+"""
+
+import tensorflow as tf
+
+from modeling.data import files
+from modeling.data.graph_packing import pack_inputs
+from modeling.data.tokenization import MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
+
+QUANTIZATIONS = ("none", "dynamic")
+# The custom ops of tensorflow-text that `SELECT_TFTEXT_OPS` registers and we use.
+TFTEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
+
+
+def fast_tokenizer(vocab_file, do_lower_case):
+  """tensorflow-text's `FastBertTokenizer` set up as `FullTokenizer`, and the vocab.
+
+  Returns:
+    (tokenizer: `tokenizer.tokenize(strings [B])` is an int32 RaggedTensor
+    [B, (pieces)], {piece: id}).
+  """
+  # Imported here: tensorflow-text takes seconds to load, and only the export uses it.
+  import tensorflow_text as text  # pylint: disable=import-outside-toplevel
+  vocab = load_vocab(vocab_file)
+  if UNK not in vocab:
+    raise ValueError(f"vocab_file {vocab_file} has no {UNK} token")
+  # FastWordpiece limits words in bytes, the original in characters: the same limit
+  # agrees on ASCII words (docs/deploy.md lists the other differences).
+  tokenizer = text.FastBertTokenizer(
+      vocab=list(vocab), max_bytes_per_word=MAX_INPUT_CHARS_PER_WORD,
+      token_out_type=tf.int32, unknown_token=UNK, lower_case_nfd_strip_accents=do_lower_case)
+  return tokenizer, vocab
+
+
+class TfliteClassifier(tf.Module):
+  """Raw text in, class probabilities and label out, in TFLite-capable ops."""
+
+  def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list,
+               buckets=None):
+    """Args:
+      model: a trained `classifier.ClassifierModel` (not regression).
+      vocab_file: the WordPiece vocabulary the model was trained with.
+      do_lower_case: as the tokenizer the model was trained with.
+      max_seq_length: the padded length S.
+      label_list: class names in class-id order.
+      buckets: `length_buckets.parse_buckets` lengths: each request batch is padded
+        to the smallest holding its longest row (None: max_seq_length).
+    """
+    super().__init__()
+    if model.is_regression:
+      raise ValueError("the TFLite export takes a classifier; this task is a regression")
+    self.tokenizer, vocab = fast_tokenizer(vocab_file, do_lower_case)
+    self.model = model
+    self.max_seq_length = max_seq_length
+    self.buckets = None if buckets is None else tuple(buckets)
+    self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
+    self.labels = tf.constant(label_list, tf.string)
+
+  def _predict(self, text_a, text_b):
+    ids_b = self.tokenizer.tokenize(text_b) if text_b is not None else None
+    input_ids, input_mask, segment_ids = pack_inputs(
+        self.tokenizer.tokenize(text_a), ids_b, self.max_seq_length, self.cls_id, self.sep_id,
+        self.buckets)  # [B, S] each
+    batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
+             "label_ids": tf.zeros_like(input_ids[:, 0])}
+    _, probabilities = self.model.outputs(batch, training=False)  # [B, C]
+    return {"probabilities": probabilities,
+            "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a")])
+  def classify(self, text_a):
+    """text_a: string [B] -> probabilities float32 [B, C] and label string [B]."""
+    return self._predict(text_a, None)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
+                                tf.TensorSpec([None], tf.string, name="text_b")])
+  def classify_pair(self, text_a, text_b):
+    """text_a, text_b: string [B] -> probabilities float32 [B, C] and label string [B]."""
+    return self._predict(text_a, text_b)
+
+
+def convert(server, quantization="none"):
+  """The .tflite flatbuffer (bytes) of `server`'s two signatures.
+
+  Args:
+    server: a `TfliteClassifier`.
+    quantization: "none" (fp32) or "dynamic" (int8 weights, activations quantized
+      on the fly: TFLite's dynamic-range quantization).
+  """
+  if quantization not in QUANTIZATIONS:
+    raise ValueError(f"--tflite_quantization={quantization!r}: expected one of "
+                     f"{', '.join(QUANTIZATIONS)}")
+  functions = [server.classify.get_concrete_function(),
+               server.classify_pair.get_concrete_function()]
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, server)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  # The tokenizer's ops are tensorflow-text's TFLite kernels, registered at load time.
+  converter.allow_custom_ops = True
+  if quantization == "dynamic":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  model = converter.convert()
+  unresolved = sorted(set(custom_ops(model)) - set(TFTEXT_OPS))
+  if unresolved:
+    raise ValueError(f"the TFLite model needs ops no TFLite runtime has: {unresolved}")
+  return model
+
+
+def export(server, path, quantization="none"):
+  """Writes `server` converted to TFLite to `path`, whole or not at all."""
+  model = convert(server, quantization)
+  with files.atomic_open(path, "wb") as writer:
+    writer.write(model)
+  return path
+
+
+def custom_ops(model):
+  """The custom op names a .tflite flatbuffer (bytes) calls."""
+  # pylint: disable-next=import-outside-toplevel
+  from tensorflow.lite.python import schema_py_generated as schema
+  root = schema.Model.GetRootAsModel(model, 0)  # Reads the operator table only.
+  codes = [root.OperatorCodes(i) for i in range(root.OperatorCodesLength())]
+  return [code.CustomCode().decode() for code in codes
+          if code.BuiltinCode() == schema.BuiltinOperator.CUSTOM and code.CustomCode()]
