@@ -30,7 +30,9 @@ setup(
         # oracle of the multi-label metrics.
         # tensorflow-hub (the TF Hub tests' oracle) imports pkg_resources, which
         # setuptools 81 drops.
-        "test": ["pytest>=8", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
+        # pytest-xdist: make test runs the files on two workers (the suite is mostly
+        # single-threaded TensorFlow start-up and tiny steps).
+        "test": ["pytest>=8", "pytest-xdist==3.8.0", "bert-tensorflow==1.0.4", "albert-tensorflow==1.1",
                  "tf-keras>=2.21,<2.22", "seqeval==1.2.2", "scikit-learn>=1.3",
                  "tensorflow-hub==0.16.1", "setuptools<81",
                  # keras-hub's BertBackbone, the oracle of the keras-hub presets.
