@@ -158,6 +158,15 @@ def report(unit, batch_size, flops, peaks, original_seconds, ours_seconds):
     print(f"ratio ours {dtype} / original fp32: {original_seconds / seconds:.2f}x")
 
 
+def chosen_sides(parser, sides, choices):
+  """The comma-separated `--sides` value as a list; an unknown side is a usage error."""
+  sides = sides.split(",")
+  unknown = sorted(set(sides) - set(choices))
+  if unknown:
+    parser.error(f"--sides: unknown {unknown}; choose from {', '.join(choices)}")
+  return sides
+
+
 def cpu_description():
   """"<CPU model>, <n> cores, flags: avx512_bf16 amx_bf16 ..." (the bf16/AMX/VNNI units)."""
   model, flags = "unknown CPU", set()

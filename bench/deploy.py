@@ -213,10 +213,7 @@ def main():
   if args.hf_export:
     hf_export(*args.hf_export)
     return
-  sides = args.sides.split(",")
-  unknown = sorted(set(sides) - set(SIDES))
-  if unknown:
-    parser.error(f"--sides: unknown {unknown}; choose from {', '.join(SIDES)}")
+  sides = common.chosen_sides(parser, args.sides, SIDES)
   print(f"CPU: {common.cpu_description()}", flush=True)
   finetuned = args.finetuned or fine_tune(args)
   root = os.path.join(args.output_dir, "models")

@@ -112,11 +112,9 @@ def main():
   if args.hugging_face_side:
     hugging_face_side(args)
     return
-  sides = args.sides.split(",")
-  unknown = sorted(set(sides) - set(SIDES))
-  if unknown or "original" not in sides:
-    parser.error(f"--sides: {unknown or 'original missing'}; choose from {', '.join(SIDES)} "
-                 "(original included: every ratio is to it)")
+  sides = common.chosen_sides(parser, args.sides, SIDES)
+  if "original" not in sides:
+    parser.error("--sides: original missing (every ratio is to it)")
   print(f"CPU: {common.cpu_description()}", flush=True)
   results = {}
   for side in sides:

@@ -152,10 +152,7 @@ def main():
   if args.hugging_face_side:
     hugging_face_side(args)
     return
-  sides = args.sides.split(",")
-  unknown = sorted(set(sides) - set(SIDES))
-  if unknown:
-    parser.error(f"--sides: {unknown}; choose from {', '.join(SIDES)}")
+  sides = common.chosen_sides(parser, args.sides, SIDES)
   print(f"CPU: {common.cpu_description()}", flush=True)
   shutil.rmtree(args.output_dir, ignore_errors=True)
   data_dir = os.path.join(args.output_dir, "data")
