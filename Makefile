@@ -16,8 +16,9 @@ $(STAMP): setup.py
 	@# but with --no-deps (and these three) its networks and TF Hub exporter run under TF 2.21.
 	$(PY) -m pip install --quiet --no-deps 'tf-models-official==2.20.0' gin-config tf-slim \
 	immutabledict
-	@# Optional: PyTorch's CPU wheel and transformers, for the tests against transformers.
-	$(PY) -m pip install --quiet -e '.[hf]' 'torch==2.13.0+cpu' || echo "WARNING: the optional \
+	@# Optional: PyTorch's CPU wheel and transformers, for the tests against transformers
+	@# (setuptools<81 again: torch asks for setuptools, and tensorflow-hub needs pkg_resources).
+	$(PY) -m pip install --quiet -e '.[hf]' 'torch==2.13.0+cpu' 'setuptools<81' || echo "WARNING: the optional \
 	'hf' extra (torch==2.13.0+cpu, transformers) did not install; the tests against \
 	transformers will be skipped"
 	touch $(STAMP)
