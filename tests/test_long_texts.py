@@ -277,8 +277,9 @@ def test_model_with_chunked_attention_equals_full():
     return [out["sequence_output"]] + [tf.convert_to_tensor(g) for g in grads]
 
   for a, b in zip(outputs_and_gradients(full), outputs_and_gradients(chunked)):
-    # rtol too: embedding gradients reach ~30, where float32 rounding alone is ~4e-6.
-    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    # Summed in another order, an element's rounding scales with the largest term of
+    # its tensor (embedding gradients reach ~80), not with the element itself.
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 + 1e-6 * np.max(np.abs(a)))
 
 
 def test_long_training_step_compiles_with_chunks_and_dropout():
