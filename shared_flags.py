@@ -34,7 +34,9 @@ flags.DEFINE_integer("seed", 12345, "Seed of the initialisation, dropout and dat
 flags.DEFINE_integer("keep_checkpoint_max", 5, "Most recent checkpoints kept (0: all).")
 flags.DEFINE_integer("log_steps", 100, "Log and write summaries every this many steps.")
 flags.DEFINE_enum("optimizer", "adamw", list(optimization.OPTIMIZERS),
-                  "adamw: the original AdamWeightDecay; lamb: LAMB (You et al. 2019).")
+                  "adamw: the original AdamWeightDecay (no bias correction); "
+                  "adamw_corrected: the same with Adam's bias correction (PyTorch's and "
+                  "Keras' AdamW); lamb: LAMB (You et al. 2019).")
 flags.DEFINE_enum("mixed_precision", "none", list(COMPUTE_DTYPES),
                   "Compute dtype of the matmuls (variables, optimizer and checkpoints stay "
                   "float32): bf16 for TPUs and CPUs with bf16 units, fp16 (with dynamic "

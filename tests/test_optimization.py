@@ -168,7 +168,7 @@ def test_weight_decay_exclusions_and_slot_names():
 
 
 def test_bad_arguments_are_named():
-  with pytest.raises(ValueError, match="optimizer='sgd' is not one of adamw, lamb"):
+  with pytest.raises(ValueError, match="optimizer='sgd' is not one of adamw, adamw_corrected, lamb"):
     optimization.create_optimizer("sgd", [], 1e-4, 10, 1)
   with pytest.raises(ValueError, match="num_train_steps=0"):
     optimization.create_optimizer("adamw", [], 1e-4, 0, 1)
@@ -239,7 +239,46 @@ def test_lamb_matches_numpy_reference(gradient_scale):
       ["global_step"] + [f"{n}/adam_{s}" for n in shapes for s in "mv"])
 
 
-@pytest.mark.parametrize("name", ["adamw", "lamb"])
+@pytest.mark.parametrize("gradient_scale", [0.01, 3.0], ids=["unclipped", "clipped"])
+def test_adamw_corrected_matches_pytorch_adamw(gradient_scale):
+  torch = pytest.importorskip("torch", reason="PyTorch (the hf test extra) is the oracle")
+  rng = np.random.default_rng(2)
+  init = {n: rng.normal(size=s).astype(np.float32) for n, s in SHAPES.items()}
+  gradients = [{n: (gradient_scale * rng.normal(size=s)).astype(np.float32)
+                for n, s in SHAPES.items()} for _ in range(4)]
+  variables = [tf.Variable(init[n], name=n) for n in SHAPES]
+  opt = optimization.create_optimizer("adamw_corrected", variables, 0.1, 10, 2)
+  for grads in gradients:
+    opt.apply_gradients([tf.constant(grads[n]) for n in SHAPES])
+
+  params = {n: torch.nn.Parameter(torch.tensor(w, dtype=torch.float64)) for n, w in init.items()}
+  decayed = {n: not any(p in n for p in ("LayerNorm", "layer_norm", "bias")) for n in SHAPES}
+  torch_opt = torch.optim.AdamW(
+      [{"params": [params[n] for n in SHAPES if decayed[n]], "weight_decay": 0.01},
+       {"params": [params[n] for n in SHAPES if not decayed[n]], "weight_decay": 0.0}],
+      lr=0.1, eps=1e-6)
+  rates = [0.0, 0.05, 0.1 * (1 - 2 / 10), 0.1 * (1 - 3 / 10)]  # warmup 2, then decay
+  for grads, rate in zip(gradients, rates):
+    for name, param in params.items():
+      param.grad = torch.tensor(grads[name], dtype=torch.float64)
+    torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+    for group in torch_opt.param_groups:
+      group["lr"] = rate
+    torch_opt.step()
+  for name, variable in zip(SHAPES, variables):
+    np.testing.assert_allclose(variable.numpy(), params[name].detach().numpy(), rtol=1e-5,
+                               atol=1e-6, err_msg=name)
+  # The correction matters: the original rule moves differently.
+  original = [tf.Variable(init[n], name=n) for n in SHAPES]
+  original_opt = optimization.create_optimizer("adamw", original, 0.1, 10, 2)
+  for grads in gradients:
+    original_opt.apply_gradients([tf.constant(grads[n]) for n in SHAPES])
+  assert not np.allclose(original[0].numpy(), variables[0].numpy(), atol=1e-3)
+  assert sorted(checkpoint_name(v) for v in opt.variables) == sorted(
+      checkpoint_name(v) for v in original_opt.variables)
+
+
+@pytest.mark.parametrize("name", ["adamw", "adamw_corrected", "lamb"])
 def test_a_step_not_applied_changes_nothing(name):
   variable = tf.Variable([1.0, -2.0], name="w")
   opt = optimization.create_optimizer(name, [variable], 0.1, 10, 0)

@@ -9,6 +9,11 @@
   slots `<var>/adam_m`, `<var>/adam_v` and the int64 `global_step`, named as the
   original writes them, so training checkpoints are interchangeable with the
   original's.
+- `BiasCorrectedAdamWeightDecay`: the same with Adam's bias correction, the
+  rule of PyTorch's and Keras' AdamW and of Model Garden's AdamWeightDecay.
+  Without the correction the first updates are several times larger (3.2x at
+  step 1, 4.5x at step 50, 1.6x at step 500); short fine-tuning runs at a high
+  learning rate, as multi-label ones need, diverge there.
 - `Lamb`: LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning:
   Training BERT in 76 minutes", Algorithm 2) on the same schedule, clipping,
   exclusions and slots: Adam moments *with* bias correction, decoupled weight
@@ -161,18 +166,42 @@ class AdamWeightDecay(tf.Module):
     return (self.beta_1 * m + (1.0 - self.beta_1) * gradient,
             self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient))
 
-  def _update(self, variable, gradient, m, v, learning_rate, step, decay):
-    """Adam without bias correction, plus decoupled weight decay, on one device."""
+  def _direction(self, gradient, m, v, step):
+    """(next m, next v, the Adam direction) of one variable: without bias correction."""
     del step  # No bias correction.
     next_m, next_v = self._moments(gradient, m, v)
-    update = next_m / (tf.sqrt(next_v) + self.epsilon)
+    return next_m, next_v, next_m / (tf.sqrt(next_v) + self.epsilon)
+
+  def _update(self, variable, gradient, m, v, learning_rate, step, decay):
+    """The Adam direction plus decoupled weight decay, on one device."""
+    next_m, next_v, update = self._direction(gradient, m, v, step)
     if decay and self.weight_decay_rate:
       update += self.weight_decay_rate * variable
     return tf.group(variable.assign_sub(learning_rate * update), m.assign(next_m),
                     v.assign(next_v))
 
 
-class Lamb(AdamWeightDecay):
+class BiasCorrectedAdamWeightDecay(AdamWeightDecay):
+  """AdamWeightDecay with Adam's bias correction (PyTorch's and Keras' AdamW).
+
+  For step t = global_step + 1 and a variable w with gradient g:
+    m = beta_1 m + (1 - beta_1) g            v = beta_2 v + (1 - beta_2) g^2
+    w = w - lr * ((m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon) + decay w)
+  with `decay` 0 for the excluded variables. Same constructor and slots as
+  AdamWeightDecay.
+  """
+
+  def _direction(self, gradient, m, v, step):
+    """(next m, next v, m_hat / (sqrt(v_hat) + epsilon)) of one variable."""
+    next_m, next_v = self._moments(gradient, m, v)
+    # In float64: 1 - beta_2^t with beta_2 = 0.999 rounded to float32 is 1.3e-5 off.
+    t = tf.cast(step, tf.float64) + 1.0
+    m_hat = next_m / tf.cast(1.0 - tf.pow(tf.constant(self.beta_1, tf.float64), t), tf.float32)
+    v_hat = next_v / tf.cast(1.0 - tf.pow(tf.constant(self.beta_2, tf.float64), t), tf.float32)
+    return next_m, next_v, m_hat / (tf.sqrt(v_hat) + self.epsilon)
+
+
+class Lamb(BiasCorrectedAdamWeightDecay):
   """LAMB, Algorithm 2 of You et al. (2019), with the original's clipping and slots.
 
   For step t = global_step + 1 and a variable w with gradient g:
@@ -187,11 +216,7 @@ class Lamb(AdamWeightDecay):
 
   def _update(self, variable, gradient, m, v, learning_rate, step, decay):
     """The LAMB rule on one device."""
-    next_m, next_v = self._moments(gradient, m, v)
-    t = step + 1.0
-    m_hat = next_m / (1.0 - tf.pow(self.beta_1, t))
-    v_hat = next_v / (1.0 - tf.pow(self.beta_2, t))
-    update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
+    next_m, next_v, update = self._direction(gradient, m, v, step)
     if decay:
       if self.weight_decay_rate:
         update += self.weight_decay_rate * variable
@@ -204,15 +229,16 @@ class Lamb(AdamWeightDecay):
 
 
 # The `--optimizer` choices.
-OPTIMIZERS = {"adamw": AdamWeightDecay, "lamb": Lamb}
+OPTIMIZERS = {"adamw": AdamWeightDecay, "adamw_corrected": BiasCorrectedAdamWeightDecay,
+              "lamb": Lamb}
 
 
 def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup_steps):
   """The optimizer of the `--optimizer` flag with the original schedule.
 
   Args:
-    name: one of OPTIMIZERS; "adamw" is the original AdamWeightDecay, "lamb"
-      is Lamb.
+    name: one of OPTIMIZERS; "adamw" is the original AdamWeightDecay,
+      "adamw_corrected" BiasCorrectedAdamWeightDecay, "lamb" Lamb.
     variables: the trainable variables.
     learning_rate, num_train_steps, num_warmup_steps: the schedule.
 
