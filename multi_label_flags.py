@@ -4,6 +4,7 @@ label separator and thresholds they make."""
 import os
 
 from absl import flags
+from absl import logging
 
 from modeling.data import files
 from modeling.tasks import classifier
@@ -12,7 +13,8 @@ AUTO_THRESHOLDS = {"auto": False, "auto_per_label": True}  # name: per_label
 flags.DEFINE_bool("multi_label", False,
                   "Each example carries a set of labels (the tsv task's label column, "
                   "split at --multi_label_separator; an empty cell is the empty set): a "
-                  "sigmoid per label and binary cross-entropy instead of the softmax.")
+                  "sigmoid per label and binary cross-entropy instead of the softmax; "
+                  "--optimizer defaults to adamw_corrected.")
 flags.DEFINE_string("multi_label_separator", ",",
                     "With --multi_label: what separates the labels of a set.")
 flags.DEFINE_string("multi_label_threshold", "0.5",
@@ -36,6 +38,12 @@ def check_flags(task_name):
   if task_name.lower() != "tsv":
     raise ValueError(f"--multi_label: --task_name={task_name} has one label per example; "
                      "multi-label data is read by --task_name=tsv (a label column of sets)")
+  if not FLAGS["optimizer"].present:
+    # The original AdamWeightDecay's uncorrected first steps (4.5x Adam's at step 50)
+    # collapse a multi-label head onto the labels' prior at the rates it needs.
+    FLAGS.optimizer = "adamw_corrected"
+    logging.info("--multi_label: --optimizer=adamw_corrected (Adam with bias correction); "
+                 "--optimizer=adamw trains with the original's instead")
   separator = FLAGS.multi_label_separator
   if not separator or any(c in separator for c in "\t\r\n") or separator != separator.strip():
     raise ValueError(f"--multi_label_separator={separator!r}: the separator must be a "

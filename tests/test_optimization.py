@@ -1,4 +1,5 @@
-"""AdamWeightDecay and the schedule against the original optimization.py."""
+"""AdamWeightDecay and the schedule against the original optimization.py; adamw_corrected
+against PyTorch's AdamW; LAMB against NumPy."""
 
 import numpy as np
 import pytest

@@ -1,10 +1,12 @@
-"""Several replicas equal one: MirroredStrategy over 2 logical CPU devices against one device.
+"""Several replicas equal one: MirroredStrategy over 2 and 4 logical CPU devices against one.
 
 For the classifier (length-bucketed batches), NER, SQuAD and pretraining with
 gradient accumulation, the same global batches train the same initial weights
-on one device and on two replicas (each half of every batch); the weights
+on one device and on 2 or 4 replicas (each a share of every batch); the weights
 after training and the evaluation's outputs must agree within 1e-5. Splitting
-the CPU must happen before TensorFlow starts, so the runs are in a subprocess.
+the CPU must happen before TensorFlow starts, and two MirroredStrategy of other sizes
+cannot share a process (their collectives' groups collide), so the runs of each count
+are in a subprocess of their own.
 """
 
 import json
@@ -18,7 +20,7 @@ import tensorflow as tf
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
-REPLICAS = 2
+REPLICAS = (2, 4)
 GLOBAL_BATCH, SEQ, PRED, STEPS = 8, 16, 5, 3
 BUCKETS = [8, SEQ]
 
@@ -137,19 +139,19 @@ def train_and_evaluate(strategy, name, initial, directory, kind):
   return saved, {k: np.asarray(v, np.float64) for k, v in outputs.items()}
 
 
-def main(directory):
-  """Splits the CPU, runs every case on one device and on REPLICAS; prints one JSON line
+def main(directory, replicas):
+  """Splits the CPU, runs every case on one device and on `replicas`; prints one JSON line
   {case: {"weights": worst difference, "global_step": [one device's, the replicas'],
   "outputs": {name: worst difference}}, "jit_whole_step": its refusal}."""
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration()] * REPLICAS)
+      cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
   # pylint: disable=import-outside-toplevel  (after the CPU is split)
   from modeling import checkpoint
   from modeling.training import steps
   single = tf.distribute.get_strategy()
-  mirrored = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(REPLICAS)])
-  assert mirrored.num_replicas_in_sync == REPLICAS
+  mirrored = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+  assert mirrored.num_replicas_in_sync == replicas
   results = {}
   for name in CASES:
     tf.random.set_seed(0)
@@ -175,19 +177,25 @@ def main(directory):
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-  directory = tmp_path_factory.mktemp("replicas")
+  """{replicas: `main`'s results}."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
              PYTHONPATH=os.pathsep.join([REPO_DIR, TESTS_DIR]))
-  done = subprocess.run([sys.executable, __file__, str(directory)], env=env, cwd=REPO_DIR,
-                        capture_output=True, text=True, timeout=900, check=False)
-  assert done.returncode == 0, done.stderr[-3000:]
-  return json.loads(done.stdout.strip().splitlines()[-1])
+  results = {}
+  for replicas in REPLICAS:
+    directory = tmp_path_factory.mktemp(f"replicas-{replicas}")
+    done = subprocess.run([sys.executable, __file__, str(directory), str(replicas)], env=env,
+                          cwd=REPO_DIR, capture_output=True, text=True, timeout=900,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results[replicas] = json.loads(done.stdout.strip().splitlines()[-1])
+  return results
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("replicas", REPLICAS)
 @pytest.mark.parametrize("name", CASES)
-def test_two_replicas_train_and_evaluate_as_one_device(results, name):
-  result = results[name]
+def test_replicas_train_and_evaluate_as_one_device(results, name, replicas):
+  result = results[replicas][name]
   assert result["global_step"] == [STEPS, STEPS]
   assert result["weights"] <= 1e-5, result
   assert result["outputs"] and max(result["outputs"].values()) <= 1e-5, result
@@ -195,10 +203,10 @@ def test_two_replicas_train_and_evaluate_as_one_device(results, name):
 
 @pytest.mark.slow
 def test_jit_whole_step_is_refused_over_several_replicas(results):
-  assert results["jit_whole_step"].startswith(
+  assert results[2]["jit_whole_step"].startswith(
       "--jit_whole_step compiles the all-reduce and the update into the replica step, which "
-      "MirroredStrategy over 2 replicas cannot"), results["jit_whole_step"]
+      "MirroredStrategy over 2 replicas cannot"), results[2]["jit_whole_step"]
 
 
 if __name__ == "__main__":
-  main(sys.argv[1])
+  main(sys.argv[1], int(sys.argv[2]))

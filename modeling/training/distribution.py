@@ -6,12 +6,19 @@
   over the workers; each worker uses its local GPUs, or its CPU).
 - Several local GPUs: MirroredStrategy over them.
 - Otherwise the default strategy: one device, no replication overhead.
+
+With several workers, a stop request (SIGTERM, SIGINT) that reaches one worker is
+agreed by all before they stop (`StopVote`), so all stop at the same step
+and the chief saves it; a worker lost mid-step fails the others' next collective,
+which `WorkerLostError` names (`lost_tasks`).
 """
 
 import json
 import logging
 import os
+import re
 
+import numpy as np
 import tensorflow as tf
 
 logger = logging.getLogger(__name__)
@@ -71,3 +78,71 @@ def is_chief(strategy):
   task_type, task_id = resolver.task_type, resolver.task_id
   return task_type == "chief" or (task_type == "worker" and task_id == 0 and
                                   "chief" not in resolver.cluster_spec().as_dict())
+
+
+class WorkerLostError(RuntimeError):
+  """Another task of a multi-worker run stopped (killed, preempted, crashed) mid-run."""
+
+
+def _task_count(strategy):
+  """Tasks (chief and workers) of a multi-worker strategy's cluster; 1 otherwise."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return 1
+  spec = resolver.cluster_spec().as_dict()
+  return max(1, sum(len(spec.get(kind, [])) for kind in ("chief", "worker")))
+
+
+class StopVote:
+  """Agrees, among the tasks of a multi-worker run, on the stop signal any received.
+
+  Every task must call it at the same point of its loop (it is one small
+  all-reduce); without several tasks it returns its argument at no cost.
+  """
+
+  _SIGNALS = 65  # Signal numbers a vote can carry (POSIX signals are below 65).
+
+  def __init__(self, strategy):
+    self._voting = _task_count(strategy) > 1
+    if self._voting:
+      @tf.function
+      def counts(signum):  # int32 scalar -> float32 [65], each signal's number of votes
+        votes = strategy.run(lambda s: tf.one_hot(s, self._SIGNALS), args=(signum,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
+      self._counts = counts
+
+  def __call__(self, signum):
+    """Args: the signal this task received, or None.
+
+    Returns:
+      The largest signal number any task received, or None when none did.
+    """
+    if not self._voting:
+      return signum
+    received = np.flatnonzero(self._counts(tf.constant(signum or 0)).numpy()[1:]) + 1
+    return int(received.max()) if received.size else None
+
+
+_TASK_NAME = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+
+
+def lost_tasks(strategy, error):
+  """The other tasks a collective's error names, as ["worker 1", ...].
+
+  Returns:
+    The names (empty when the error names none), or None when `error` is not
+    the failure of a multi-worker collective, i.e. not a lost task.
+  """
+  if _task_count(strategy) < 2 or not isinstance(
+      error, (tf.errors.UnavailableError, tf.errors.AbortedError,
+              tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+              tf.errors.InternalError)):
+    return None
+  message = str(error)
+  if "Collective ops is aborted" not in message and "unhealthy" not in message:
+    return None
+  resolver = strategy.cluster_resolver
+  own = (resolver.task_type, str(resolver.task_id))
+  names = sorted({f"{job} {task}" for job, task in _TASK_NAME.findall(message)
+                  if (job, task) != own})
+  return names

@@ -21,6 +21,7 @@ Example (run_pretraining.py and run_classifier.py):
   trainer.evaluate(eval_dataset, metrics_fn, num_steps=100)
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -31,7 +32,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from modeling.training import steps
+from modeling.training import distribution, steps
 
 logger = logging.getLogger(__name__)
 
@@ -178,13 +179,19 @@ class Trainer:
                 num_train_steps, self.global_batch_size, self.strategy.num_replicas_in_sync)
     iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
     log_start, log_time = self.batches_done, time.time()
+    stop_signal, vote = None, distribution.StopVote(self.strategy)
     with _StopSignals() as signals:
-      while step < num_train_steps and signals.received is None:
+      while step < num_train_steps:
         stop = self._next_stop(step, num_train_steps, save_checkpoints_steps)
-        scale = self.state.loss_scale
-        scale_before = None if scale is None else float(scale.numpy())
-        loss, learning_rate, grad_norm, applied = (
-            float(x) for x in self.train_step.run(iterator, tf.constant(stop - step)))
+        with self._naming_lost_tasks(checkpoints, step, stop):
+          # With several workers, all stop at the step one of them was signalled.
+          stop_signal = vote(signals.received)
+          if stop_signal is not None:
+            break
+          scale = self.state.loss_scale
+          scale_before = None if scale is None else float(scale.numpy())
+          loss, learning_rate, grad_norm, applied = (
+              float(x) for x in self.train_step.run(iterator, tf.constant(stop - step)))
         skipped = stop - step - round(applied)
         if not math.isfinite(loss) and (scale is None or applied):
           raise FloatingPointError(
@@ -210,9 +217,34 @@ class Trainer:
         if step % save_checkpoints_steps == 0 or step == num_train_steps:
           self._save(checkpoints, step)
           saved_step = step
-      if signals.received is not None and saved_step != step:
+      stop_signal = stop_signal or signals.received
+      if stop_signal is not None and saved_step != step:
         self._save(checkpoints, step)
-    return TrainResult(step, signals.received)
+    return TrainResult(step, stop_signal)
+
+  @contextlib.contextmanager
+  def _naming_lost_tasks(self, checkpoints, step, stop):
+    """Turns the collective error a lost worker leaves the others into one line of ours.
+
+    Raises:
+      distribution.WorkerLostError: naming the lost tasks, the steps and the
+        checkpoint a rerun of every task resumes from.
+    """
+    try:
+      yield
+    except tf.errors.OpError as error:
+      lost = distribution.lost_tasks(self.strategy, error)
+      if lost is None:
+        raise
+      resume = (f"a rerun of every task with the same flags resumes from "
+                f"{checkpoints.latest or 'the start (no checkpoint was saved)'}"
+                if self.is_chief else "a rerun of every task with the same flags resumes "
+                f"from the chief's newest checkpoint in {checkpoints.directory}")
+      steps_run = f"step {stop}" if stop == step + 1 else f"steps {step + 1}-{stop}"
+      message = (f"{', '.join(lost) or 'another task'} of this multi-worker run stopped in "
+                 f"{steps_run} (killed, preempted or crashed: see its log); {resume}")
+      logger.error(message)
+      raise distribution.WorkerLostError(message) from error
 
   def _save(self, checkpoints, step):
     prefix = checkpoints.save(step)
