@@ -61,7 +61,7 @@ def check_flags(config):
   if output_dir and not files.isdir(output_dir):
     raise FileNotFoundError(f"--output_file={FLAGS.output_file}: no directory {output_dir}")
   return (feature_extraction.parse_layers(FLAGS.layers, config.num_layer_outputs, "--layers"),
-          bucket_flags.buckets_from_flags(FLAGS.max_seq_length))
+          bucket_flags.buckets_from_flags(FLAGS.max_seq_length, training=False))
 
 
 def main(argv):

@@ -14,7 +14,8 @@ flags.DEFINE_bool("multi_label", False,
                   "Each example carries a set of labels (the tsv task's label column, "
                   "split at --multi_label_separator; an empty cell is the empty set): a "
                   "sigmoid per label and binary cross-entropy instead of the softmax; "
-                  "--optimizer defaults to adamw_corrected.")
+                  "--optimizer defaults to adamw_corrected and training to "
+                  "--nogroup_by_length.")
 flags.DEFINE_string("multi_label_separator", ",",
                     "With --multi_label: what separates the labels of a set.")
 flags.DEFINE_string("multi_label_threshold", "0.5",
@@ -44,6 +45,11 @@ def check_flags(task_name):
     FLAGS.optimizer = "adamw_corrected"
     logging.info("--multi_label: --optimizer=adamw_corrected (Adam with bias correction); "
                  "--optimizer=adamw trains with the original's instead")
+  if not FLAGS["group_by_length"].present:
+    # Batches of one length bucket are biased label sets (short texts mention fewer).
+    FLAGS.group_by_length = False
+    logging.info("--multi_label: --nogroup_by_length (batches in random order, each at "
+                 "the bucket of its longest example); --group_by_length groups them")
   separator = FLAGS.multi_label_separator
   if not separator or any(c in separator for c in "\t\r\n") or separator != separator.strip():
     raise ValueError(f"--multi_label_separator={separator!r}: the separator must be a "

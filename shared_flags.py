@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+import bucket_flags  # noqa: F401  (--group_by_length)
 import tpu_flags
 from modeling import checkpoint
 from modeling.data import files, length_buckets
@@ -171,7 +172,8 @@ def train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps, checkpoi
   logging.info("The train step's shapes (at most one compiled program each): batch %d by "
                "length %s", FLAGS.train_batch_size, ", ".join(map(str, lengths)))
   dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size, FLAGS.seed,
-                                            num_train_steps, trainer.batches_done)
+                                            num_train_steps, trainer.batches_done,
+                                            FLAGS.group_by_length)
   return train_from_flags(trainer, dataset, num_train_steps, checkpoints)
 
 

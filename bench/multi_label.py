@@ -79,7 +79,7 @@ def run_ours(args, data_dir):
       f"--init_checkpoint={BERT_DIR}/bert_model.ckpt", "--do_train", "--do_eval",
       f"--train_batch_size={BATCH_SIZE}", f"--learning_rate={args.learning_rate}",
       f"--num_train_epochs={args.epochs}", "--log_steps=20", "--save_checkpoints_steps=100000",
-      f"--seed={args.seed}", f"--optimizer={args.optimizer}")
+      f"--seed={args.seed}", *([f"--optimizer={args.optimizer}"] if args.optimizer else []))
   print(f"ours: wall {seconds:.0f}s, {load()}", flush=True)
   side = {"micro_f1": results["eval_micro_f1"], "macro_f1": results["eval_macro_f1"],
           "wall": seconds, "examples_per_second": examples_per_second}
@@ -143,9 +143,9 @@ def main():
   parser.add_argument("--epochs", type=float, default=5.0)
   parser.add_argument("--learning_rate", type=float, default=2e-4)
   parser.add_argument("--seed", type=int, default=12345)
-  parser.add_argument("--optimizer", default="adamw_corrected",
-                      help="ours: run_classifier's --optimizer (Hugging Face's side is "
-                           "PyTorch's AdamW, bias-corrected, as adamw_corrected)")
+  parser.add_argument("--optimizer", default="",
+                      help="ours: run_classifier's --optimizer (default: --multi_label's, "
+                           "adamw_corrected, as PyTorch's AdamW on Hugging Face's side)")
   parser.add_argument("--output_dir", default="/tmp/multi_label_bench")
   parser.add_argument("--sides", default=",".join(SIDES),
                       help=f"comma-separated, of: {', '.join(SIDES)}")

@@ -207,6 +207,8 @@ def workspace(tiny_model_dir, tmp_path_factory):
     ({"max_seq_length": 65}, "(got --max_seq_length 65)"),
     ({"output_file": "no/such/dir/out.jsonl"}, "no directory "),
     ({"length_buckets": "8,99"}, "--length_buckets=8,99: 99 is not in [1, --max_seq_length=16]"),
+    ({"group_by_length": "false"},
+     "--nogroup_by_length cannot take effect: this script does not train"),
 ])
 def test_bad_input_is_named(tiny_model_dir, workspace, changes, message):
   flags = _model_flags(tiny_model_dir, input_file="input.txt", output_file="out.jsonl",

@@ -55,6 +55,51 @@ def test_batch_plan_sees_every_example_once_per_pass(count, batch_size):
   assert not np.array_equal(length_buckets.batch_plan(ids, batch_size, 4, num_batches)[1], plan)
 
 
+def test_ungrouped_plan_is_the_unbucketed_plan_at_each_batch_longest_bucket():
+  rng = np.random.default_rng(5)
+  lengths = rng.integers(3, 128, 103)
+  buckets = [32, 64, 96, 128]
+  ids = length_buckets.bucket_ids(_masks(lengths, 128), buckets)
+  plan_buckets, plan = length_buckets.batch_plan(ids, 8, 3, 60, group_by_length=False)
+  _, unbucketed = length_buckets.batch_plan(np.zeros_like(ids), 8, 3, 60)
+  np.testing.assert_array_equal(plan, unbucketed)
+  np.testing.assert_array_equal(plan_buckets, [ids[batch].max() for batch in plan])
+  # Grouped, most batches hold one bucket; ungrouped, most mix several.
+  grouped = length_buckets.batch_plan(ids, 8, 3, 60)[1]
+  assert np.mean([len(set(ids[b])) == 1 for b in grouped]) > 0.8
+  assert np.mean([len(set(ids[b])) == 1 for b in plan]) < 0.2
+
+
+def test_ungrouped_training_equals_unbucketed_training(tmp_path):
+  arrays = _arrays(40)
+  initial = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
+
+  def train(buckets, group_by_length):
+    # pylint: disable=import-outside-toplevel
+    from modeling.training import optimization, run_checkpoints
+    from tiny import make_trainer
+    model = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)
+    model.head.dropout_rate = 0.0
+    for target, source in zip(model.variables, initial.variables):
+      target.assign(source)
+    opt = optimization.create_optimizer("adamw", model.trainable_variables, 1e-3, 6, 1)
+    trainer = make_trainer(tf.distribute.get_strategy(), model.loss, opt, 4,
+                           totals_fn=model.loss_totals)
+    checkpoints = run_checkpoints.CheckpointManager(
+        tmp_path / f"{len(buckets)}-{group_by_length}", [model, opt, trainer.state])
+    trainer.train(length_buckets.training_batches(arrays, buckets, 4, 2, 6,
+                                                  group_by_length=group_by_length),
+                  6, checkpoints, save_checkpoints_steps=6)
+    return [v.numpy() for v in model.trainable_variables]
+
+  unbucketed = train([64], True)
+  ungrouped = train([16, 32, 64], False)
+  grouped = train([16, 32, 64], True)
+  for a, b in zip(unbucketed, ungrouped):
+    np.testing.assert_allclose(b, a, atol=1e-5)
+  assert max(np.max(np.abs(a - b)) for a, b in zip(unbucketed, grouped)) > 1e-4
+
+
 def _arrays(count, width=64, seed=0, vocab_size=99):
   rng = np.random.default_rng(seed)
   lengths = rng.integers(3, width + 1, count)

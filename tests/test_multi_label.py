@@ -223,11 +223,12 @@ def multi_label_run(workspace, output_dir, *extra, check=True):
 def trained(workspace):
   """Fine-tunes, evaluates (thresholds chosen on dev), predicts and exports once."""
   output_dir, export_dir = workspace / "output", workspace / "export"
-  multi_label_run(workspace, output_dir, "--do_train", "--do_eval", "--do_predict",
+  result = multi_label_run(workspace, output_dir, "--do_train", "--do_eval", "--do_predict",
                   f"--init_checkpoint={workspace / 'pretrained' / 'bert_model.ckpt'}",
                   "--train_batch_size=8", "--learning_rate=2e-3", "--num_train_epochs=30",
                   "--eval_batch_size=5", "--predict_batch_size=4", "--multi_label_threshold=auto",
                   f"--export_dir={export_dir}")
+  (workspace / "trained.log").write_text(result.stderr)
   return output_dir, export_dir
 
 
@@ -244,6 +245,10 @@ def test_outputs(trained, workspace):
       ["eval_loss", "loss", "global_step", "eval_micro_f1", "eval_micro_precision",
        "eval_micro_recall", "eval_macro_f1", "eval_subset_accuracy"] + per_label)
   assert int(results["global_step"]) == int(96 / 8 * 30)
+  # --multi_label's defaults, logged (docs/classifier.md says why).
+  log = (workspace / "trained.log").read_text()
+  assert "--multi_label: --optimizer=adamw_corrected" in log
+  assert "--multi_label: --nogroup_by_length" in log
   assert float(results["eval_micro_f1"]) > 0.6  # Predicting every label: about 0.4.
   saved = json.loads((output_dir / classifier.THRESHOLDS_FILE).read_text())
   assert saved["labels"] == LABELS and len(set(saved["thresholds"])) == 1

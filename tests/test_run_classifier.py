@@ -221,6 +221,8 @@ def test_regression_task(tmp_path, workspace):
     (["--do_train", "--max_seq_length=65"], "(got --max_seq_length 65)"),
     (["--do_eval"], "no checkpoint in --output_dir"),
     (["--max_seq_length=16"], "At least one of `do_train`"),
+    (["--do_train", "--length_buckets=none", "--nogroup_by_length"],
+     "--nogroup_by_length cannot take effect: --length_buckets=none is one bucket"),
 ])
 def test_bad_input_is_named(workspace, tmp_path, extra, message):
   result = run_classifier(workspace, tmp_path / "out", *extra, check=False)

@@ -18,6 +18,12 @@ batched together at the bucket of their longest member; the batches of a pass ar
 then shuffled. Every example is in exactly one batch of each pass (the last fewer
 than B open the next pass, as in the original's repeated stream), the plan is a
 function of the seed alone, and a resumed run skips the batches already trained on.
+
+Without grouping (`group_by_length=False`) a pass is cut into batches in the order of
+its permutation, each padded to the bucket of its longest member: the batches of an
+unbucketed run (`none`), padded less. Grouped batches are faster (short batches of
+short examples) but each holds examples of one length range; where the labels depend
+on length (multi-label sets: short texts mention fewer things) that biases each step.
 """
 
 import numpy as np
@@ -82,7 +88,7 @@ def bucket_length(longest, buckets):
   return tf.gather(lengths, tf.reduce_sum(tf.cast(lengths < longest, tf.int32)))
 
 
-def batch_plan(ids, batch_size, seed, num_batches):
+def batch_plan(ids, batch_size, seed, num_batches, group_by_length=True):
   """The first `num_batches` training batches: (bucket index, example indexes) pairs.
 
   See the module docstring.
@@ -92,6 +98,8 @@ def batch_plan(ids, batch_size, seed, num_batches):
     batch_size: B.
     seed: int, the seed of the permutations and batch orders.
     num_batches: how many batches to plan.
+    group_by_length: batch the examples of each bucket together; else batch in
+      the permutation's order, each batch at the bucket of its longest member.
 
   Returns:
     (np.ndarray int [num_batches] bucket indexes, np.ndarray int [num_batches, B]).
@@ -99,14 +107,16 @@ def batch_plan(ids, batch_size, seed, num_batches):
   rng = np.random.default_rng(seed)
   count = len(ids)
   buckets, batches = [], []
+  groups = ids if group_by_length else np.zeros_like(ids)
   carry = np.zeros([0], np.int64)
   while len(batches) < num_batches:
     order = np.concatenate([carry, rng.permutation(count)])
     pass_batches, rest = [], []
-    for bucket in np.unique(ids[order]):
-      members = order[ids[order] == bucket]
+    for group in np.unique(groups[order]):
+      members = order[groups[order] == group]
       full = len(members) // batch_size * batch_size
-      pass_batches += [(bucket, members[i:i + batch_size]) for i in range(0, full, batch_size)]
+      pass_batches += [(ids[members[i:i + batch_size]].max(), members[i:i + batch_size])
+                       for i in range(0, full, batch_size)]
       rest.append(members[full:])
     rest = np.concatenate(rest)
     mixed = len(rest) // batch_size * batch_size
@@ -120,7 +130,8 @@ def batch_plan(ids, batch_size, seed, num_batches):
           np.array(batches[:num_batches], np.int64).reshape([num_batches, batch_size]))
 
 
-def training_batches(arrays, buckets, batch_size, seed, num_batches, skip_batches=0):
+def training_batches(arrays, buckets, batch_size, seed, num_batches, skip_batches=0,
+                     group_by_length=True):
   """Global training batches, each cut to its bucket length.
 
   Args:
@@ -130,6 +141,7 @@ def training_batches(arrays, buckets, batch_size, seed, num_batches, skip_batche
     seed: the seed of `batch_plan`.
     num_batches: the batches of the whole run (e.g. num_train_steps).
     skip_batches: batches already trained on (where a resumed run starts).
+    group_by_length: as `batch_plan`.
 
   Returns:
     A tf.data.Dataset of {name: tensor [B, L_bucket] or [B, ...]}, with
@@ -138,7 +150,7 @@ def training_batches(arrays, buckets, batch_size, seed, num_batches, skip_batche
   """
   count = len(next(iter(arrays.values())))
   plan_buckets, plan = batch_plan(bucket_ids(arrays["input_mask"], buckets), batch_size, seed,
-                                  num_batches)
+                                  num_batches, group_by_length)
   lengths = np.asarray(buckets, np.int32)[plan_buckets][skip_batches:]
   columns = {name: tf.constant(value) for name, value in
              dict(arrays, is_real_example=np.ones(count, np.float32)).items()}
