@@ -6,15 +6,16 @@ import os
 from absl import flags
 import tensorflow as tf
 
-from modeling.tasks import onnx_export, tflite_export
+from modeling.tasks import ner_tflite_export, onnx_export, tflite_export
 
 flags.DEFINE_string("export_dir", None,
                     "Ours: write a SavedModel serving raw text here (run_ner.py: one that tags "
                     "raw text and returns entities).")
 flags.DEFINE_string("export_tflite", None,
-                    "Ours (run_classifier.py): write a .tflite model here that takes raw UTF-8 "
-                    "text (the tokenizer inside, tensorflow-text's TFLite ops) and returns "
-                    "class probabilities and the label. See docs/deploy.md.")
+                    "Ours: write a .tflite model here that takes raw UTF-8 text (the tokenizer "
+                    "inside, tensorflow-text's TFLite ops) and returns class probabilities and "
+                    "the label (run_ner.py: the tag and byte offsets of every word). See "
+                    "docs/deploy.md.")
 flags.DEFINE_enum("tflite_quantization", "none", tflite_export.QUANTIZATIONS,
                   "Ours: --export_tflite weights: none (fp32) or dynamic (int8 weights, "
                   "dynamic-range quantization).")
@@ -57,13 +58,6 @@ def check_file_exports(is_regression, spm_model_file, preserve_unused_tokens, co
                      "exported tokenizer would split [unusedN] words")
 
 
-def refuse_tflite(script):
-  """Refuses --export_tflite in a script that cannot write it."""
-  if FLAGS.export_tflite:
-    raise ValueError(f"--export_tflite is not supported by {script} yet (run_classifier.py "
-                     "writes it)")
-
-
 def export_classifier(model, vocab_file, do_lower_case, max_seq_length, label_list, buckets):
   """Writes the --export_tflite and --export_onnx files of a trained classifier.
 
@@ -74,6 +68,21 @@ def export_classifier(model, vocab_file, do_lower_case, max_seq_length, label_li
   if FLAGS.export_tflite:
     server = tflite_export.TfliteClassifier(model, vocab_file, do_lower_case, max_seq_length,
                                             label_list, buckets)
+    written.append(tflite_export.export(server, FLAGS.export_tflite,
+                                        FLAGS.tflite_quantization))
+  return written + export_onnx(model)
+
+
+def export_tagger(model, vocab_file, do_lower_case, max_seq_length, stride, label_list):
+  """Writes the --export_tflite and --export_onnx files of a trained NER tagger.
+
+  Returns:
+    the paths written.
+  """
+  written = []
+  if FLAGS.export_tflite:
+    server = ner_tflite_export.TfliteTagger(model, vocab_file, do_lower_case, max_seq_length,
+                                            stride, label_list)
     written.append(tflite_export.export(server, FLAGS.export_tflite,
                                         FLAGS.tflite_quantization))
   return written + export_onnx(model)

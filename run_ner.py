@@ -4,7 +4,7 @@ The BERT paper's recipe: each word's first word piece carries its tag, a dense
 layer on every token (run_classifier's `output_weights` / `output_bias`), long
 sentences in overlapping windows (no word dropped), and the conlleval entity-level
 precision, recall and F1. run_classifier's flags where they apply, plus the
-files, --labels_file, --tag_scheme, --doc_stride and --export_dir.
+files, --labels_file, --tag_scheme, --doc_stride, --export_dir and --export_tflite.
 
   python run_ner.py --do_train --do_eval \
     --train_file=$DATA/train.conll --eval_file=$DATA/dev.conll \
@@ -51,10 +51,9 @@ OUTPUT_FILES = ("labels.txt", "eval_results.txt", "eval_predictions.txt", "test_
 
 def check_flags(config):
   """Flag checks, the value at fault named; returns the window stride."""
-  export_flags.refuse_tflite("run_ner.py")
   if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or export_flags.requested()):
     raise ValueError("At least one of `do_train`, `do_eval`, `do_predict` or `export_dir` "
-                     "(or `export_onnx`) must be set.")
+                     "(or `export_tflite`, `export_onnx`) must be set.")
   for wanted, name in ((FLAGS.do_train, "train_file"), (FLAGS.do_eval, "eval_file"),
                        (FLAGS.do_predict, "predict_file")):
     if wanted and not FLAGS[name].value:
@@ -231,7 +230,8 @@ def main(argv):
     logging.info("Exported the serving model to %s", serving.save(
         server, FLAGS.export_dir, {"serving_default": server.tag, "tag": server.tag}))
   if is_chief:
-    for path in export_flags.export_onnx(model):
+    for path in export_flags.export_tagger(model, FLAGS.vocab_file, FLAGS.do_lower_case,
+                                           max_seq_length, stride, labels):
       logging.info("Exported %s", path)
   return 0
 

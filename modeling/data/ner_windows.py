@@ -37,6 +37,32 @@ Attributes:
 """
 
 
+def _context_key(position, window, num_pieces, window_length, stride):
+  """The key that ranks the windows of a word (the largest wins), -1 where the window
+  does not hold its first piece.
+
+  Args (broadcast together, one integer dtype): position, the word's first piece in
+  its sentence; window, a window index of that sentence; num_pieces, the sentence's
+  pieces; window_length L; stride.
+  """
+  window_start = window * stride
+  window_end = tf.minimum(window_start + window_length, num_pieces)
+  inside = (window_start <= position) & (position < window_end)
+  context = tf.minimum(position - window_start, window_end - 1 - position)
+  return tf.where(inside, context * _MAX_WINDOWS + (_MAX_WINDOWS - 1 - window), -1)
+
+
+def _best_window(best_key):
+  """The window index that the largest `_context_key` names."""
+  return _MAX_WINDOWS - 1 - best_key % _MAX_WINDOWS
+
+
+def num_windows_of(num_pieces, window_length, stride):
+  """Windows of sentences of num_pieces [B] pieces: [B], at least 1 (an empty sentence
+  gets one empty window)."""
+  return 1 + (tf.maximum(num_pieces - window_length, 0) + stride - 1) // stride
+
+
 def plan(word_lengths, window_length, stride):
   """The windows of sentences given each word's number of pieces.
 
@@ -51,7 +77,7 @@ def plan(word_lengths, window_length, stride):
   window_length = tf.constant(window_length, tf.int64)
   stride = tf.constant(stride, tf.int64)
   num_pieces = tf.reduce_sum(word_lengths, axis=1)  # [B]
-  num_windows = 1 + (tf.maximum(num_pieces - window_length, 0) + stride - 1) // stride  # [B]
+  num_windows = num_windows_of(num_pieces, window_length, stride)  # [B]
   first_window = tf.cumsum(num_windows, exclusive=True)  # [B]
   row = tf.repeat(tf.range(tf.size(num_pieces, tf.int64), dtype=tf.int64), num_windows)  # [N]
   start = tf.ragged.range(num_windows).flat_values * stride  # [N]
@@ -67,14 +93,9 @@ def plan(word_lengths, window_length, stride):
   pair_word = candidates.value_rowids()  # [M]
   window = candidates.flat_values  # [M] window index within the sentence
   position = tf.gather(first_piece.flat_values, pair_word)  # [M]
-  window_start = window * stride  # [M]
-  window_end = tf.minimum(window_start + window_length,
-                          tf.gather(num_pieces, tf.gather(word_rows, pair_word)))  # [M]
-  inside = (window_start <= position) & (position < window_end)
-  context = tf.minimum(position - window_start, window_end - 1 - position)
-  key = tf.where(inside, context * _MAX_WINDOWS + (_MAX_WINDOWS - 1 - window), -1)  # [M]
-  best_key = tf.reduce_max(candidates.with_flat_values(key), axis=1)  # [words]
-  best = _MAX_WINDOWS - 1 - best_key % _MAX_WINDOWS  # [words]
+  key = _context_key(position, window, tf.gather(num_pieces, tf.gather(word_rows, pair_word)),
+                     window_length, stride)  # [M]
+  best = _best_window(tf.reduce_max(candidates.with_flat_values(key), axis=1))  # [words]
   word_window = tf.gather(first_window, word_rows) + best
   word_column = 1 + first_piece.flat_values - best * stride
   return Windows(row, start, length, first_piece, first_piece.with_flat_values(word_window),
@@ -96,3 +117,29 @@ def window_pieces(piece_ids, windows):
   return positions.with_flat_values(tf.gather(
       piece_ids.flat_values, positions.flat_values
       + tf.gather(sentence_offset, positions.value_rowids())))
+
+
+def best_windows(first_piece, num_pieces, window_length, stride):
+  """`plan`'s window of each word, in dense ops only (TFLite builtins).
+
+  Only the windows that can hold a word's first piece are scored: at most
+  ceil(L / stride) of them, from the first whose end passes it.
+
+  Args:
+    first_piece: int32 [M] each word's first piece in its sentence.
+    num_pieces: int32 [M] the pieces of the word's sentence.
+    window_length: L, as `plan`.
+    stride: as `plan`.
+
+  Returns:
+    (window: int32 [M] the word's window among its sentence's,
+     column: int32 [M] its first piece's position in that window's packed sequence).
+  """
+  num_windows = num_windows_of(num_pieces, window_length, stride)[:, None]  # [M, 1]
+  lowest = tf.maximum((first_piece - window_length + stride) // stride, 0)  # [M]
+  window = lowest[:, None] + tf.range((window_length + stride - 1) // stride)[None, :]  # [M, J]
+  key = tf.where(window < num_windows,
+                 _context_key(first_piece[:, None], window, num_pieces[:, None],
+                              window_length, stride), -1)  # [M, J]
+  best = _best_window(tf.reduce_max(key, axis=1))  # [M]
+  return best, 1 + first_piece - best * stride

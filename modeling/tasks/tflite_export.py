@@ -22,8 +22,10 @@ from modeling.data.graph_packing import pack_inputs
 from modeling.data.tokenization import MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
 
 QUANTIZATIONS = ("none", "dynamic")
-# The custom ops of tensorflow-text that `SELECT_TFTEXT_OPS` registers and we use.
-TFTEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
+# The custom ops of tensorflow-text that `SELECT_TFTEXT_OPS` registers and we use
+# (the whitespace split: the NER tagger's, `ner_tflite_export`).
+TFTEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets",
+              "TFText>WhitespaceTokenizeWithOffsetsV2")
 
 
 def fast_tokenizer(vocab_file, do_lower_case):
@@ -48,6 +50,8 @@ def fast_tokenizer(vocab_file, do_lower_case):
 
 class TfliteClassifier(tf.Module):
   """Raw text in, class probabilities and label out, in TFLite-capable ops."""
+
+  SIGNATURES = ("classify", "classify_pair")  # The `tf.function`s `convert` writes.
 
   def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list,
                buckets=None):
@@ -94,18 +98,18 @@ class TfliteClassifier(tf.Module):
 
 
 def convert(server, quantization="none"):
-  """The .tflite flatbuffer (bytes) of `server`'s two signatures.
+  """The .tflite flatbuffer (bytes) of `server`'s signatures.
 
   Args:
-    server: a `TfliteClassifier`.
+    server: a `TfliteClassifier` or `ner_tflite_export.TfliteTagger` (any `tf.Module`
+      naming its `tf.function`s in `SIGNATURES`).
     quantization: "none" (fp32) or "dynamic" (int8 weights, activations quantized
       on the fly: TFLite's dynamic-range quantization).
   """
   if quantization not in QUANTIZATIONS:
     raise ValueError(f"--tflite_quantization={quantization!r}: expected one of "
                      f"{', '.join(QUANTIZATIONS)}")
-  functions = [server.classify.get_concrete_function(),
-               server.classify_pair.get_concrete_function()]
+  functions = [getattr(server, name).get_concrete_function() for name in server.SIGNATURES]
   converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, server)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   # The tokenizer's ops are tensorflow-text's TFLite kernels, registered at load time.

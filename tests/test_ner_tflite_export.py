@@ -1,0 +1,149 @@
+"""The TFLite NER export: raw text in, the tags of the SavedModel (windows included) out, in
+TFLite and LiteRT (a fresh process importing nothing of ours); bad input; run_ner.py's file
+against its --do_predict."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modeling.tasks import ner, ner_serving, ner_tflite_export, tflite_export
+from test_run_ner import _read_columns, run_ner, trained, workspace  # noqa: F401  (fixtures)
+from test_tflite_export import interpreter
+from tiny import tiny_config
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "went", "to", "paris",
+         "john", "lives", "in", "rome", ".", ",", "!", "##s", "##ed", "a"]
+LABELS = ["B-LOC", "B-PER", "I-PER", "O"]
+MAX_SEQ_LENGTH, STRIDE = 12, 4  # Windows of 10 pieces, 4 apart: long texts get several.
+# Bad input that both read alike: the whitespace of the SavedModel's split, words of no
+# piece ([UNK]), long words, emoji, accents, texts of many windows.
+AGREEING = ["John lives in Rome.", "", "   \t\n ", "the cat went to paris, john!",
+            " ".join(["the cats went to rome"] * 12), "the 😀 cat 👍🏽!", "Thé ÇAT \u200b in",
+            "x" * 201 + " rome", "\u0301 lives"]
+# Where they differ (docs/deploy.md): control characters split a word in the fast tokenizer
+# (\x0b, \x0c and U+0085 split words here too), invalid UTF-8 makes a word [UNK]; a word
+# before a whitespace character of several bytes keeps some of them (tensorflow-text's
+# WhitespaceTokenizer), so it becomes [UNK] and ends late.
+DIFFERING = ["ca\x00t sa\x07t".encode(), "the\x85cat\x0brome".encode(), b"the c\xc3at \xff\xfe",
+             "a\u00a0b\u3000c\u2028d".encode()]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """A tiny tagger, its TFLite server and the .tflite file (fp32)."""
+  root = tmp_path_factory.mktemp("ner_tflite")
+  (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+  tf.random.set_seed(2)
+  # A wide initializer, so that the tags vary with the words and their context.
+  model = ner.NerModel(tiny_config(vocab_size=len(VOCAB), initializer_range=0.5), len(LABELS))
+  server = ner_tflite_export.TfliteTagger(model, str(root / "vocab.txt"), True, MAX_SEQ_LENGTH,
+                                          STRIDE, LABELS)
+  path = tflite_export.export(server, str(root / "ner.tflite"))
+  return root, model, server, path
+
+
+def _tag(path, texts):
+  return interpreter(path).get_signature_runner()(text=np.array(texts, dtype=object))
+
+
+def _byte_spans(text):
+  """(start, end) bytes of the whitespace-separated words of a str."""
+  return [match.span() for match in re.finditer(rb"[^\s]+", text.encode())]
+
+
+def test_tflite_tags_as_the_saved_model_server(exported):
+  root, model, server, path = exported
+  texts = [text.encode() for text in AGREEING] + DIFFERING
+  lite = _tag(path, texts)
+  graph = server.tag(tf.constant(texts))
+  # The .tflite file computes what its graph computes, on every input.
+  for name in ("tags", "tag_ids", "word_start", "word_end", "num_words"):
+    np.testing.assert_array_equal(lite[name], graph[name].numpy(), err_msg=name)
+  np.testing.assert_allclose(lite["scores"], graph["scores"], atol=1e-5)
+  # And, where the tokenizers agree, the SavedModel's tags, word by word.
+  saved_model_server = ner_serving.NerServer(model, str(root / "vocab.txt"), True,
+                                             MAX_SEQ_LENGTH, STRIDE, LABELS)
+  saved_model = saved_model_server.tag(tf.constant(AGREEING))
+  for i, text in enumerate(AGREEING):
+    count = int(saved_model["num_words"][i])
+    assert int(lite["num_words"][i]) == count, text
+    assert list(lite["tags"][i, :count]) == list(saved_model["tags"][i, :count].numpy()), text
+    spans = list(zip(lite["word_start"][i, :count], lite["word_end"][i, :count]))
+    assert spans == _byte_spans(text), text
+    assert set(lite["tag_ids"][i, count:]) <= {-1} and set(lite["tags"][i, count:]) <= {b""}
+  assert len(set(lite["tags"].ravel()) - {b""}) >= 3  # The tags vary: the check can fail.
+  assert lite["num_words"][4] == 60  # 72 pieces: 17 windows.
+
+
+def test_batches_of_any_size_and_no_words(exported):
+  _, _, server, path = exported
+  tag = interpreter(path).get_signature_runner()
+  for texts in (["rome"], ["", "  "], ["john went to paris"] * 5):
+    lite = tag(text=np.array(texts, dtype=object))
+    graph = server.tag(tf.constant(texts))
+    np.testing.assert_array_equal(lite["tags"], graph["tags"].numpy())
+  assert lite["tags"].shape == (5, 4)
+  # No word in the batch: one padding column (the interpreter cannot return an empty one).
+  lite = tag(text=np.array(["", " "], dtype=object))
+  assert lite["tags"].tolist() == [[b""], [b""]] and lite["num_words"].tolist() == [0, 0]
+  # An empty batch is refused with an error (the interpreter lives on), not answered.
+  with pytest.raises(RuntimeError):
+    tag(text=np.array([], dtype=object))
+  assert tag(text=np.array(["the cat"], dtype=object))["num_words"].tolist() == [2]
+
+
+def test_dynamic_int8_is_smaller_and_tags_alike(exported):
+  root, _, server, path = exported
+  int8 = tflite_export.convert(server, "dynamic")
+  assert len(int8) < os.path.getsize(path)
+  (root / "int8.tflite").write_bytes(int8)
+  texts = AGREEING[:5]
+  lite, graph = _tag(str(root / "int8.tflite"), texts), server.tag(tf.constant(texts))
+  valid = graph["tag_ids"].numpy() >= 0
+  assert np.mean(lite["tags"][valid] == graph["tags"].numpy()[valid]) >= 0.9
+
+
+LITERT_SCRIPT = """
+import json, sys
+import numpy as np
+from ai_edge_litert.interpreter import InterpreterWithCustomOps
+from tensorflow_text import tflite_registrar
+interpreter = InterpreterWithCustomOps(custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS,
+                                       model_path=sys.argv[1])
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+outputs = interpreter.get_signature_runner()(text=np.array(texts))
+assert not [name for name in sys.modules if name.split(".")[0] in ("modeling", "tests")]
+print(json.dumps([[t.decode() for t in tags[:n]]
+                  for tags, n in zip(outputs["tags"], outputs["num_words"])]))
+"""
+
+
+@pytest.mark.slow
+def test_run_ner_writes_a_file_that_tags_as_do_predict(trained, workspace, tmp_path):
+  """run_ner.py --export_tflite alone beside the fine-tuned run's checkpoint; the file, in
+  LiteRT in a fresh process, tags the raw test sentences as that run's --do_predict."""
+  output_dir, _ = trained
+  tflite_path = tmp_path / "ner.tflite"
+  run_ner(workspace, output_dir, "--doc_stride=6", f"--export_tflite={tflite_path}")
+  predicted = _read_columns(output_dir / "test_predictions.txt")
+  texts = [" ".join(c[0] for c in sentence) for sentence in predicted] + ["", "   "]
+  (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+  result = subprocess.run([sys.executable, "-c", LITERT_SCRIPT, str(tflite_path),
+                           str(tmp_path / "texts.json")], capture_output=True, text=True,
+                          cwd=tmp_path, env={k: v for k, v in os.environ.items()
+                                             if k != "PYTHONPATH"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = json.loads(result.stdout.strip().splitlines()[-1])
+  assert served == [[c[1] for c in sentence] for sentence in predicted] + [[], []]
+  assert any(len(s) > 14 for s in predicted)  # some test sentences needed several windows
+  # ALBERT's SentencePiece is refused by name, before any work.
+  result = run_ner(workspace, tmp_path / "out2", "--do_train", "--spm_model_file=x.model",
+                   f"--export_tflite={tflite_path}", check=False)
+  assert "--export_tflite is not supported with --spm_model_file" in result.stderr
+  assert not (tmp_path / "out2").exists()
