@@ -6,7 +6,7 @@ import os
 from absl import flags
 import tensorflow as tf
 
-from modeling.tasks import ner_tflite_export, onnx_export, tflite_export
+from modeling.tasks import onnx_export, tflite_export
 
 flags.DEFINE_string("export_dir", None,
                     "Ours: write a SavedModel serving raw text here (run_ner.py: one that tags "
@@ -58,32 +58,20 @@ def check_file_exports(is_regression, spm_model_file, preserve_unused_tokens, co
                      "exported tokenizer would split [unusedN] words")
 
 
-def export_classifier(model, vocab_file, do_lower_case, max_seq_length, label_list, buckets):
-  """Writes the --export_tflite and --export_onnx files of a trained classifier.
+def export_files(model, tflite_server):
+  """Writes the --export_tflite and --export_onnx files of a trained classifier or tagger.
+
+  Args:
+    model: the trained task model.
+    tflite_server: () -> its TFLite server (`tflite_export.TfliteClassifier`,
+      `ner_tflite_export.TfliteTagger`), called only for --export_tflite.
 
   Returns:
     the paths written.
   """
   written = []
   if FLAGS.export_tflite:
-    server = tflite_export.TfliteClassifier(model, vocab_file, do_lower_case, max_seq_length,
-                                            label_list, buckets)
-    written.append(tflite_export.export(server, FLAGS.export_tflite,
-                                        FLAGS.tflite_quantization))
-  return written + export_onnx(model)
-
-
-def export_tagger(model, vocab_file, do_lower_case, max_seq_length, stride, label_list):
-  """Writes the --export_tflite and --export_onnx files of a trained NER tagger.
-
-  Returns:
-    the paths written.
-  """
-  written = []
-  if FLAGS.export_tflite:
-    server = ner_tflite_export.TfliteTagger(model, vocab_file, do_lower_case, max_seq_length,
-                                            stride, label_list)
-    written.append(tflite_export.export(server, FLAGS.export_tflite,
+    written.append(tflite_export.export(tflite_server(), FLAGS.export_tflite,
                                         FLAGS.tflite_quantization))
   return written + export_onnx(model)
 

@@ -35,7 +35,7 @@ from modeling.data import classifier_data, files
 from modeling.data.ner_data import read_labels
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
-from modeling.tasks import classifier, serving
+from modeling.tasks import classifier, serving, tflite_export
 from modeling.training import array_predictor
 
 FLAGS = flags.FLAGS
@@ -191,8 +191,9 @@ def main(argv):
     logging.info("Exported the serving model (%s) to %s", "text_a, text_b" if pair else "text_a",
                  serving.export(server, FLAGS.export_dir, pair))
   if is_chief:
-    for path in export_flags.export_classifier(model, FLAGS.vocab_file, FLAGS.do_lower_case,
-                                               FLAGS.max_seq_length, label_list, buckets):
+    for path in export_flags.export_files(model, lambda: tflite_export.TfliteClassifier(
+        model, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.max_seq_length, label_list,
+        buckets)):
       logging.info("Exported %s", path)
   return 0
 

@@ -33,7 +33,7 @@ import tpu_flags
 from modeling.data import files, ner_data
 from modeling.data.tokenization import validate_case_matches_checkpoint
 from modeling.model.config import BertConfig
-from modeling.tasks import ner, ner_metrics, ner_serving, serving
+from modeling.tasks import ner, ner_metrics, ner_serving, ner_tflite_export, serving
 from modeling.training import array_predictor
 
 flags.DEFINE_string("eval_file", None, "CoNLL file(s) to evaluate (comma-separated).")
@@ -230,8 +230,8 @@ def main(argv):
     logging.info("Exported the serving model to %s", serving.save(
         server, FLAGS.export_dir, {"serving_default": server.tag, "tag": server.tag}))
   if is_chief:
-    for path in export_flags.export_tagger(model, FLAGS.vocab_file, FLAGS.do_lower_case,
-                                           max_seq_length, stride, labels):
+    for path in export_flags.export_files(model, lambda: ner_tflite_export.TfliteTagger(
+        model, FLAGS.vocab_file, FLAGS.do_lower_case, max_seq_length, stride, labels)):
       logging.info("Exported %s", path)
   return 0
 
