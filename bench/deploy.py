@@ -205,6 +205,33 @@ def measure(side, path, latency_sentences):
                     "probabilities": probabilities.tolist()}))
 
 
+def fine_tune_export_measure(args, sides, fine_tune_fn, export_fn, script, score):
+  """Prints the CPU, fine-tunes (unless --finetuned), exports under --output_dir/models,
+  then measures each side by `script --side SIDE PATH` in a process of its own.
+
+  Returns:
+    ({side: model path}, {side: the side's JSON result}), the sides that ran.
+  """
+  print(f"CPU: {common.cpu_description()}", flush=True)
+  finetuned = args.finetuned or fine_tune_fn(args)
+  root = os.path.join(args.output_dir, "models")
+  shutil.rmtree(root, ignore_errors=True)
+  os.makedirs(root)
+  paths = export_fn(finetuned, root)
+  results = {}
+  for side in sides:
+    try:
+      stdout, _, _ = common.run_timed([sys.executable, script, "--side", side, paths[side],
+                                       f"--latency_sentences={args.latency_sentences}"])
+    except (RuntimeError, subprocess.SubprocessError) as error:
+      print(f"{side}: not measured: {str(error)[-500:]}", flush=True)
+      continue
+    results[side] = common.last_json_line(stdout)
+    print(f"{side}: {score} {results[side][score]:.4f}, load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+  return paths, results
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--epochs", type=float, default=0.5)
@@ -221,25 +248,9 @@ def main():
   if args.hf_export:
     hf_export(*args.hf_export)
     return
-  sides = common.chosen_sides(parser, args.sides, SIDES)
-  print(f"CPU: {common.cpu_description()}", flush=True)
-  finetuned = args.finetuned or fine_tune(args)
-  root = os.path.join(args.output_dir, "models")
-  shutil.rmtree(root, ignore_errors=True)
-  os.makedirs(root)
-  paths = export_all(finetuned, root)
-  results = {}
-  for side in sides:
-    try:
-      stdout, _, _ = common.run_timed([sys.executable, os.path.abspath(__file__), "--side",
-                                       side, paths[side],
-                                       f"--latency_sentences={args.latency_sentences}"])
-    except (RuntimeError, subprocess.SubprocessError) as error:
-      print(f"{side}: not measured: {str(error)[-500:]}", flush=True)
-      continue
-    results[side] = common.last_json_line(stdout)
-    print(f"{side}: accuracy {results[side]['accuracy']:.4f}, load average "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
+  paths, results = fine_tune_export_measure(
+      args, common.chosen_sides(parser, args.sides, SIDES), fine_tune, export_all,
+      os.path.abspath(__file__), "accuracy")
 
   reference = np.array(results["saved_model fp32"]["probabilities"])
   print(f"\ntopics dev (317 sentences), MiniLM-L6-H384 fine-tuned {args.epochs:g} epochs, "

@@ -19,15 +19,13 @@ model and its bf16/AMX/VNNI flags, and the file sizes.
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 import common
-from deploy import size
+from deploy import fine_tune_export_measure, size
 
 SHARED_DIR = os.path.join(os.path.dirname(common.REPO_DIR), "shared")
 BERT_DIR = os.path.join(SHARED_DIR, "models", "minilm-l6-h384-uncased")
@@ -138,25 +136,9 @@ def main():
   if args.side:
     measure(args.side[0], args.side[1], args.latency_sentences)
     return
-  sides = common.chosen_sides(parser, args.sides, SIDES)
-  print(f"CPU: {common.cpu_description()}", flush=True)
-  finetuned = args.finetuned or fine_tune(args)
-  root = os.path.join(args.output_dir, "models")
-  shutil.rmtree(root, ignore_errors=True)
-  os.makedirs(root)
-  paths = export_all(finetuned, root)
-  results = {}
-  for side in sides:
-    try:
-      stdout, _, _ = common.run_timed([sys.executable, os.path.abspath(__file__), "--side",
-                                       side, paths[side],
-                                       f"--latency_sentences={args.latency_sentences}"])
-    except (RuntimeError, subprocess.SubprocessError) as error:
-      print(f"{side}: not measured: {str(error)[-500:]}", flush=True)
-      continue
-    results[side] = common.last_json_line(stdout)
-    print(f"{side}: entity F1 {results[side]['f1']:.4f}, load average "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
+  paths, results = fine_tune_export_measure(
+      args, common.chosen_sides(parser, args.sides, SIDES), fine_tune, export_all,
+      os.path.abspath(__file__), "f1")
 
   reference = results.get("saved_model fp32", {}).get("tags")
   print(f"\nWNUT 2017 dev ({len(dev_set()[0])} sentences), MiniLM-L6-H384 fine-tuned "
@@ -164,11 +146,11 @@ def main():
   print(f"  {'':17s} {'entity F1':>9s} {'batch 32 sent/s':>15s} {'batch 1 p50':>11s} "
         f"{'p99':>8s} {'size MB':>8s} {'sentences tagged otherwise':>26s}")
   for side, result in results.items():
-    other = (sum(a != b for a, b in zip(result["tags"], reference))
-             if reference is not None else -1)
+    other = (str(sum(a != b for a, b in zip(result["tags"], reference)))
+             if reference is not None else "-")
     print(f"  {side:17s} {result['f1']:9.4f} {result['throughput']:15.1f} "
           f"{result['p50_ms']:9.1f}ms {result['p99_ms']:6.1f}ms {size(paths[side]) / 1e6:8.1f} "
-          f"{other:26d}")
+          f"{other:>26s}")
 
 
 if __name__ == "__main__":
