@@ -232,14 +232,20 @@ def fine_tune_export_measure(args, sides, fine_tune_fn, export_fn, script, score
   return paths, results
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--epochs", type=float, default=0.5)
+def parser_of(doc, sides, epochs, output_dir, script):
+  """The flags of a deployment benchmark whose module docstring is `doc`."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--epochs", type=float, default=epochs)
   parser.add_argument("--latency_sentences", type=int, default=100)
-  parser.add_argument("--output_dir", default="/tmp/deploy_bench")
-  parser.add_argument("--finetuned", help="a run_classifier.py output_dir to export from")
-  parser.add_argument("--sides", default=",".join(SIDES))
+  parser.add_argument("--output_dir", default=output_dir)
+  parser.add_argument("--finetuned", help=f"a {script} output_dir to export from")
+  parser.add_argument("--sides", default=",".join(sides))
   parser.add_argument("--side", nargs=2, help=argparse.SUPPRESS)
+  return parser
+
+
+def main():
+  parser = parser_of(__doc__, SIDES, 0.5, "/tmp/deploy_bench", "run_classifier.py")
   parser.add_argument("--hf_export", nargs=3, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.side:

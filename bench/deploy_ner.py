@@ -16,7 +16,6 @@ p99) over the first --latency_sentences. Every runtime uses all cores. Prints th
 model and its bf16/AMX/VNNI flags, and the file sizes.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -25,7 +24,7 @@ import time
 import numpy as np
 
 import common
-from deploy import fine_tune_export_measure, size
+from deploy import fine_tune_export_measure, parser_of, size
 
 SHARED_DIR = os.path.join(os.path.dirname(common.REPO_DIR), "shared")
 BERT_DIR = os.path.join(SHARED_DIR, "models", "minilm-l6-h384-uncased")
@@ -125,13 +124,7 @@ def measure(side, path, latency_sentences):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--epochs", type=float, default=2.0)
-  parser.add_argument("--latency_sentences", type=int, default=100)
-  parser.add_argument("--output_dir", default="/tmp/deploy_ner_bench")
-  parser.add_argument("--finetuned", help="a run_ner.py output_dir to export from")
-  parser.add_argument("--sides", default=",".join(SIDES))
-  parser.add_argument("--side", nargs=2, help=argparse.SUPPRESS)
+  parser = parser_of(__doc__, SIDES, 2.0, "/tmp/deploy_ner_bench", "run_ner.py")
   args = parser.parse_args()
   if args.side:
     measure(args.side[0], args.side[1], args.latency_sentences)
