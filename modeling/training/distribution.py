@@ -24,6 +24,11 @@ import tensorflow as tf
 logger = logging.getLogger(__name__)
 
 
+def _training_tasks(cluster):
+  """Number of tasks that train (chief and workers) in a cluster {job: [addresses]}."""
+  return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+
+
 def _cluster_size(tf_config):
   """Number of tasks (chief and workers) in a TF_CONFIG JSON string; 0 without one."""
   if not tf_config:
@@ -32,7 +37,14 @@ def _cluster_size(tf_config):
     cluster = json.loads(tf_config).get("cluster", {})
   except (json.JSONDecodeError, AttributeError) as error:
     raise ValueError(f"TF_CONFIG is not a JSON object with a 'cluster': {error}") from None
-  return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+  return _training_tasks(cluster)
+
+
+def _multi_worker_resolver(strategy):
+  """The cluster resolver of a MultiWorkerMirroredStrategy, else None."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return None
+  return getattr(strategy, "cluster_resolver", None)
 
 
 def get_strategy(use_tpu=False, tpu_name=None, tpu_zone=None, gcp_project=None, master=None,
@@ -72,8 +84,8 @@ def is_chief(strategy):
   True except on the non-chief workers of a multi-worker strategy (the chief is
   the "chief" task, or worker 0 when the cluster has none).
   """
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+  resolver = _multi_worker_resolver(strategy)
+  if resolver is None:
     return True
   task_type, task_id = resolver.task_type, resolver.task_id
   return task_type == "chief" or (task_type == "worker" and task_id == 0 and
@@ -86,11 +98,10 @@ class WorkerLostError(RuntimeError):
 
 def _task_count(strategy):
   """Tasks (chief and workers) of a multi-worker strategy's cluster; 1 otherwise."""
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+  resolver = _multi_worker_resolver(strategy)
+  if resolver is None:
     return 1
-  spec = resolver.cluster_spec().as_dict()
-  return max(1, sum(len(spec.get(kind, [])) for kind in ("chief", "worker")))
+  return max(1, _training_tasks(resolver.cluster_spec().as_dict()))
 
 
 class StopVote:
@@ -143,6 +154,5 @@ def lost_tasks(strategy, error):
     return None
   resolver = strategy.cluster_resolver
   own = (resolver.task_type, str(resolver.task_id))
-  names = sorted({f"{job} {task}" for job, task in _TASK_NAME.findall(message)
-                  if (job, task) != own})
-  return names
+  return sorted({f"{job} {task}" for job, task in _TASK_NAME.findall(message)
+                 if (job, task) != own})
