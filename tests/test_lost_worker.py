@@ -82,9 +82,8 @@ def test_preempted_then_killed_worker_resumes_to_the_uninterrupted_end(tmp_path)
   processes, logs = _start_workers(tmp_path, "run", config, files)
   _wait_for(lambda: _latest_step(run) > preempted_at, processes)
   processes[1].send_signal(signal.SIGKILL)
-  start = time.time()
+  # wait() raises TimeoutExpired past the bound.
   assert processes[0].wait(timeout=SURVIVOR_SECONDS) not in (0, None)
-  assert time.time() - start < SURVIVOR_SECONDS
   killed_at = _latest_step(run)
   chief_log = _read(logs[0])
   assert f"Resuming from {run}/model.ckpt-{preempted_at}" in chief_log
