@@ -14,7 +14,7 @@ flags.DEFINE_string("export_dir", None,
 flags.DEFINE_string("export_tflite", None,
                     "Ours: write a .tflite model here that takes raw UTF-8 text (the tokenizer "
                     "inside, tensorflow-text's TFLite ops) and returns class probabilities and "
-                    "the label (run_ner.py: the tag and byte offsets of every word). See "
+                    "the label (run_ner.py: the tag and character offsets of every word). See "
                     "docs/deploy.md.")
 flags.DEFINE_enum("tflite_quantization", "none", tflite_export.QUANTIZATIONS,
                   "Ours: --export_tflite weights: none (fp32) or dynamic (int8 weights, "

@@ -21,17 +21,25 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "went", "to
          "john", "lives", "in", "rome", ".", ",", "!", "##s", "##ed", "a"]
 LABELS = ["B-LOC", "B-PER", "I-PER", "O"]
 MAX_SEQ_LENGTH, STRIDE = 12, 4  # Windows of 10 pieces, 4 apart: long texts get several.
-# Bad input that both read alike: the whitespace of the SavedModel's split, words of no
-# piece ([UNK]), long words, emoji, accents, texts of many windows.
+# Bad input that both read alike: the whitespace of the SavedModel's split (of several
+# bytes too), words of no piece ([UNK]), long words, emoji, accents, texts of many windows.
 AGREEING = ["John lives in Rome.", "", "   \t\n ", "the cat went to paris, john!",
             " ".join(["the cats went to rome"] * 12), "the 😀 cat 👍🏽!", "Thé ÇAT \u200b in",
-            "x" * 201 + " rome", "\u0301 lives"]
-# Where they differ (docs/deploy.md): control characters split a word in the fast tokenizer
-# (\x0b, \x0c and U+0085 split words here too), invalid UTF-8 makes a word [UNK]; a word
-# before a whitespace character of several bytes keeps some of them (tensorflow-text's
-# WhitespaceTokenizer), so it becomes [UNK] and ends late.
-DIFFERING = ["ca\x00t sa\x07t".encode(), "the\x85cat\x0brome".encode(), b"the c\xc3at \xff\xfe",
-             "a\u00a0b\u3000c\u2028d".encode()]
+            "x" * 201 + " rome", "\u0301 lives", "rome\u00a0paris\u3000\u3000the\u2028cat",
+            "é\u2009à\u202fthe\u205f john"]
+# Where they differ (docs/deploy.md): control characters split a word's pieces in the fast
+# tokenizer (a NUL, \x0b, \x0c and U+0085 are inside a word in both), invalid UTF-8 makes a
+# word [UNK].
+DIFFERING = ["ca\x00t sa\x07t".encode(), "the\x85cat\x0brome the".encode(),
+             b"the c\xc3at \xff\xfe"]
+
+
+def _char_spans(text):
+  """(start, end) characters of the words of a str split at the SavedModel's whitespace."""
+  separators = "".join(c for c in map(chr, range(0x3001)) if ner_tflite_export.whitespace_config()
+                       [ord(c) // 8] >> ord(c) % 8 & 1)
+  assert set(separators) >= set("\t\n\r \u00a0\u3000\u2028") and "\x0b" not in separators
+  return [match.span() for match in re.finditer(f"[^{re.escape(separators)}]+", text)]
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +60,6 @@ def _tag(path, texts):
   return interpreter(path).get_signature_runner()(text=np.array(texts, dtype=object))
 
 
-def _byte_spans(text):
-  """(start, end) bytes of the whitespace-separated words of a str."""
-  return [match.span() for match in re.finditer(rb"[^\s]+", text.encode())]
-
-
 def test_tflite_tags_as_the_saved_model_server(exported):
   root, model, server, path = exported
   texts = [text.encode() for text in AGREEING] + DIFFERING
@@ -75,10 +78,11 @@ def test_tflite_tags_as_the_saved_model_server(exported):
     assert int(lite["num_words"][i]) == count, text
     assert list(lite["tags"][i, :count]) == list(saved_model["tags"][i, :count].numpy()), text
     spans = list(zip(lite["word_start"][i, :count], lite["word_end"][i, :count]))
-    assert spans == _byte_spans(text), text
+    assert spans == _char_spans(text), text
     assert set(lite["tag_ids"][i, count:]) <= {-1} and set(lite["tags"][i, count:]) <= {b""}
   assert len(set(lite["tags"].ravel()) - {b""}) >= 3  # The tags vary: the check can fail.
   assert lite["num_words"][4] == 60  # 72 pieces: 17 windows.
+  assert lite["num_words"][len(AGREEING)] == 2 and lite["word_end"][len(AGREEING) + 1, 0] == 12
 
 
 def test_batches_of_any_size_and_no_words(exported):

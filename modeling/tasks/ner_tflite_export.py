@@ -1,13 +1,15 @@
 """TFLite export of a fine-tuned NerModel that takes raw UTF-8 text and tags its words.
 
-As the NER SavedModel (`ner_serving`): words are split at whitespace, each word is
-tokenized alone (a word left with no piece becomes [UNK], as `ner_data`), long
+As the NER SavedModel (`ner_serving`): words are split at its whitespace (tab,
+newline, carriage return, category Zs, U+2028, U+2029), each word is tokenized alone (a word left with no piece becomes [UNK], as `ner_data`), long
 texts are cut into the overlapping windows of `ner_windows` and each word is
 tagged from its window by the same rule. In TFLite-capable ops: tensorflow-text's
-`WhitespaceTokenizer` (the split, with byte offsets) and `FastBertTokenizer`
-(`tflite_export.fast_tokenizer`), then dense ops only (ragged tensors become
-their row splits and gathers). Outputs are dense per-word tensors; the entities
-are left to the caller (`ner_metrics.entities` reads them from the tags):
+whitespace split (`WhitespaceTokenizeWithOffsetsV2`, given the SavedModel's
+whitespace), byte split (`ByteSplitWithOffsets`, `ByteSplitByOffsets`: the word
+ends and character offsets) and `FastBertTokenizer` (`tflite_export.fast_tokenizer`),
+then dense ops only (ragged tensors become their row splits and gathers). Outputs
+are dense per-word tensors; the entities are left to the caller
+(`ner_metrics.entities` reads them from the tags):
 
   interpreter = InterpreterWithCustomOps(
       custom_op_registerers=SELECT_TFTEXT_OPS, model_path="ner.tflite")
@@ -17,12 +19,25 @@ are left to the caller (`ner_metrics.entities` reads them from the tags):
 docs/deploy.md lists where this differs from the SavedModel.
 """
 
+import unicodedata
+
 import tensorflow as tf
 
 from modeling.data import ner_windows
 from modeling.data.graph_packing import pack_inputs
 from modeling.data.tokenization import UNK
 from modeling.tasks.tflite_export import fast_tokenizer
+
+
+def whitespace_config():
+  """tensorflow-text's whitespace bitmap (bit c%8 of byte c//8 set: code point c splits
+  words) of the SavedModel's word separators, `graph_tokenization.GRAPH_WHITESPACE`."""
+  last = 0x3000  # The last Zs.
+  bitmap = bytearray(last // 8 + 1)
+  for code in range(last + 1):
+    if chr(code) in "\t\n\r\u2028\u2029" or unicodedata.category(chr(code)) == "Zs":
+      bitmap[code // 8] |= 1 << code % 8
+  return bytes(bitmap)
 
 
 def _owners(starts, size):
@@ -40,7 +55,7 @@ def _gather_padded(values, index, valid, padding):
 
 
 class TfliteTagger(tf.Module):
-  """Raw text in, the tag and byte offsets of every word out, in TFLite-capable ops."""
+  """Raw text in, the tag and character offsets of every word out, in TFLite-capable ops."""
 
   # The `tf.function`s `tflite_export.convert` writes: one, so TFLite names it
   # "serving_default".
@@ -57,7 +72,12 @@ class TfliteTagger(tf.Module):
     super().__init__()
     # Imported here: tensorflow-text takes seconds to load, and only the export uses it.
     import tensorflow_text as text  # pylint: disable=import-outside-toplevel
-    self.whitespace = text.WhitespaceTokenizer()
+    # pylint: disable-next=import-outside-toplevel
+    from tensorflow_text.python.ops.whitespace_tokenizer import gen_whitespace_tokenizer_v2
+    # The op, not `WhitespaceTokenizer`: that one splits at every ICU White_Space.
+    self._whitespace_split = gen_whitespace_tokenizer_v2.tf_text_whitespace_tokenize_with_offsets_v2
+    self._whitespace = tf.constant(whitespace_config())
+    self.bytes = text.ByteSplitter()
     self.tokenizer, vocab = fast_tokenizer(vocab_file, do_lower_case)
     self.model = model
     self.max_seq_length = max_seq_length
@@ -84,6 +104,48 @@ class TfliteTagger(tf.Module):
                          within < tf.gather(found, word), self.unk_id)
     return ids, word_start
 
+  def _words(self, text):
+    """The whitespace-separated words of text string [B].
+
+    Returns:
+      (words: string [M], the words of all texts in order; word_splits: int32
+      [B + 1] each text's first word; char_start, char_end: int32 [M] the words'
+      character offsets in their text).
+    """
+    _, word_splits, begin, end = self._whitespace_split(input_values=text,
+                                                        input_config=self._whitespace)  # [M]
+    word_splits, begin, end = (tf.cast(t, tf.int32) for t in (word_splits, begin, end))
+    text_bytes, _, _ = self.bytes.split_with_offsets(text)  # uint8 [B, (n)]
+    byte_start = tf.cast(text_bytes.row_splits, tf.int32)  # [B + 1]
+    code = tf.cast(text_bytes.flat_values, tf.int32)  # [T]
+    continuation = (code >= 0x80) & (code < 0xC0)  # [T] the 10xxxxxx bytes
+    num_words_total = tf.size(begin)
+    # The text of each word: rows may be empty, so counted, not scattered.
+    word_row = tf.reduce_sum(tf.cast(tf.range(num_words_total)[:, None]
+                                     >= word_splits[None, 1:-1], tf.int32), axis=1)  # [M]
+    first_byte = tf.gather(byte_start, word_row)  # [M]
+
+    def continues(offset):
+      """Whether the byte at offset [M] of each word's text is a continuation byte."""
+      inside = (offset >= 0) & (offset < tf.gather(byte_start, word_row + 1) - first_byte)
+      return _gather_padded(continuation, first_byte + offset, inside, False)
+
+    # The split ends a word before whitespace of L bytes at that whitespace's start
+    # plus L - 1: the continuation bytes at the reported end and before it are its own.
+    after, before = continues(end), continues(end - 1)
+    end -= tf.cast(after, tf.int32) + tf.cast(after & before, tf.int32)
+    splits = tf.cast(word_splits, tf.int64)  # The op's type.
+    words = self.bytes.split_by_offsets(
+        text, tf.RaggedTensor.from_row_splits(begin, splits, validate=False),
+        tf.RaggedTensor.from_row_splits(end, splits, validate=False))  # [B, (W)]
+    # Characters before each byte: the bytes before it that start a character.
+    starts_char = tf.concat([[0], tf.cumsum(1 - tf.cast(continuation, tf.int32))], 0)  # [T + 1]
+
+    def chars(offset):
+      return tf.gather(starts_char, first_byte + offset) - tf.gather(starts_char, first_byte)
+
+    return words.flat_values, word_splits, word_row, chars(begin), chars(end)
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def tag(self, text):
     """The tag of each whitespace-separated word of each text.
@@ -95,18 +157,13 @@ class TfliteTagger(tf.Module):
       tags: string [B, W] ("" padding), W the most words of a text (at least 1);
       tag_ids: int32 [B, W] label ids (-1 padding);
       scores: float32 [B, W] each tag's probability (0 padding);
-      word_start, word_end: int32 [B, W] byte offsets of each word in its text,
-        `text.encode()[start:end]` (-1 padding);
+      word_start, word_end: int32 [B, W] character offsets of each word in its
+        text, `text[start:end]` (-1 padding);
       num_words: int32 [B].
     """
-    words, begin, end = self.whitespace.tokenize_with_offsets(text)  # [B, (W)]
-    word_splits = tf.cast(words.row_splits, tf.int32)  # [B + 1]
+    words, word_splits, word_row, char_start, char_end = self._words(text)  # [M], [B + 1]
     num_words = word_splits[1:] - word_splits[:-1]  # [B]
-    ids, word_start = self._pieces(words.flat_values)  # [P], [M + 1]
-    num_words_total = tf.size(words.flat_values)
-    # The text of each word: rows may be empty, so counted, not scattered.
-    word_row = tf.reduce_sum(tf.cast(tf.range(num_words_total)[:, None]
-                                     >= word_splits[None, 1:-1], tf.int32), axis=1)  # [M]
+    ids, word_start = self._pieces(words)  # [P], [M + 1]
     text_start = tf.gather(word_start, word_splits)  # [B + 1] each text's first piece
     num_pieces = text_start[1:] - text_start[:-1]  # [B]
 
@@ -149,7 +206,7 @@ class TfliteTagger(tf.Module):
         "tags": tf.gather(self.tag_names, per_word(label, tf.size(self.tag_names) - 1)),
         "tag_ids": per_word(label, -1),
         "scores": per_word(score, 0.0),
-        "word_start": per_word(tf.cast(begin.flat_values, tf.int32), -1),
-        "word_end": per_word(tf.cast(end.flat_values, tf.int32), -1),
+        "word_start": per_word(char_start, -1),
+        "word_end": per_word(char_end, -1),
         "num_words": num_words,
     }

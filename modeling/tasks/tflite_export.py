@@ -23,9 +23,10 @@ from modeling.data.tokenization import MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
 
 QUANTIZATIONS = ("none", "dynamic")
 # The custom ops of tensorflow-text that `SELECT_TFTEXT_OPS` registers and we use
-# (the whitespace split: the NER tagger's, `ner_tflite_export`).
+# (the whitespace and byte splits: the NER tagger's, `ner_tflite_export`).
 TFTEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets",
-              "TFText>WhitespaceTokenizeWithOffsetsV2")
+              "TFText>WhitespaceTokenizeWithOffsetsV2", "TFText>ByteSplitWithOffsets",
+              "TFText>ByteSplitByOffsets")
 
 
 def fast_tokenizer(vocab_file, do_lower_case):
