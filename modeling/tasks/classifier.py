@@ -70,6 +70,22 @@ class ClassifierModel(tf.Module):
     _, per_example_loss, _, probabilities = head(pooled, batch["label_ids"], training)
     return per_example_loss, probabilities
 
+  def predictions(self, input_ids, input_mask, segment_ids):
+    """The predictions of `outputs` for rows without labels (serving).
+
+    Args:
+      input_ids, input_mask, segment_ids: int32 [B, S].
+
+    Returns:
+      class probabilities float32 [B, C] (one sigmoid per label for multi-label),
+      or the predicted values [B] for regression.
+    """
+    pooled = self.bert(input_ids, input_mask, segment_ids)["pooled_output"]  # [B, H]
+    logits = self.head.logits(pooled)  # [B, C]
+    if self.is_regression:
+      return logits[:, 0]
+    return tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, axis=-1)
+
   loss_totals = staticmethod(example_totals)
 
   def loss(self, batch, totals):

@@ -1,9 +1,10 @@
 """TFLite export of a fine-tuned NerModel that takes raw UTF-8 text and tags its words.
 
 As the NER SavedModel (`ner_serving`): words are split at its whitespace (tab,
-newline, carriage return, category Zs, U+2028, U+2029), each word is tokenized alone (a word left with no piece becomes [UNK], as `ner_data`), long
-texts are cut into the overlapping windows of `ner_windows` and each word is
-tagged from its window by the same rule. In TFLite-capable ops: tensorflow-text's
+newline, carriage return, category Zs, U+2028, U+2029), each word is tokenized
+alone (a word left with no piece becomes [UNK], as `ner_data`), long texts are cut
+into the overlapping windows of `ner_windows` and each word is tagged from its
+window by the same rule. In TFLite-capable ops: tensorflow-text's
 whitespace split (`WhitespaceTokenizeWithOffsetsV2`, given the SavedModel's
 whitespace), byte split (`ByteSplitWithOffsets`, `ByteSplitByOffsets`: the word
 ends and character offsets) and `FastBertTokenizer` (`tflite_export.fast_tokenizer`),

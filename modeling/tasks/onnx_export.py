@@ -34,11 +34,10 @@ def serving_function(model):
 
   @tf.function(input_signature=spec)
   def predict(input_ids, input_mask, segment_ids):
-    batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
-             "label_ids": tf.zeros_like(input_ids[:, 0])}
     if isinstance(model, NerModel):
-      return {"log_probs": model.log_probs(batch)}  # [B, S, C]
-    _, predictions = model.outputs(batch, training=False)
+      return {"log_probs": model.log_probs({"input_ids": input_ids, "input_mask": input_mask,
+                                            "segment_ids": segment_ids})}  # [B, S, C]
+    predictions = model.predictions(input_ids, input_mask, segment_ids)
     return {"predictions" if model.is_regression else "probabilities": predictions}
 
   return predict, spec

@@ -56,11 +56,7 @@ class ClassifierServer(tf.Module):
     input_ids, input_mask, segment_ids = pack_inputs(
         self.tokenizer(text_a), ids_b, self.max_seq_length, self.cls_id, self.sep_id,
         self.buckets)
-    label_ids = (tf.zeros([tf.shape(input_ids)[0], self.labels.shape[0]])  # [B, C]
-                 if self.model.multi_label else tf.zeros_like(input_ids[:, 0]))  # [B]
-    batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
-             "label_ids": label_ids}
-    _, predictions = self.model.outputs(batch, training=False)
+    predictions = self.model.predictions(input_ids, input_mask, segment_ids)
     if self.model.is_regression:
       return {"predictions": predictions}
     if self.model.multi_label:

@@ -15,6 +15,7 @@ registrar, `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`:
 docs/deploy.md lists where the fast tokenizer differs from `FullTokenizer`.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from modeling.data import files
@@ -50,12 +51,13 @@ def fast_tokenizer(vocab_file, do_lower_case):
 
 
 class TfliteClassifier(tf.Module):
-  """Raw text in, class probabilities and label out, in TFLite-capable ops."""
+  """Raw text in, class probabilities and label out (multi-label: each label's
+  probability and whether it is above its threshold), in TFLite-capable ops."""
 
   SIGNATURES = ("classify", "classify_pair")  # The `tf.function`s `convert` writes.
 
   def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list,
-               buckets=None):
+               buckets=None, thresholds=None):
     """Args:
       model: a trained `classifier.ClassifierModel` (not regression).
       vocab_file: the WordPiece vocabulary the model was trained with.
@@ -64,6 +66,7 @@ class TfliteClassifier(tf.Module):
       label_list: class names in class-id order.
       buckets: `length_buckets.parse_buckets` lengths: each request batch is padded
         to the smallest holding its longest row (None: max_seq_length).
+      thresholds: a multi-label model's thresholds, float [C] (or one float).
     """
     super().__init__()
     if model.is_regression:
@@ -73,28 +76,36 @@ class TfliteClassifier(tf.Module):
     self.max_seq_length = max_seq_length
     self.buckets = None if buckets is None else tuple(buckets)
     self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
-    self.labels = tf.constant(label_list, tf.string)
+    # Then "" for a label below its threshold (TFLite cannot join strings in the graph).
+    self.labels = tf.constant(list(label_list) + [""], tf.string)
+    if model.multi_label:
+      self.thresholds = tf.constant(np.broadcast_to(thresholds, [len(label_list)]), tf.float32)
 
   def _predict(self, text_a, text_b):
     ids_b = self.tokenizer.tokenize(text_b) if text_b is not None else None
     input_ids, input_mask, segment_ids = pack_inputs(
         self.tokenizer.tokenize(text_a), ids_b, self.max_seq_length, self.cls_id, self.sep_id,
         self.buckets)  # [B, S] each
-    batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
-             "label_ids": tf.zeros_like(input_ids[:, 0])}
-    _, probabilities = self.model.outputs(batch, training=False)  # [B, C]
+    probabilities = self.model.predictions(input_ids, input_mask, segment_ids)  # [B, C]
+    if self.model.multi_label:
+      above = probabilities > self.thresholds  # [B, C]
+      label_ids = tf.range(tf.size(self.thresholds))[None, :]  # [1, C]
+      return {"probabilities": probabilities, "above_threshold": above,
+              "labels": tf.gather(self.labels, tf.where(above, label_ids, tf.size(label_ids)))}
     return {"probabilities": probabilities,
             "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a")])
   def classify(self, text_a):
-    """text_a: string [B] -> probabilities float32 [B, C] and label string [B]."""
+    """text_a: string [B] -> probabilities float32 [B, C] and label string [B]
+    (multi-label: above_threshold bool [B, C] and labels string [B, C], each label's
+    name where it is above its threshold, else "")."""
     return self._predict(text_a, None)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
                                 tf.TensorSpec([None], tf.string, name="text_b")])
   def classify_pair(self, text_a, text_b):
-    """text_a, text_b: string [B] -> probabilities float32 [B, C] and label string [B]."""
+    """text_a, text_b: string [B] -> as `classify`."""
     return self._predict(text_a, text_b)
 
 
