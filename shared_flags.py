@@ -166,11 +166,15 @@ def train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps, checkpoi
   """Trains to num_train_steps on `arrays` ({name: np.ndarray [N, ...]}) in batches of
   --train_batch_size drawn by length bucket (`length_buckets.training_batches`);
   returns as `train_from_flags`."""
+  buckets = length_buckets.training_buckets(buckets, FLAGS.length_buckets, FLAGS.group_by_length,
+                                            tpu_flags.jit_whole_step_from_flags())
+  plan_buckets, _ = length_buckets.batch_plan(
+      length_buckets.bucket_ids(arrays["input_mask"], buckets), FLAGS.train_batch_size,
+      FLAGS.seed, num_train_steps, FLAGS.group_by_length)
   # Compiled (XLA, TPU), the step is one program per shape: say how many, up front.
-  lengths = sorted({buckets[i] for i in np.unique(length_buckets.bucket_ids(
-      arrays["input_mask"], buckets))})
-  logging.info("The train step's shapes (at most one compiled program each): batch %d by "
-               "length %s", FLAGS.train_batch_size, ", ".join(map(str, lengths)))
+  logging.info("The train step's shapes (one compiled program each): batch %d by length %s",
+               FLAGS.train_batch_size,
+               ", ".join(str(buckets[i]) for i in np.unique(plan_buckets[trainer.batches_done:])))
   dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size, FLAGS.seed,
                                             num_train_steps, trainer.batches_done,
                                             FLAGS.group_by_length)

@@ -70,6 +70,25 @@ def test_ungrouped_plan_is_the_unbucketed_plan_at_each_batch_longest_bucket():
   assert np.mean([len(set(ids[b])) == 1 for b in plan]) < 0.2
 
 
+def test_auto_ungrouped_uncompiled_training_pads_to_multiples_of_8():
+  auto = length_buckets.parse_buckets("auto", 100)
+  fine = length_buckets.training_buckets(auto, "auto", group_by_length=False, compiled=False)
+  assert fine == list(range(8, 100, 8)) + [100]
+  # Grouped (the buckets choose the batches), compiled (a program per length) or given.
+  assert length_buckets.training_buckets(auto, "auto", True, False) == auto
+  assert length_buckets.training_buckets(auto, "auto", False, True) == auto
+  assert length_buckets.training_buckets([16, 100], "16", False, False) == [16, 100]
+  # The batches stay the unbucketed ones; only their padding shrinks.
+  rng = np.random.default_rng(5)
+  masks = _masks(rng.integers(3, 100, 103), 100)
+  plans = [length_buckets.batch_plan(length_buckets.bucket_ids(masks, b), 8, 3, 40, False)
+           for b in (auto, fine)]
+  np.testing.assert_array_equal(plans[0][1], plans[1][1])
+  padded = [np.asarray(b)[plan_buckets].mean() for b, (plan_buckets, _) in zip((auto, fine), plans)]
+  longest = masks[plans[0][1]].sum(axis=2).max(axis=1)
+  assert longest.mean() <= padded[1] < longest.mean() + 8 < padded[0]
+
+
 def test_ungrouped_training_equals_unbucketed_training(tmp_path):
   arrays = _arrays(40)
   initial = classifier.ClassifierModel(tiny_config(max_position_embeddings=64), 3)

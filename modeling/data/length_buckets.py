@@ -21,7 +21,8 @@ function of the seed alone, and a resumed run skips the batches already trained 
 
 Without grouping (`group_by_length=False`) a pass is cut into batches in the order of
 its permutation, each padded to the bucket of its longest member: the batches of an
-unbucketed run (`none`), padded less. Grouped batches are faster (short batches of
+unbucketed run (`none`), padded less (with `auto` on an uncompiled step, to the
+multiple of 8 above the longest: `training_buckets`). Grouped batches are faster (short batches of
 short examples) but each holds examples of one length range; where the labels depend
 on length (multi-label sets: short texts mention fewer things) that biases each step.
 """
@@ -32,6 +33,9 @@ import tensorflow as tf
 from modeling.data.pretraining_input import SEQUENCE_FEATURES
 
 _STEP = 32
+# What `auto` ungrouped training batches are padded to the multiple of when the step
+# is not compiled (`training_buckets`).
+UNCOMPILED_STEP = 8
 
 
 def parse_buckets(spec, max_seq_length, flag="--length_buckets"):
@@ -51,7 +55,7 @@ def parse_buckets(spec, max_seq_length, flag="--length_buckets"):
   if spec == "none":
     return [max_seq_length]
   if spec == "auto":
-    return list(range(_STEP, max_seq_length, _STEP)) + [max_seq_length]
+    return _multiples(_STEP, max_seq_length)
   lengths = set()
   for item in spec.split(","):
     try:
@@ -63,6 +67,24 @@ def parse_buckets(spec, max_seq_length, flag="--length_buckets"):
                        f"{max_seq_length}]")
     lengths.add(length)
   return sorted(lengths | {max_seq_length})
+
+
+def _multiples(step, max_seq_length):
+  return list(range(step, max_seq_length, step)) + [max_seq_length]
+
+
+def training_buckets(buckets, spec, group_by_length, compiled):
+  """The lengths training batches are padded to.
+
+  `buckets` (of `spec`), except for `auto` ungrouped batches on a step that is not
+  compiled: multiples of `UNCOMPILED_STEP`. Ungrouped, the buckets do not choose the
+  batches, they only pad them, and an uncompiled step serves every length with one
+  trace, so the finer lengths cost nothing but padding saved (XLA and TPUs compile
+  one program per length: there `auto` keeps its few).
+  """
+  if spec.strip().lower() == "auto" and not group_by_length and not compiled:
+    return _multiples(UNCOMPILED_STEP, buckets[-1])
+  return buckets
 
 
 def bucket_ids(input_mask, buckets):
