@@ -287,32 +287,38 @@ def test_saved_model_matches_do_predict(trained, workspace, tmp_path):
 
 
 def test_tflite_and_onnx_files_match_do_predict(trained, workspace, tmp_path):
-  """An export-only run beside the trained one writes both files with its thresholds: the
-  .tflite (raw text) gives test_results.tsv's probabilities and label sets; ONNX Runtime
-  (token ids) its probabilities."""
+  """An export-only run beside the trained one writes both files with its thresholds, and
+  convert_export.py both from the run's SavedModel: each .tflite (raw text) gives
+  test_results.tsv's probabilities and label sets; ONNX Runtime (token ids) its
+  probabilities."""
+  from test_convert_export import convert_export  # pylint: disable=import-outside-toplevel
   from test_onnx_export import run_onnx  # pylint: disable=import-outside-toplevel
   from test_tflite_export import interpreter  # pylint: disable=import-outside-toplevel
-  output_dir, _ = trained
+  output_dir, export_dir = trained
   rows = _rows(output_dir / "test_results.tsv")
   expected = np.array([[float(x) for x in row[:-1]] for row in rows])
-  tflite_path, onnx_path = tmp_path / "multi.tflite", tmp_path / "multi.onnx"
   multi_label_run(workspace, output_dir, "--multi_label_threshold=auto",
-                  f"--export_tflite={tflite_path}", f"--export_onnx={onnx_path}")
+                  f"--export_tflite={tmp_path / 'run.tflite'}",
+                  f"--export_onnx={tmp_path / 'run.onnx'}")
+  convert_export(f"--from_export_dir={export_dir}", f"--export_tflite={tmp_path / 'dir.tflite'}",
+                 f"--export_onnx={tmp_path / 'dir.onnx'}")
   texts = [row[1] for row in _rows(workspace / "data" / "test.tsv")[1:]]
-  lite = interpreter(str(tflite_path)).get_signature_runner("classify")(
-      text_a=np.array(texts, dtype=object))
-  np.testing.assert_allclose(lite["probabilities"], expected, atol=1e-4)
   thresholds = json.loads((output_dir / classifier.THRESHOLDS_FILE).read_text())["thresholds"]
-  np.testing.assert_array_equal(lite["above_threshold"], expected > thresholds)
-  assert [",".join(label.decode() for label in labels if label) for labels in lite["labels"]] \
-      == [row[-1] for row in rows]
   assert len({row[-1] for row in rows}) > 1  # The sets vary: the check can fail.
+  for tflite_path in (tmp_path / "run.tflite", tmp_path / "dir.tflite"):
+    lite = interpreter(str(tflite_path)).get_signature_runner("classify")(
+        text_a=np.array(texts, dtype=object))
+    np.testing.assert_allclose(lite["probabilities"], expected, atol=1e-4)
+    np.testing.assert_array_equal(lite["above_threshold"], expected > thresholds)
+    assert [",".join(label.decode() for label in labels if label) for labels in lite["labels"]] \
+        == [row[-1] for row in rows]
   data_dir = str(workspace / "data")
   examples = classifier_data.get_processor("tsv", data_dir, label_separator=",").get_examples(
       data_dir, "test")
   tokenizer = FullTokenizer(str(workspace / "vocab.txt"))
   arrays = classifier_data.to_arrays(examples, LABELS, 16, tokenizer, multi_label=True)
-  np.testing.assert_allclose(run_onnx(str(onnx_path), arrays), expected, atol=1e-4)
+  for onnx_path in (tmp_path / "run.onnx", tmp_path / "dir.onnx"):
+    np.testing.assert_allclose(run_onnx(str(onnx_path), arrays), expected, atol=1e-4)
 
 
 def test_a_later_run_resumes_and_predicts_with_the_chosen_thresholds(trained, workspace):

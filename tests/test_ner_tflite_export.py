@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from modeling.tasks import ner, ner_serving, ner_tflite_export, tflite_export
 from test_run_ner import _read_columns, run_ner, trained, workspace  # noqa: F401  (fixtures)
+from test_convert_export import convert_export
 from test_tflite_export import interpreter
 from tiny import tiny_config
 
@@ -130,21 +131,25 @@ print(json.dumps([[t.decode() for t in tags[:n]]
 
 @pytest.mark.slow
 def test_run_ner_writes_a_file_that_tags_as_do_predict(trained, workspace, tmp_path):
-  """run_ner.py --export_tflite alone beside the fine-tuned run's checkpoint; the file, in
-  LiteRT in a fresh process, tags the raw test sentences as that run's --do_predict."""
-  output_dir, _ = trained
-  tflite_path = tmp_path / "ner.tflite"
+  """run_ner.py --export_tflite alone beside the fine-tuned run's checkpoint, and
+  convert_export.py from the run's SavedModel: each file, in LiteRT in a fresh process,
+  tags the raw test sentences as that run's --do_predict."""
+  output_dir, export_dir = trained
+  tflite_path, converted_path = tmp_path / "ner.tflite", tmp_path / "converted.tflite"
   run_ner(workspace, output_dir, "--doc_stride=6", f"--export_tflite={tflite_path}")
+  # The same file from the run's SavedModel alone (its --doc_stride=6 inside).
+  convert_export(f"--from_export_dir={export_dir}", f"--export_tflite={converted_path}")
   predicted = _read_columns(output_dir / "test_predictions.txt")
   texts = [" ".join(c[0] for c in sentence) for sentence in predicted] + ["", "   "]
   (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
-  result = subprocess.run([sys.executable, "-c", LITERT_SCRIPT, str(tflite_path),
-                           str(tmp_path / "texts.json")], capture_output=True, text=True,
-                          cwd=tmp_path, env={k: v for k, v in os.environ.items()
-                                             if k != "PYTHONPATH"})
-  assert result.returncode == 0, result.stderr[-3000:]
-  served = json.loads(result.stdout.strip().splitlines()[-1])
-  assert served == [[c[1] for c in sentence] for sentence in predicted] + [[], []]
+  for path in (tflite_path, converted_path):
+    result = subprocess.run([sys.executable, "-c", LITERT_SCRIPT, str(path),
+                             str(tmp_path / "texts.json")], capture_output=True, text=True,
+                            cwd=tmp_path, env={k: v for k, v in os.environ.items()
+                                               if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served == [[c[1] for c in sentence] for sentence in predicted] + [[], []], path
   assert any(len(s) > 14 for s in predicted)  # some test sentences needed several windows
   # ALBERT's SentencePiece is refused by name, before any work.
   result = run_ner(workspace, tmp_path / "out2", "--do_train", "--spm_model_file=x.model",

@@ -12,11 +12,14 @@ tags with the conlleval rules of `ner_tags` (the tables `ner_metrics` reads).
 Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 """
 
+import json
+
 import tensorflow as tf
 
 from modeling.data import ner_tags, ner_windows
 from modeling.data.graph_packing import pack_inputs
 from modeling.data.graph_tokenization import GRAPH_WHITESPACE, in_graph_tokenizer
+from modeling.tasks import serving
 
 _WORD_SEPARATORS = GRAPH_WHITESPACE + "+"
 
@@ -59,6 +62,9 @@ class NerServer(tf.Module):
       label_list: tag names in label-id order.
     """
     super().__init__()
+    self.export_settings = json.dumps(serving.settings(
+        "tagger", model, vocab_file, do_lower_case, max_seq_length, label_list, spm_model_file,
+        stride=int(stride)))
     # Imported here, as graph_tokenization does: tensorflow-text takes seconds to load.
     import tensorflow_text  # pylint: disable=import-outside-toplevel
     self._split_with_offsets = tensorflow_text.regex_split_with_offsets

@@ -9,6 +9,7 @@ first, padded to `max_seq_length`.
 Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 """
 
+import json
 import os
 
 import numpy as np
@@ -19,6 +20,26 @@ from modeling.data.graph_packing import pack_inputs
 from modeling.data.graph_tokenization import in_graph_tokenizer
 
 SAVED_MODEL_FILE = "saved_model.pb"
+# Beside the SavedModel, for `convert_export`: how to rebuild its model and tokenizer
+# (the graph holds the vocabulary as a constant, not as a file).
+SETTINGS_FILE = os.path.join("assets.extra", "bert_export.json")
+
+
+def settings(kind, model, vocab_file, do_lower_case, max_seq_length, label_list,
+             spm_model_file=None, **extra):
+  """What `convert_export` needs of an export: a JSON-able dict.
+
+  Args:
+    kind: "classifier" or "tagger".
+    model: the exported `classifier.ClassifierModel` or `ner.NerModel`.
+    extra: the server's other settings (buckets, thresholds, stride...).
+  """
+  return dict(kind=kind, bert_config=model.bert.config.to_dict(),
+              multi_label=bool(getattr(model, "multi_label", False)),
+              is_regression=bool(getattr(model, "is_regression", False)),
+              tokenizer_file=spm_model_file or vocab_file, spm=bool(spm_model_file),
+              do_lower_case=bool(do_lower_case), max_seq_length=int(max_seq_length),
+              labels=list(label_list or []), **extra)
 
 
 class ClassifierServer(tf.Module):
@@ -41,6 +62,11 @@ class ClassifierServer(tf.Module):
       label_separator: what joins a multi-label model's predicted labels.
     """
     super().__init__()
+    self.export_settings = json.dumps(settings(
+        "classifier", model, vocab_file, do_lower_case, max_seq_length, label_list,
+        spm_model_file, buckets=None if buckets is None else list(buckets),
+        thresholds=None if thresholds is None else np.broadcast_to(
+            thresholds, [len(label_list)]).tolist(), label_separator=label_separator))
     self.tokenizer, vocab, _ = in_graph_tokenizer(vocab_file, do_lower_case, spm_model_file)
     self.model = model
     self.max_seq_length = max_seq_length
@@ -97,8 +123,20 @@ def export(server, export_dir, pair):
 
 
 def save(server, export_dir, signatures):
-  """`tf.saved_model.save` next to `export_dir`, then renamed into place (atomic)."""
+  """`tf.saved_model.save` next to `export_dir`, then renamed into place (atomic).
+
+  `server.export_settings` (JSON, `settings`) goes to `SETTINGS_FILE` and the
+  tokenizer's file beside it, so that `convert_export` can rebuild the model.
+  """
   export_dir = os.fspath(export_dir).rstrip("/")
   with files.atomic_directory(export_dir, SAVED_MODEL_FILE, "--export_dir") as temp_dir:
     tf.saved_model.save(server, temp_dir, signatures=signatures)
+    export_settings = json.loads(server.export_settings)
+    extra_dir = os.path.join(temp_dir, os.path.dirname(SETTINGS_FILE))
+    tf.io.gfile.makedirs(extra_dir)
+    tokenizer_file = os.path.basename(export_settings["tokenizer_file"])
+    tf.io.gfile.copy(export_settings["tokenizer_file"], os.path.join(extra_dir, tokenizer_file))
+    export_settings["tokenizer_file"] = tokenizer_file  # Now beside the settings.
+    with tf.io.gfile.GFile(os.path.join(temp_dir, SETTINGS_FILE), "w") as writer:
+      writer.write(json.dumps(export_settings, indent=2))
   return export_dir
