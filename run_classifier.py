@@ -193,7 +193,7 @@ def main(argv):
   if is_chief:
     for path in export_flags.export_files(model, lambda: tflite_export.TfliteClassifier(
         model, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.max_seq_length, label_list,
-        buckets)):
+        FLAGS.spm_model_file, buckets)):
       logging.info("Exported %s", path)
   return 0
 
