@@ -245,6 +245,11 @@ def test_albert_tflite_classifies_as_the_saved_model_server(albert_exported):
   pair = lite.get_signature_runner("classify_pair")(text_a=texts[:3], text_b=texts[3:6])
   np.testing.assert_allclose(pair["probabilities"], saved_model_server.classify_pair(
       tf.constant(texts[:3]), tf.constant(texts[3:6]))["probabilities"], atol=1e-4)
+  # A batch of no piece at all (the re-encoding's tensors are empty).
+  empty = np.array([b"", b"  "], dtype=object)
+  np.testing.assert_allclose(lite.get_signature_runner("classify")(text_a=empty)["probabilities"],
+                             saved_model_server.classify(tf.constant(empty))["probabilities"],
+                             atol=1e-4)
 
 
 def _sentencepiece_kind(char, do_lower_case):
