@@ -31,9 +31,10 @@ def main(argv):
   if not (FLAGS.export_tflite or FLAGS.export_onnx):
     raise ValueError("Nothing to write: give --export_tflite, --export_onnx or both")
   export = export_reading.read_export(FLAGS.from_export_dir)
-  export_flags.check_file_exports(export.settings["is_regression"],
-                                  export.settings["spm"] and export.tokenizer_file, False,
-                                  tf.float32)
+  export_flags.check_file_exports(export.settings["is_regression"], False, tf.float32)
+  if FLAGS.export_tflite and export.settings["kind"] == "tagger" and export.settings["spm"]:
+    raise ValueError(f"--export_tflite: {FLAGS.from_export_dir} is an ALBERT tagger; the "
+                     "TFLite tagger has WordPiece only (run_ner.py refuses it too)")
   for path in export_flags.export_files(export.model,
                                         lambda: export_reading.tflite_server(export)):
     logging.info("Exported %s", path)

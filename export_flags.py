@@ -13,9 +13,10 @@ flags.DEFINE_string("export_dir", None,
                     "raw text and returns entities).")
 flags.DEFINE_string("export_tflite", None,
                     "Ours: write a .tflite model here that takes raw UTF-8 text (the tokenizer "
-                    "inside, tensorflow-text's TFLite ops) and returns class probabilities and "
-                    "the label (run_ner.py: the tag and character offsets of every word). See "
-                    "docs/deploy.md.")
+                    "inside, tensorflow-text's TFLite ops: WordPiece, or with --spm_model_file "
+                    "ALBERT's SentencePiece) and returns class probabilities and the label "
+                    "(run_ner.py: the tag and character offsets of every word; WordPiece only). "
+                    "See docs/deploy.md.")
 flags.DEFINE_enum("tflite_quantization", "none", tflite_export.QUANTIZATIONS,
                   "Ours: --export_tflite weights: none (fp32) or dynamic (int8 weights, "
                   "dynamic-range quantization).")
@@ -36,7 +37,7 @@ def requested():
   return bool(FLAGS.export_dir or FLAGS.export_tflite or FLAGS.export_onnx)
 
 
-def check_file_exports(is_regression, spm_model_file, preserve_unused_tokens, compute_dtype):
+def check_file_exports(is_regression, preserve_unused_tokens, compute_dtype):
   """Refuses, before any work, the file exports that cannot take effect."""
   if (FLAGS.export_tflite or FLAGS.export_onnx) and compute_dtype != tf.float32:
     raise ValueError("--export_tflite and --export_onnx write float32 graphs (or int8 with "
@@ -50,9 +51,6 @@ def check_file_exports(is_regression, spm_model_file, preserve_unused_tokens, co
       raise ValueError(f"--export_{flag}={path} is a directory; name the file to write")
   if FLAGS.export_tflite and is_regression:
     raise ValueError("--export_tflite exports a classifier; this task is a regression")
-  if FLAGS.export_tflite and spm_model_file:
-    raise ValueError("--export_tflite is not supported with --spm_model_file (ALBERT's "
-                     "SentencePiece in TFLite is not built yet)")
   if FLAGS.export_tflite and preserve_unused_tokens:
     raise ValueError("--preserve_unused_tokens is not supported with --export_tflite: the "
                      "exported tokenizer would split [unusedN] words")

@@ -112,8 +112,8 @@ def main(argv):
                                     ("test", FLAGS.do_predict)) if wanted}
 
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
-  export_flags.check_file_exports(processor.is_regression, FLAGS.spm_model_file,
-                                  FLAGS.preserve_unused_tokens, compute_dtype)
+  export_flags.check_file_exports(processor.is_regression, FLAGS.preserve_unused_tokens,
+                                  compute_dtype)
   strategy = tpu_flags.strategy_from_flags()
   is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
       fine_tuning_flags.set_up_fine_tuning(
@@ -193,7 +193,7 @@ def main(argv):
   if is_chief:
     for path in export_flags.export_files(model, lambda: tflite_export.TfliteClassifier(
         model, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.max_seq_length, label_list,
-        buckets, thresholds)):
+        FLAGS.spm_model_file, buckets, thresholds)):
       logging.info("Exported %s", path)
   return 0
 

@@ -70,6 +70,10 @@ def check_flags(config):
   if FLAGS.preserve_unused_tokens and FLAGS.export_dir:
     raise ValueError("--preserve_unused_tokens is not supported with --export_dir: the "
                      "exported in-graph tokenizer would split [unusedN] words")
+  if FLAGS.spm_model_file and FLAGS.export_tflite:
+    raise ValueError("--export_tflite is not supported with --spm_model_file in run_ner.py "
+                     "(the TFLite tagger has WordPiece only; run_classifier.py's file takes "
+                     "ALBERT's SentencePiece)")
   return stride
 
 
@@ -162,8 +166,7 @@ def main(argv):
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   stride = check_flags(config)
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
-  export_flags.check_file_exports(False, FLAGS.spm_model_file, FLAGS.preserve_unused_tokens,
-                                  compute_dtype)
+  export_flags.check_file_exports(False, FLAGS.preserve_unused_tokens, compute_dtype)
   buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
   tokenizer, inputs = tokenizer_flags.tokenizer_from_flags(config)
   inputs += [("--labels_file", FLAGS.labels_file),

@@ -1,7 +1,8 @@
 """ALBERT through the scripts: a SentencePiece model and an ALBERT config and checkpoint.
 
 run_classifier fine-tunes an ALBERT checkpoint with --spm_model_file, exports a
-SavedModel that classifies raw text in a fresh process as --do_predict does;
+SavedModel that classifies raw text in a fresh process as --do_predict does, and a
+.tflite file that does the same;
 extract_features reads the same files.
 """
 
@@ -17,6 +18,7 @@ import tensorflow as tf
 from modeling import BertConfig, BertModel, checkpoint
 from test_albert import ALBERT_TINY
 from test_run_classifier import check_export_classifies_as_predict
+from test_tflite_export import interpreter
 from test_run_ner import SERVE_SCRIPT, _read_columns
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +91,7 @@ def test_run_classifier_fine_tunes_albert_and_exports(workspace, tmp_path):
   output_dir, export_dir = tmp_path / "output", tmp_path / "export"
   run_script("run_classifier.py",
              *classifier_args(workspace, output_dir, workspace / "pretrained" / "model.ckpt"),
-             f"--export_dir={export_dir}")
+             f"--export_dir={export_dir}", f"--export_tflite={tmp_path / 'albert.tflite'}")
   results = dict(line.split(" = ") for line in
                  (output_dir / "eval_results.txt").read_text().splitlines())
   assert float(results["eval_loss"]) < np.log(4) - 0.3, results  # it learnt something
@@ -98,6 +100,11 @@ def test_run_classifier_fine_tunes_albert_and_exports(workspace, tmp_path):
   assert "output_weights" in names
   check_export_classifies_as_predict(workspace / "data" / "test.tsv", output_dir, export_dir,
                                      sorted(TOPICS), tmp_path)
+  texts = (workspace / "data" / "test.tsv").read_text().splitlines()[1:]
+  lite = interpreter(str(tmp_path / "albert.tflite")).get_signature_runner("classify")(
+      text_a=np.array(texts, dtype=object))
+  np.testing.assert_allclose(lite["probabilities"], np.loadtxt(output_dir / "test_results.tsv"),
+                             atol=1e-4)
 
 
 def test_extract_features_reads_albert(workspace, tmp_path):

@@ -91,18 +91,19 @@ class SentencePieceTokenizer:
     self.inv_vocab = {index: piece for piece, index in self.vocab.items()}
     self.unk_token = self.sp_model.IdToPiece(self.sp_model.unk_id())
 
+  def split_piece(self, piece):
+    """ALBERT's re-encoding of one piece: "▁1999," -> the pieces of "1999" and ",";
+    any other piece -> [piece]."""
+    if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
+      # ALBERT meant to drop the re-encoding's leading "▁" inside a word, but its
+      # test compares str with bytes and never holds on Python 3; so neither here.
+      return self.sp_model.EncodeAsPieces(piece[:-1].replace(PIECE_PREFIX, "")) + [","]
+    return [piece]
+
   def encode_pieces(self, text):
     """ALBERT's `encode_pieces` of already preprocessed text: a list of pieces."""
-    pieces = []
-    for piece in self.sp_model.EncodeAsPieces(text):
-      if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
-        # ALBERT meant to drop the re-encoding's leading "▁" inside a word, but its
-        # test compares str with bytes and never holds on Python 3; so neither here.
-        number = self.sp_model.EncodeAsPieces(piece[:-1].replace(PIECE_PREFIX, ""))
-        pieces.extend(number + [","])
-      else:
-        pieces.append(piece)
-    return pieces
+    return [split for piece in self.sp_model.EncodeAsPieces(text)
+            for split in self.split_piece(piece)]
 
   def tokenize(self, text):
     """The pieces of raw `text` (str or UTF-8 bytes), after `preprocess_text`."""

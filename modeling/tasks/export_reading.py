@@ -64,7 +64,8 @@ def tflite_server(export):
     return ner_tflite_export.TfliteTagger(
         export.model, export.tokenizer_file, settings["do_lower_case"],
         settings["max_seq_length"], settings["stride"], settings["labels"])
+  spm = settings["spm"]
   return tflite_export.TfliteClassifier(
-      export.model, export.tokenizer_file, settings["do_lower_case"],
-      settings["max_seq_length"], settings["labels"], settings["buckets"],
-      settings["thresholds"])
+      export.model, None if spm else export.tokenizer_file, settings["do_lower_case"],
+      settings["max_seq_length"], settings["labels"], export.tokenizer_file if spm else None,
+      settings["buckets"], settings["thresholds"])

@@ -1,7 +1,8 @@
 """TFLite export of a fine-tuned classifier that takes raw UTF-8 text.
 
 The model tokenizes inside the graph with tensorflow-text's TFLite-capable ops
-(`FastBertTokenizer`: `FastBertNormalize` and `FastWordpieceTokenize`), packs the
+(`FastBertTokenizer`: `FastBertNormalize` and `FastWordpieceTokenize`; for ALBERT's
+SentencePiece, `tflite_sentencepiece.FastSentencePieceTokenizer`), packs the
 pieces as `classifier_data.convert_example` does (`graph_packing.pack_inputs`,
 dense ops only) and returns class probabilities and the label name. It runs in
 `tf.lite.Interpreter` or LiteRT (`ai_edge_litert`) with tensorflow-text's op
@@ -12,7 +13,8 @@ registrar, `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`:
   classify = interpreter.get_signature_runner("classify")
   classify(text_a=np.array(["some text"]))["probabilities"]  # [B, C]
 
-docs/deploy.md lists where the fast tokenizer differs from `FullTokenizer`.
+docs/deploy.md lists where the fast tokenizers differ from `FullTokenizer` and
+`SentencePieceTokenizer`.
 """
 
 import numpy as np
@@ -21,13 +23,15 @@ import tensorflow as tf
 from modeling.data import files
 from modeling.data.graph_packing import pack_inputs
 from modeling.data.tokenization import MAX_INPUT_CHARS_PER_WORD, UNK, load_vocab
+from modeling.tasks.tflite_sentencepiece import FastSentencePieceTokenizer
 
 QUANTIZATIONS = ("none", "dynamic")
 # The custom ops of tensorflow-text that `SELECT_TFTEXT_OPS` registers and we use
-# (the whitespace and byte splits: the NER tagger's, `ner_tflite_export`).
+# (the whitespace and byte splits: the NER tagger's, `ner_tflite_export`; SentencePiece:
+# ALBERT's classifier).
 TFTEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets",
               "TFText>WhitespaceTokenizeWithOffsetsV2", "TFText>ByteSplitWithOffsets",
-              "TFText>ByteSplitByOffsets")
+              "TFText>ByteSplitByOffsets", "TFText>FastSentencepieceTokenize")
 
 
 def fast_tokenizer(vocab_file, do_lower_case):
@@ -57,13 +61,15 @@ class TfliteClassifier(tf.Module):
   SIGNATURES = ("classify", "classify_pair")  # The `tf.function`s `convert` writes.
 
   def __init__(self, model, vocab_file, do_lower_case, max_seq_length, label_list,
-               buckets=None, thresholds=None):
+               spm_model_file=None, buckets=None, thresholds=None):
     """Args:
       model: a trained `classifier.ClassifierModel` (not regression).
       vocab_file: the WordPiece vocabulary the model was trained with.
       do_lower_case: as the tokenizer the model was trained with.
       max_seq_length: the padded length S.
       label_list: class names in class-id order.
+      spm_model_file: ALBERT's SentencePiece model, used instead of `vocab_file`
+        when given.
       buckets: `length_buckets.parse_buckets` lengths: each request batch is padded
         to the smallest holding its longest row (None: max_seq_length).
       thresholds: a multi-label model's thresholds, float [C] (or one float).
@@ -71,7 +77,11 @@ class TfliteClassifier(tf.Module):
     super().__init__()
     if model.is_regression:
       raise ValueError("the TFLite export takes a classifier; this task is a regression")
-    self.tokenizer, vocab = fast_tokenizer(vocab_file, do_lower_case)
+    if spm_model_file:
+      self.tokenizer = FastSentencePieceTokenizer(spm_model_file, do_lower_case)
+      vocab = self.tokenizer.vocab
+    else:
+      self.tokenizer, vocab = fast_tokenizer(vocab_file, do_lower_case)
     self.model = model
     self.max_seq_length = max_seq_length
     self.buckets = None if buckets is None else tuple(buckets)
