@@ -172,7 +172,7 @@ def train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps, checkpoi
       length_buckets.bucket_ids(arrays["input_mask"], buckets), FLAGS.train_batch_size,
       FLAGS.seed, num_train_steps, FLAGS.group_by_length)
   # Compiled (XLA, TPU), the step is one program per shape: say how many, up front.
-  logging.info("The train step's shapes (one compiled program each): batch %d by length %s",
+  logging.info("The train step's shapes (compiled: a program each): batch %d by length %s",
                FLAGS.train_batch_size,
                ", ".join(str(buckets[i]) for i in np.unique(plan_buckets[trainer.batches_done:])))
   dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size, FLAGS.seed,
