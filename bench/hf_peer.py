@@ -80,13 +80,20 @@ def dynamic_batch(arrays, rows, labels=True):
   return batch
 
 
-def _forward(model, batch):
-  return model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
-               token_type_ids=batch["segment_ids"], labels=batch.get("label_ids"))
+def _forward(model, batch, bf16=False):
+  """The model's outputs; with bf16 under `torch.autocast` in bfloat16 (float32 weights,
+  as our --mixed_precision=bf16)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
+                    token_type_ids=batch["segment_ids"], labels=batch.get("label_ids"))
+  return outputs
 
 
-def fine_tune(model, arrays, epochs, batch_size=32, learning_rate=5e-5, seed=12345, log=print):
-  """Fine-tunes `model` for int(N / batch_size * epochs) steps, each epoch in a new order.
+def fine_tune(model, arrays, epochs, batch_size=32, learning_rate=5e-5, seed=12345, log=print,
+              bf16=False):
+  """Fine-tunes `model` for int(N / batch_size * epochs) steps, each epoch in a new order
+  (bf16: forward and backward under `torch.autocast` in bfloat16).
 
   Returns:
     seconds of each step (forward, backward, clipping, update), a list.
@@ -109,7 +116,7 @@ def fine_tune(model, arrays, epochs, batch_size=32, learning_rate=5e-5, seed=123
   for step in range(steps):
     batch = dynamic_batch(arrays, order[step * batch_size:(step + 1) * batch_size])
     start = time.perf_counter()
-    loss = _forward(model, batch).loss
+    loss = _forward(model, batch, bf16).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
@@ -121,7 +128,7 @@ def fine_tune(model, arrays, epochs, batch_size=32, learning_rate=5e-5, seed=123
   return times
 
 
-def predict(model, arrays, batch_size=32):
+def predict(model, arrays, batch_size=32, bf16=False):
   """The logits of every row, in order, without dropout: float32 [N, C] for a
   sequence classifier, [N, S, C] (zero past each batch's longest) per token."""
   import torch  # pylint: disable=import-outside-toplevel
@@ -133,7 +140,7 @@ def predict(model, arrays, batch_size=32):
     for start in range(0, count, batch_size):
       batch = dynamic_batch(arrays, np.arange(start, min(start + batch_size, count)),
                             labels=False)
-      logits = _forward(model, batch).logits.numpy()
+      logits = _forward(model, batch, bf16).logits.float().numpy()
       if logits.ndim == 3:
         logits = np.pad(logits, [(0, 0), (0, width - logits.shape[1]), (0, 0)])
       outputs.append(logits)

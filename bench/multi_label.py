@@ -13,9 +13,10 @@ Hugging Face read by name into BertForSequenceClassification with problem_type
 multi_label_classification) and train on the same word pieces (run_classifier's
 features) with the same seed and hyper-parameters (batch 32, max_seq_length 128, the
 given lr and epochs, 10% linear warmup then linear decay, weight decay 0.01 except
-LayerNorm and biases, Adam eps 1e-6, clip 1.0, dropout 0.1, fp32), one after the
-other in this run, each in its own process; each pads its batches its usual way
-(ours to the length bucket, Hugging Face to the batch's longest). Scored with the same
+LayerNorm and biases, Adam eps 1e-6, clip 1.0, dropout 0.1; fp32, or with --bf16 both
+in bfloat16 on float32 weights), one after the other in this run, each in its own
+process; each pads its batches its usual way (ours, ungrouped, to the multiple of 8
+above the batch's longest; Hugging Face to the batch's longest). Scored with the same
 micro F1 (`classifier.multi_label_metrics`): at threshold 0.5 for both, and with
 thresholds chosen on dev (`choose_thresholds`: ours by --multi_label_threshold=auto
 and auto_per_label, applied to Hugging Face's probabilities too, for reference). The
@@ -66,7 +67,8 @@ def make_task(data_dir):
 def classifier_flags(args, data_dir):
   return ["--task_name=tsv", "--multi_label", f"--data_dir={data_dir}",
           f"--vocab_file={BERT_DIR}/vocab.txt", f"--bert_config_file={BERT_DIR}/bert_config.json",
-          f"--max_seq_length={MAX_SEQ_LENGTH}", f"--eval_batch_size={BATCH_SIZE}"]
+          f"--max_seq_length={MAX_SEQ_LENGTH}", f"--eval_batch_size={BATCH_SIZE}",
+          *(["--mixed_precision=bf16"] if args.bf16 else [])]
 
 
 def run_ours(args, data_dir):
@@ -97,7 +99,8 @@ def run_hugging_face(args, data_dir):
   stdout, _, seconds = common.run_timed([sys.executable, os.path.abspath(__file__),
                                          "--hugging_face_side", f"--data_dir={data_dir}",
                                          f"--epochs={args.epochs}", f"--seed={args.seed}",
-                                         f"--learning_rate={args.learning_rate}"])
+                                         f"--learning_rate={args.learning_rate}",
+                                         *(["--bf16"] if args.bf16 else [])])
   print(f"hugging face: wall {seconds:.0f}s, {load()}", flush=True)
   return dict(common.last_json_line(stdout), wall=seconds)
 
@@ -121,8 +124,9 @@ def hugging_face_side(args):
   model = hf_peer.load_model("BertForSequenceClassification", BERT_DIR, len(labels),
                              seed=args.seed, problem_type="multi_label_classification")
   times = hf_peer.fine_tune(model, train, args.epochs, BATCH_SIZE, args.learning_rate,
-                            seed=args.seed, log=lambda m: print(m, file=sys.stderr))
-  probabilities = 1 / (1 + np.exp(-hf_peer.predict(model, dev, BATCH_SIZE)))
+                            seed=args.seed, log=lambda m: print(m, file=sys.stderr),
+                            bf16=args.bf16)
+  probabilities = 1 / (1 + np.exp(-hf_peer.predict(model, dev, BATCH_SIZE, args.bf16)))
   outputs = {"predictions": probabilities, "per_example_loss": np.zeros(len(probabilities))}
   side = {"examples_per_second": len(times) * BATCH_SIZE / sum(times)}
   for name, thresholds in (
@@ -146,6 +150,9 @@ def main():
   parser.add_argument("--optimizer", default="",
                       help="ours: run_classifier's --optimizer (default: --multi_label's, "
                            "adamw_corrected, as PyTorch's AdamW on Hugging Face's side)")
+  parser.add_argument("--bf16", action="store_true",
+                      help="both sides in bfloat16: ours --mixed_precision=bf16, Hugging Face "
+                           "torch.autocast (float32 weights on both)")
   parser.add_argument("--output_dir", default="/tmp/multi_label_bench")
   parser.add_argument("--sides", default=",".join(SIDES),
                       help=f"comma-separated, of: {', '.join(SIDES)}")
@@ -168,7 +175,8 @@ def main():
     print(f"{side}: {results[side]}", flush=True)
 
   print(f"\nWNUT-17 entity types (multi-label, 6 labels), MiniLM-L6-H384, {args.epochs:g} "
-        f"epochs, lr {args.learning_rate:g}, seq {MAX_SEQ_LENGTH}, batch {BATCH_SIZE}, fp32")
+        f"epochs, lr {args.learning_rate:g}, seq {MAX_SEQ_LENGTH}, batch {BATCH_SIZE}, "
+        f"{'bf16' if args.bf16 else 'fp32'}")
   print(f"  {'':13s} {'micro F1 @0.5':>13s} {'auto':>6s} {'per label':>9s} {'macro F1':>8s} "
         f"{'wall-clock':>10s} {'training':>16s}")
   for side, r in results.items():
