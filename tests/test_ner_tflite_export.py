@@ -67,9 +67,11 @@ def test_tflite_tags_as_the_saved_model_server(exported):
   lite = _tag(path, texts)
   graph = server.tag(tf.constant(texts))
   # The .tflite file computes what its graph computes, on every input.
-  for name in ("tags", "tag_ids", "word_start", "word_end", "num_words"):
+  for name in ("tags", "tag_ids", "word_start", "word_end", "num_words", "entity_type",
+               "entity_start", "entity_end", "num_entities"):
     np.testing.assert_array_equal(lite[name], graph[name].numpy(), err_msg=name)
-  np.testing.assert_allclose(lite["scores"], graph["scores"], atol=1e-5)
+  for name in ("scores", "entity_score"):
+    np.testing.assert_allclose(lite[name], graph[name], atol=1e-5, err_msg=name)
   # And, where the tokenizers agree, the SavedModel's tags, word by word.
   saved_model_server = ner_serving.NerServer(model, str(root / "vocab.txt"), True,
                                              MAX_SEQ_LENGTH, STRIDE, LABELS)
@@ -80,8 +82,16 @@ def test_tflite_tags_as_the_saved_model_server(exported):
     assert list(lite["tags"][i, :count]) == list(saved_model["tags"][i, :count].numpy()), text
     spans = list(zip(lite["word_start"][i, :count], lite["word_end"][i, :count]))
     assert spans == _char_spans(text), text
+    entities = int(saved_model["num_entities"][i])
+    assert int(lite["num_entities"][i]) == entities, text
+    for name in ("entity_type", "entity_start", "entity_end"):
+      assert list(lite[name][i, :entities]) == list(saved_model[name][i, :entities].numpy()), \
+          (name, text)
+    np.testing.assert_allclose(lite["entity_score"][i, :entities],
+                               saved_model["entity_score"][i, :entities], atol=1e-5)
     assert set(lite["tag_ids"][i, count:]) <= {-1} and set(lite["tags"][i, count:]) <= {b""}
   assert len(set(lite["tags"].ravel()) - {b""}) >= 3  # The tags vary: the check can fail.
+  assert sum(lite["num_entities"]) >= 10 and max(lite["entity_end"].ravel()) > 20
   assert lite["num_words"][4] == 60  # 72 pieces: 17 windows.
   assert lite["num_words"][len(AGREEING)] == 2 and lite["word_end"][len(AGREEING) + 1, 0] == 12
 
@@ -97,6 +107,7 @@ def test_batches_of_any_size_and_no_words(exported):
   # No word in the batch: one padding column (the interpreter cannot return an empty one).
   lite = tag(text=np.array(["", " "], dtype=object))
   assert lite["tags"].tolist() == [[b""], [b""]] and lite["num_words"].tolist() == [0, 0]
+  assert lite["entity_type"].tolist() == [[b""], [b""]] and lite["num_entities"].tolist() == [0, 0]
   # An empty batch is refused with an error (the interpreter lives on), not answered.
   with pytest.raises(RuntimeError):
     tag(text=np.array([], dtype=object))

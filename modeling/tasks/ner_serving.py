@@ -7,7 +7,7 @@ tokenizer drops them from every word), tokenizes each word in-graph
 (`graph_tokenization.InGraphTokenizer`, or ALBERT's SentencePiece; a word left with
 no piece becomes the unknown piece, as `ner_data`), cuts long texts into the windows
 of `ner_windows`, and tags every word from its window. Entities are read from the
-tags with the conlleval rules of `ner_tags` (the tables `ner_metrics` reads).
+tags with the conlleval rules of `ner_tags` (`ner_chunks`).
 
 Loading needs `import tensorflow_text` first (it registers the tokenizer's ops).
 """
@@ -16,10 +16,11 @@ import json
 
 import tensorflow as tf
 
-from modeling.data import ner_tags, ner_windows
+from modeling.data import ner_windows
 from modeling.data.graph_packing import pack_inputs
 from modeling.data.graph_tokenization import GRAPH_WHITESPACE, in_graph_tokenizer
 from modeling.tasks import serving
+from modeling.tasks.ner_chunks import EntityChunks
 
 _WORD_SEPARATORS = GRAPH_WHITESPACE + "+"
 
@@ -36,15 +37,6 @@ def _without_nul(text):
   offsets = tf.ragged.range(text_bytes.row_lengths())  # [B, (n)] int64
   return (tf.strings.reduce_join(tf.ragged.boolean_mask(text_bytes, kept), axis=1),
           tf.ragged.boolean_mask(offsets, kept))
-
-
-def _shift(values, is_edge, fill, forward):
-  """values [M] moved one place back (forward=True: v[i-1] at i) or ahead, `fill`
-  where `is_edge` [M] (the first, or last, word of a text)."""
-  padding = tf.fill([1], fill)
-  shifted = (tf.concat([padding, values[:-1]], 0) if forward
-             else tf.concat([values[1:], padding], 0))
-  return tf.where(is_edge, fill, shifted)
 
 
 class NerServer(tf.Module):
@@ -74,13 +66,7 @@ class NerServer(tf.Module):
     self.stride = stride
     self.cls_id, self.sep_id, self.unk_id = vocab["[CLS]"], vocab["[SEP]"], vocab[unk]
     self.labels = tf.constant(label_list, tf.string)
-    parts = [ner_tags.split_tag(label) for label in label_list]
-    types = sorted({entity_type for _, entity_type in parts if entity_type})
-    self.types = tf.constant(types or [""], tf.string)
-    self.label_prefix = tf.constant([ner_tags.PREFIXES.index(p) for p, _ in parts], tf.int32)
-    self.label_type = tf.constant([types.index(t) if t else -1 for _, t in parts], tf.int32)
-    self.chunk_ends = tf.constant(ner_tags.CHUNK_ENDS)
-    self.chunk_starts = tf.constant(ner_tags.CHUNK_STARTS)
+    self.entities = EntityChunks(label_list)
 
   def _word_pieces(self, words):
     """Piece ids of words string [M]: int64 RaggedTensor [M, (pieces)], at least 1 each."""
@@ -89,40 +75,6 @@ class NerServer(tf.Module):
     unknown = tf.RaggedTensor.from_row_lengths(
         tf.fill([tf.reduce_sum(empty)], tf.constant(self.unk_id, tf.int64)), empty)
     return tf.concat([pieces, unknown], axis=1)
-
-  def _entities(self, label, score, words):
-    """Entity chunks of the tagged words.
-
-    Args:
-      label: int [M] label id of every word of the batch, text after text.
-      score: float32 [M] its probability.
-      words: RaggedTensor [B, (W)] whose flat values are those M words.
-
-    Returns:
-      (row, first, last, type, mean score), [E] each: the text and the flat
-      indexes of the first and last word of each entity.
-    """
-    is_first = tf.equal(tf.range(tf.size(label, tf.int64)),
-                        tf.gather(words.row_starts(), words.value_rowids()))
-    is_last = tf.equal(tf.range(tf.size(label, tf.int64)) + 1,
-                       tf.gather(words.row_limits(), words.value_rowids()))
-    prefix = tf.gather(self.label_prefix, label)  # [M] 0 for O
-    entity_type = tf.gather(self.label_type, label)  # [M] -1 for O
-    previous_prefix = _shift(prefix, is_first, 0, forward=True)
-    previous_type = _shift(entity_type, is_first, -1, forward=True)
-    next_prefix = _shift(prefix, is_last, 0, forward=False)
-    next_type = _shift(entity_type, is_last, -1, forward=False)
-    starts = (tf.gather_nd(self.chunk_starts, tf.stack([previous_prefix, prefix], 1))
-              | ((entity_type != previous_type) & (prefix != 0)))
-    ends = (tf.gather_nd(self.chunk_ends, tf.stack([prefix, next_prefix], 1))
-            | ((entity_type != next_type) & (prefix != 0)))
-    first = tf.where(starts)[:, 0]  # [E] each chunk has one start and one end, in order.
-    last = tf.where(ends)[:, 0]  # [E]
-    cumulative = tf.cumsum(score)
-    total = tf.gather(cumulative, last) - tf.gather(cumulative, first) + tf.gather(score, first)
-    mean_score = total / tf.cast(last - first + 1, tf.float32)
-    return (tf.gather(words.value_rowids(), first), first, last,
-            tf.gather(entity_type, first), mean_score)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def tag(self, text):
@@ -160,7 +112,11 @@ class NerServer(tf.Module):
     label = tf.argmax(word_log_probs, axis=-1, output_type=tf.int32)  # [M]
     score = tf.exp(tf.reduce_max(word_log_probs, axis=-1))  # [M]
 
-    row, first, last, entity_type, entity_score = self._entities(label, score, words)
+    index = tf.range(tf.size(label, tf.int64))  # [M]
+    first, last, entity_type, entity_score = self.entities(
+        label, score, tf.equal(index, tf.gather(words.row_starts(), words.value_rowids())),
+        tf.equal(index + 1, tf.gather(words.row_limits(), words.value_rowids())))  # [E] each
+    row = tf.gather(words.value_rowids(), first)  # [E]
     texts_of_words = tf.gather(text, words.value_rowids())  # [M]
     row_starts = tf.gather(byte_offsets.row_starts(), words.value_rowids())  # [M]
 
@@ -180,7 +136,7 @@ class NerServer(tf.Module):
     return {
         "tags": words.with_flat_values(tf.gather(self.labels, label)).to_tensor(""),
         "num_words": tf.cast(words.row_lengths(), tf.int32),
-        "entity_type": per_text(tf.gather(self.types, entity_type), ""),
+        "entity_type": per_text(tf.gather(self.entities.types, entity_type), ""),
         "entity_start": per_text(tf.gather(char_begin, first), -1),
         "entity_end": per_text(tf.gather(char_end, last), -1),
         "entity_score": per_text(entity_score, 0.0),

@@ -9,8 +9,8 @@ whitespace split (`WhitespaceTokenizeWithOffsetsV2`, given the SavedModel's
 whitespace), byte split (`ByteSplitWithOffsets`, `ByteSplitByOffsets`: the word
 ends and character offsets) and `FastBertTokenizer` (`tflite_export.fast_tokenizer`),
 then dense ops only (ragged tensors become their row splits and gathers). Outputs
-are dense per-word tensors; the entities are left to the caller
-(`ner_metrics.entities` reads them from the tags):
+are dense per-word and per-entity tensors (the entities are the SavedModel's,
+`ner_chunks`):
 
   interpreter = InterpreterWithCustomOps(
       custom_op_registerers=SELECT_TFTEXT_OPS, model_path="ner.tflite")
@@ -27,6 +27,7 @@ import tensorflow as tf
 from modeling.data import ner_windows
 from modeling.data.graph_packing import pack_inputs
 from modeling.data.tokenization import UNK
+from modeling.tasks.ner_chunks import EntityChunks
 from modeling.tasks.tflite_export import fast_tokenizer
 
 
@@ -56,7 +57,8 @@ def _gather_padded(values, index, valid, padding):
 
 
 class TfliteTagger(tf.Module):
-  """Raw text in, the tag and character offsets of every word out, in TFLite-capable ops."""
+  """Raw text in, the tag and character offsets of every word and the entities out, in
+  TFLite-capable ops."""
 
   # The `tf.function`s `tflite_export.convert` writes: one, so TFLite names it
   # "serving_default".
@@ -86,6 +88,8 @@ class TfliteTagger(tf.Module):
     self.cls_id, self.sep_id, self.unk_id = vocab["[CLS]"], vocab["[SEP]"], vocab[UNK]
     # Tag names, then "" for padding (TFLite cannot concatenate strings in the graph).
     self.tag_names = tf.constant(list(label_list) + [""], tf.string)
+    self.entities = EntityChunks(label_list)
+    self.type_names = tf.concat([self.entities.types, [""]], 0)
 
   def _pieces(self, words):
     """Piece ids of words string [M] (at least one each, [UNK] for none), flat.
@@ -160,7 +164,12 @@ class TfliteTagger(tf.Module):
       scores: float32 [B, W] each tag's probability (0 padding);
       word_start, word_end: int32 [B, W] character offsets of each word in its
         text, `text[start:end]` (-1 padding);
-      num_words: int32 [B].
+      num_words: int32 [B];
+      entity_type: string [B, E] ("" padding), E the most entities of a text (at
+        least 1), the SavedModel's conlleval chunks (`ner_chunks`);
+      entity_start, entity_end: int32 [B, E] character offsets (-1 padding);
+      entity_score: float32 [B, E] the mean probability of the entity's tags;
+      num_entities: int32 [B].
     """
     words, word_splits, word_row, char_start, char_end = self._words(text)  # [M], [B + 1]
     num_words = word_splits[1:] - word_splits[:-1]  # [B]
@@ -195,13 +204,28 @@ class TfliteTagger(tf.Module):
     label = tf.argmax(word_log_probs, axis=-1, output_type=tf.int32)  # [M]
     score = tf.exp(tf.reduce_max(word_log_probs, axis=-1))  # [M]
 
-    # Per text: [B, W], W at least 1 (the interpreter cannot read an empty output).
-    slot = tf.range(tf.maximum(tf.reduce_max(num_words), 1))[None, :]  # [1, W]
-    index = word_splits[:-1, None] + slot  # [B, W]
-    valid = slot < num_words[:, None]
+    word_index = tf.range(tf.size(label))  # [M]
+    first, last, entity_type, entity_score = self.entities(
+        label, score, word_index == tf.gather(word_splits, word_row),
+        word_index + 1 == tf.gather(word_splits, word_row + 1))  # [E] each
+    first, last = tf.cast(first, tf.int32), tf.cast(last, tf.int32)
+    # Entities per text, counted against a sentinel row (no op on an empty tensor).
+    entity_row = tf.concat([tf.gather(word_row, first), [-1]], 0)  # [E + 1]
+    num_entities = tf.reduce_sum(tf.cast(
+        entity_row[None, :] == tf.range(tf.size(num_words))[:, None], tf.int32), axis=1)  # [B]
+    entity_splits = tf.concat([[0], tf.cumsum(num_entities)], 0)  # [B + 1]
+
+    def per_text(values, splits, counts, padding):
+      """values [K] of the texts in order -> [B, K_max] (K_max at least 1: the
+      interpreter cannot read an empty output), `padding` after each text's own."""
+      slot = tf.range(tf.maximum(tf.reduce_max(counts), 1))[None, :]  # [1, K]
+      return _gather_padded(values, splits[:-1, None] + slot, slot < counts[:, None], padding)
 
     def per_word(values, padding):
-      return _gather_padded(values, index, valid, padding)
+      return per_text(values, word_splits, num_words, padding)
+
+    def per_entity(values, padding):
+      return per_text(values, entity_splits, num_entities, padding)
 
     return {
         "tags": tf.gather(self.tag_names, per_word(label, tf.size(self.tag_names) - 1)),
@@ -210,4 +234,10 @@ class TfliteTagger(tf.Module):
         "word_start": per_word(char_start, -1),
         "word_end": per_word(char_end, -1),
         "num_words": num_words,
+        "entity_type": tf.gather(self.type_names,
+                                 per_entity(entity_type, tf.size(self.type_names) - 1)),
+        "entity_start": per_entity(tf.gather(char_start, first), -1),
+        "entity_end": per_entity(tf.gather(char_end, last), -1),
+        "entity_score": per_entity(entity_score, 0.0),
+        "num_entities": num_entities,
     }
