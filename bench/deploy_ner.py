@@ -8,6 +8,9 @@ Fine-tunes MiniLM-L6-H384 (../shared/models/minilm-l6-h384-uncased) with run_ner
 exports its checkpoint with export-only runs of run_ner.py, as a user would:
   saved_model fp32   --export_dir (raw text in; tags and entities out)
   tflite fp32 / int8 --export_tflite (--tflite_quantization=dynamic)
+  onnx fp32 / int8   --export_onnx (--onnx_quantization=dynamic) in ONNX Runtime, from
+                     token ids: our FullTokenizer and `ner_data.features`' windows in
+                     Python (timed with it), the settings the SavedModel keeps
 and measures each in a fresh process of its own, one after the other in this run, on
 the dev.conll sentences (each sentence's words joined by spaces, the raw text the
 models take): entity F1 of the tags (conlleval, `ner_metrics.evaluate`, against the
@@ -30,9 +33,10 @@ SHARED_DIR = os.path.join(os.path.dirname(common.REPO_DIR), "shared")
 BERT_DIR = os.path.join(SHARED_DIR, "models", "minilm-l6-h384-uncased")
 WNUT_DIR = os.path.join(SHARED_DIR, "data", "wnut17")
 MAX_SEQ_LENGTH, BATCH_SIZE = 64, 32
-SIDES = ("saved_model fp32", "tflite fp32", "tflite int8")
+SIDES = ("saved_model fp32", "tflite fp32", "tflite int8", "onnx fp32", "onnx int8")
 FILES = {"saved_model fp32": "saved_model_fp32", "tflite fp32": "ner_fp32.tflite",
-         "tflite int8": "ner_int8.tflite"}
+         "tflite int8": "ner_int8.tflite", "onnx fp32": "ner_fp32.onnx",
+         "onnx int8": "ner_int8.onnx"}
 
 
 def model_flags():
@@ -58,7 +62,9 @@ def export_all(finetuned, root):
   path = {side: os.path.join(root, name) for side, name in FILES.items()}
   for flags in ([f"--export_dir={path['saved_model fp32']}",
                  f"--export_tflite={path['tflite fp32']}"],
-                [f"--export_tflite={path['tflite int8']}", "--tflite_quantization=dynamic"]):
+                [f"--export_tflite={path['tflite int8']}", "--tflite_quantization=dynamic",
+                 f"--export_onnx={path['onnx fp32']}"],
+                [f"--export_onnx={path['onnx int8']}", "--onnx_quantization=dynamic"]):
     common.run_timed([sys.executable, os.path.join(common.REPO_DIR, "run_ner.py"),
                       *model_flags(), f"--output_dir={finetuned}", *flags])
   return path
@@ -83,6 +89,8 @@ def tagger(side, path):
       outputs = signature(text=tf.constant(texts))
       return outputs["tags"].numpy(), outputs["num_words"].numpy()
     return tag_saved_model
+  if side.startswith("onnx"):
+    return onnx_tagger(path)
   # pylint: disable-next=import-outside-toplevel
   from ai_edge_litert.interpreter import InterpreterWithCustomOps
   from tensorflow_text import tflite_registrar  # pylint: disable=import-outside-toplevel
@@ -95,6 +103,41 @@ def tagger(side, path):
     outputs = runner(text=np.array(texts, dtype=object))
     return outputs["tags"], outputs["num_words"]
   return tag_tflite
+
+
+def onnx_tagger(path):
+  """`tagger` of an ONNX file: the windows made in Python with the settings of the
+  SavedModel beside it (labels, stride, casing), each word's tag its first piece's."""
+  sys.path.insert(0, common.REPO_DIR)
+  # pylint: disable=import-outside-toplevel
+  import onnxruntime
+  from modeling.data import ner_data
+  from modeling.data.tokenization import FullTokenizer
+  from modeling.tasks import serving
+  saved_model = os.path.join(os.path.dirname(path), FILES["saved_model fp32"])
+  with open(os.path.join(saved_model, serving.SETTINGS_FILE), encoding="utf-8") as reader:
+    settings = json.load(reader)
+  tokenizer = FullTokenizer(os.path.join(os.path.dirname(os.path.join(
+      saved_model, serving.SETTINGS_FILE)), settings["tokenizer_file"]), settings["do_lower_case"])
+  options = onnxruntime.SessionOptions()
+  options.intra_op_num_threads = os.cpu_count()
+  session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+  labels = np.array(settings["labels"])
+
+  def tag_onnx(texts):
+    sentences = [ner_data.Sentence(text.split(), None, "", []) for text in texts]
+    features = ner_data.features(sentences, tokenizer, {}, settings["max_seq_length"],
+                                 settings["stride"])
+    inputs = {name: features.arrays[name].astype(np.int32)
+              for name in ("input_ids", "input_mask", "segment_ids")}
+    log_probs, = session.run(["log_probs"], inputs)  # [N, S, C]
+    word_tags = labels[log_probs.argmax(-1)[features.word_window, features.word_column]]
+    num_words = np.array([len(s.words) for s in sentences])
+    rows = np.split(word_tags, np.cumsum(num_words)[:-1])
+    width = max(1, num_words.max())
+    return (np.array([[t.encode() for t in row] + [b""] * (width - len(row)) for row in rows]),
+            num_words)
+  return tag_onnx
 
 
 def measure(side, path, latency_sentences):
