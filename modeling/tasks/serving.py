@@ -62,11 +62,12 @@ class ClassifierServer(tf.Module):
       label_separator: what joins a multi-label model's predicted labels.
     """
     super().__init__()
+    per_label = None if thresholds is None else np.broadcast_to(thresholds, [len(label_list)])
     self.export_settings = json.dumps(settings(
         "classifier", model, vocab_file, do_lower_case, max_seq_length, label_list,
         spm_model_file, buckets=None if buckets is None else list(buckets),
-        thresholds=None if thresholds is None else np.broadcast_to(
-            thresholds, [len(label_list)]).tolist(), label_separator=label_separator))
+        thresholds=None if per_label is None else per_label.tolist(),
+        label_separator=label_separator))
     self.tokenizer, vocab, _ = in_graph_tokenizer(vocab_file, do_lower_case, spm_model_file)
     self.model = model
     self.max_seq_length = max_seq_length
@@ -74,7 +75,7 @@ class ClassifierServer(tf.Module):
     self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
     self.labels = tf.constant(label_list or [], tf.string)
     if model.multi_label:
-      self.thresholds = tf.constant(np.broadcast_to(thresholds, [len(label_list)]), tf.float32)
+      self.thresholds = tf.constant(per_label, tf.float32)
       self.label_separator = label_separator
 
   def _predict(self, text_a, text_b):
