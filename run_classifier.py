@@ -119,7 +119,7 @@ def main(argv):
       fine_tuning_flags.set_up_fine_tuning(
           strategy, len(examples.get("train", ())), lambda: classifier.ClassifierModel(
               config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
-              compute_dtype, multi_label),
+              compute_dtype, multi_label, shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
           classifier.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief and label_list is not None:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),

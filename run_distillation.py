@@ -174,7 +174,8 @@ def general_distillation(strategy, configs, objective, layers, compute_dtype, in
   check_outputs(inputs + [("--input_file", path) for path in records.input_files])
   model, _, trainer, checkpoints = start(
       strategy, lambda: distillation.MaskedLMDistillation(
-          student_config, teacher_config, objective, FLAGS.use_tpu, compute_dtype),
+          student_config, teacher_config, objective, FLAGS.use_tpu, compute_dtype,
+          shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
       FLAGS.num_train_steps, FLAGS.num_warmup_steps, student_config, layers,
       pretraining.FRESH_HEADS + (r"^bert/pooler/",))
   if FLAGS.do_train:
@@ -208,7 +209,7 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
   model, optimizer, trainer, checkpoints = start(
       strategy, lambda: distillation.ClassifierDistillation(
           student_config, teacher_config, len(label_list), objective, FLAGS.use_tpu,
-          compute_dtype),
+          compute_dtype, shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
       num_train_steps, num_warmup_steps, student_config, layers,
       classifier.FRESH_HEAD)
 

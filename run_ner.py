@@ -190,7 +190,8 @@ def main(argv):
   is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
       fine_tuning_flags.set_up_fine_tuning(
           strategy, len(train_arrays["input_ids"]) if FLAGS.do_train else 0,
-          lambda: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype),
+          lambda: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype,
+                               shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
           ner.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),

@@ -66,8 +66,9 @@ def main(argv):
 
   is_chief = distribution.is_chief(strategy)
   model, _, trainer, checkpoints, start = shared_flags.training_from_flags(
-      strategy, lambda: pretraining.PretrainingModel(config, FLAGS.use_tpu, compute_dtype,
-                                                     FLAGS.next_sentence),
+      strategy, lambda: pretraining.PretrainingModel(
+          config, FLAGS.use_tpu, compute_dtype, FLAGS.next_sentence,
+          shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
       FLAGS.num_train_steps, FLAGS.num_warmup_steps, is_chief, pretraining.FRESH_HEADS,
       FLAGS.init_checkpoint)
   if not FLAGS.do_train and start == "fresh":

@@ -56,6 +56,8 @@ finite_flags.require_finite_floats()
 def check_flags(config):
   """The original's `validate_flags_or_throw`, plus ours; messages name the flags."""
   validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+  shared_flags.refuse_flags(["remove_padding"], "the span loss's softmax reads every "
+                            "position, the padded ones too, whose values it would change")
   if not FLAGS.do_train and not FLAGS.do_predict:
     raise ValueError("At least one of `do_train` or `do_predict` must be True.")
   if FLAGS.do_eval:

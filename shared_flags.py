@@ -45,6 +45,11 @@ flags.DEFINE_enum("mixed_precision", "none", list(COMPUTE_DTYPES),
 flags.DEFINE_bool("use_xla", False, "jit_compile (XLA) the forward and backward pass of the "
                   "train step (off by default: slower on the CPUs measured; see README). "
                   "--jit_whole_step compiles all of the step.")
+flags.DEFINE_bool("remove_padding", False,
+                  "Run the encoder's per-token layers (all but attention) on the real tokens "
+                  "only, skipping the padding's share of their matmuls; the outputs at "
+                  "padded positions become zeros, which no head of this script reads (not "
+                  "with --use_xla or --use_tpu: its shapes vary with every batch).")
 flags.DEFINE_integer("num_accumulation_steps", 1,
                      "Split each batch of --train_batch_size examples into this many "
                      "micro-batches whose gradients are summed before one update (same "
@@ -67,6 +72,20 @@ def compute_dtype_from_flags(use_tpu):
     raise ValueError("--mixed_precision=fp16 is for GPUs; TPUs compute in bfloat16: use "
                      "--mixed_precision=bf16 with --use_tpu")
   return COMPUTE_DTYPES[FLAGS.mixed_precision]
+
+
+def remove_padding_from_flags(use_tpu):
+  """--remove_padding, refused where shapes must be fixed (--use_tpu, --use_xla,
+  --jit_whole_step): each batch's real tokens would be a new shape to compile."""
+  if FLAGS.remove_padding:
+    fixed = [name for name, given in (("--use_tpu", use_tpu), ("--use_xla", FLAGS.use_xla),
+                                      ("--jit_whole_step", tpu_flags.jit_whole_step_from_flags()))
+             if given]
+    if fixed:
+      raise ValueError(f"--remove_padding with {', '.join(fixed)}: the real tokens of each "
+                       "batch are a new shape, and XLA compiles a program for every shape; "
+                       "drop one of them")
+  return FLAGS.remove_padding
 
 
 def trainer_from_flags(strategy, model, optimizer, is_chief):

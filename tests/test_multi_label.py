@@ -287,19 +287,26 @@ def test_saved_model_matches_do_predict(trained, workspace, tmp_path):
 
 
 def test_tflite_and_onnx_files_match_do_predict(trained, workspace, tmp_path):
-  """An export-only run beside the trained one writes both files with its thresholds, and
-  convert_export.py both from the run's SavedModel: each .tflite (raw text) gives
-  test_results.tsv's probabilities and label sets; ONNX Runtime (token ids) its
-  probabilities."""
+  """An export-only run beside the trained one writes the three exports with its
+  thresholds and --remove_padding, and convert_export.py both files from the run's
+  SavedModel: each .tflite (raw text) gives test_results.tsv's probabilities and label
+  sets, as the SavedModel does; ONNX Runtime (token ids) its probabilities."""
   from test_convert_export import convert_export  # pylint: disable=import-outside-toplevel
   from test_onnx_export import run_onnx  # pylint: disable=import-outside-toplevel
   from test_tflite_export import interpreter  # pylint: disable=import-outside-toplevel
   output_dir, export_dir = trained
   rows = _rows(output_dir / "test_results.tsv")
   expected = np.array([[float(x) for x in row[:-1]] for row in rows])
-  multi_label_run(workspace, output_dir, "--multi_label_threshold=auto",
+  multi_label_run(workspace, output_dir, "--multi_label_threshold=auto", "--remove_padding",
+                  f"--export_dir={tmp_path / 'run_export'}",
                   f"--export_tflite={tmp_path / 'run.tflite'}",
                   f"--export_onnx={tmp_path / 'run.onnx'}")
+  served = subprocess.run([sys.executable, "-c", SAVED_MODEL_SCRIPT, str(tmp_path / "run_export"),
+                           str(workspace / "data" / "test.tsv"), str(tmp_path / "p.npy")],
+                          capture_output=True, text=True)
+  assert served.returncode == 0, served.stderr[-3000:]
+  np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
+  assert served.stdout.strip().split("|") == [row[-1] for row in rows]
   convert_export(f"--from_export_dir={export_dir}", f"--export_tflite={tmp_path / 'dir.tflite'}",
                  f"--export_onnx={tmp_path / 'dir.onnx'}")
   texts = [row[1] for row in _rows(workspace / "data" / "test.tsv")[1:]]

@@ -12,6 +12,7 @@ matmul + bias + activation patterns then map onto fused kernels.
 import tensorflow as tf
 
 from modeling.model import albert, position_embeddings
+from modeling.model.padding_removal import RealTokens
 from modeling.model.attention import attention_mask_adder, dot_product_attention
 from modeling.model.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
                                    new_variable, truncated_normal)
@@ -99,12 +100,18 @@ class SelfAttention(tf.Module):
     self.key = Dense(f"{scope}/key", width, width, init)
     self.value = Dense(f"{scope}/value", width, width, init)
 
-  def __call__(self, x, mask_adder, batch_size, seq_length, training=False):
-    """Attends float [B*S, H] to itself; mask_adder is [B, 1, 1, S]; returns [B*S, H]."""
+  def __call__(self, x, mask_adder, batch_size, seq_length, training=False, real_tokens=None):
+    """Attends float [B*S, H] to itself; mask_adder is [B, 1, 1, S]; returns [B*S, H].
+
+    With `real_tokens` (a `RealTokens`), x and the result are the real tokens'
+    rows only, [T, H].
+    """
     projections = (self.query, self.key, self.value)
     kernel = tf.cast(tf.concat([p.kernel for p in projections], axis=1), x.dtype)  # [H, 3H]
     bias = tf.cast(tf.concat([p.bias for p in projections], axis=0), x.dtype)  # [3H]
-    qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)  # [B*S, 3H]
+    qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)  # [B*S, 3H] (or [T, 3H])
+    if real_tokens is not None:
+      qkv = real_tokens.scatter(qkv)  # [B*S, 3H]
     qkv = tf.reshape(qkv, [batch_size, seq_length, 3, self.num_heads, self.head_size])
     # Unstacked, not indexed: the gradient of unstack is one stack, where three
     # slices would each scatter into a zero tensor of the whole [3, B, N, S, D].
@@ -112,7 +119,8 @@ class SelfAttention(tf.Module):
     context = dot_product_attention(query, key, value, mask_adder, self.dropout_rate,
                                     training, self.chunk_size, self.max_length)  # [B, N, S, D]
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, S, N, D]
-    return tf.reshape(context, [-1, self.num_heads * self.head_size])  # [B*S, H]
+    context = tf.reshape(context, [-1, self.num_heads * self.head_size])  # [B*S, H]
+    return context if real_tokens is None else real_tokens.gather(context)
 
 
 # Where a layer has its parts, relative to its scope: (scope, LayerNorm name) for
@@ -154,9 +162,9 @@ class TransformerLayer(tf.Module):
     norm_scope, norm_name = names["output_layer_norm"]
     self.output_layer_norm = LayerNorm(path(norm_scope), width, norm_name)
 
-  def __call__(self, x, mask_adder, batch_size, seq_length, training=False):
-    """Maps float [B*S, H] to [B*S, H]."""
-    attended = self.attention(x, mask_adder, batch_size, seq_length, training)
+  def __call__(self, x, mask_adder, batch_size, seq_length, training=False, real_tokens=None):
+    """Maps float [B*S, H] to [B*S, H]; with `real_tokens`, [T, H] to [T, H]."""
+    attended = self.attention(x, mask_adder, batch_size, seq_length, training, real_tokens)
     attended = dropout(self.attention_output(attended), self.dropout_rate, training)
     x = self.attention_layer_norm(attended + x)
     transformed = dropout(self.output(self.intermediate(x)), self.dropout_rate, training)
@@ -177,7 +185,8 @@ class BertModel(tf.Module):
     outputs["pooled_output"]  # [B, H]
   """
 
-  def __init__(self, config, use_one_hot_embeddings=False, compute_dtype=tf.float32):
+  def __init__(self, config, use_one_hot_embeddings=False, compute_dtype=tf.float32,
+               remove_padding=False):
     """Creates every variable (always float32).
 
     Args:
@@ -187,6 +196,9 @@ class BertModel(tf.Module):
       compute_dtype: the dtype of the encoder's matmuls and activations:
         tf.float32, or tf.bfloat16 / tf.float16 for mixed precision (embeddings,
         LayerNorm and softmax stay in float32).
+      remove_padding: run the layers' per-token work on the real tokens only
+        (`modeling.model.padding_removal`); the outputs at padded positions are
+        then zeros. Its shapes vary with the batch's tokens: not for XLA or TPUs.
 
     Raises:
       ValueError: hidden_size is not a multiple of num_attention_heads.
@@ -195,6 +207,7 @@ class BertModel(tf.Module):
     config.check_attention_heads()
     self.config = config
     self.compute_dtype = tf.as_dtype(compute_dtype)
+    self.remove_padding = remove_padding
     self.embeddings = Embeddings(config, use_one_hot_embeddings)
     if config.is_albert:
       self.embedding_projection = albert.embedding_projection(config)
@@ -239,12 +252,16 @@ class BertModel(tf.Module):
     mask_adder = attention_mask_adder(input_mask)  # [B, 1, 1, S]
     x = tf.reshape(embedding_output, [-1, self.config.embedding_width])  # [B*S, E]
     x = tf.cast(x, self.compute_dtype)
+    real_tokens = RealTokens(input_mask) if self.remove_padding else None
+    if real_tokens is not None:
+      x = real_tokens.gather(x)  # [T, E]
     if self.embedding_projection is not None:  # ALBERT with E != H
-      x = self.embedding_projection(x)  # [B*S, H]
+      x = self.embedding_projection(x)  # [B*S, H] (or [T, H])
     all_encoder_layers = []
     for layer in self.encoder_layers:
-      x = layer(x, mask_adder, batch_size, seq_length, training)
-      all_encoder_layers.append(tf.reshape(x, [batch_size, seq_length, width]))  # [B, S, H]
+      x = layer(x, mask_adder, batch_size, seq_length, training, real_tokens)
+      grid = x if real_tokens is None else real_tokens.scatter(x)  # [B*S, H]
+      all_encoder_layers.append(tf.reshape(grid, [batch_size, seq_length, width]))
     sequence_output = all_encoder_layers[-1]
     pooled_output = self.pooler(sequence_output[:, 0, :])  # [B, H]
     return {

@@ -33,7 +33,7 @@ class ClassifierModel(tf.Module):
   """BertModel plus the original classifier head."""
 
   def __init__(self, config, num_labels, is_regression=False, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32, multi_label=False):
+               compute_dtype=tf.float32, multi_label=False, remove_padding=False):
     """Args:
       config: a BertConfig.
       num_labels: number of classes (ignored for regression, which has one output).
@@ -43,13 +43,14 @@ class ClassifierModel(tf.Module):
         mixed precision (variables, logits and losses stay float32).
       multi_label: a sigmoid per label and binary cross-entropy instead of the
         softmax (labels float [B, C]).
+      remove_padding: as BertModel (the head reads the first token only).
     """
     super().__init__()
     if multi_label and is_regression:
       raise ValueError("a classifier is either multi-label or a regression, not both")
     self.is_regression = is_regression
     self.multi_label = multi_label
-    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype)
+    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype, remove_padding)
     self.head = ClassifierHead(config, 1 if is_regression else num_labels)
 
   def outputs(self, batch, training=False):

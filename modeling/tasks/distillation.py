@@ -200,12 +200,13 @@ class MaskedLMDistillation(_Distillation):
   """General distillation of a `PretrainingModel` (masked LM only) into a smaller one."""
 
   def __init__(self, student_config, teacher_config, objective=Objective(),
-               use_one_hot_embeddings=False, compute_dtype=tf.float32):
+               use_one_hot_embeddings=False, compute_dtype=tf.float32, remove_padding=False):
     """Args:
       student_config, teacher_config: BertConfigs (same vocabulary; the same
         hidden_size when alpha_cos > 0).
       objective: an Objective.
-      use_one_hot_embeddings, compute_dtype: as BertModel, for both models.
+      use_one_hot_embeddings, compute_dtype, remove_padding: as BertModel, for both
+        models (the losses weigh real tokens only).
 
     Raises:
       ValueError: the vocabularies differ, or the widths with alpha_cos > 0.
@@ -213,9 +214,9 @@ class MaskedLMDistillation(_Distillation):
     check_distillable(student_config, teacher_config, objective, task_specific=False)
     super().__init__(
         PretrainingModel(student_config, use_one_hot_embeddings, compute_dtype,
-                         next_sentence=False),
+                         next_sentence=False, remove_padding=remove_padding),
         PretrainingModel(teacher_config, use_one_hot_embeddings, compute_dtype,
-                         next_sentence=False),
+                         next_sentence=False, remove_padding=remove_padding),
         objective)
 
   def load_teacher(self, ckpt_path):
@@ -300,19 +301,20 @@ class ClassifierDistillation(_Distillation):
   """Task-specific distillation of a fine-tuned `ClassifierModel` into a smaller one."""
 
   def __init__(self, student_config, teacher_config, num_labels, objective=Objective(),
-               use_one_hot_embeddings=False, compute_dtype=tf.float32):
+               use_one_hot_embeddings=False, compute_dtype=tf.float32, remove_padding=False):
     """Args:
       student_config, teacher_config: BertConfigs (same vocabulary).
       num_labels: C, the classes of the task (the teacher's too).
       objective: an Objective (alpha_ce, alpha_label, temperature).
-      use_one_hot_embeddings, compute_dtype: as BertModel, for both models.
+      use_one_hot_embeddings, compute_dtype, remove_padding: as BertModel, for both
+        models (the losses weigh real tokens only).
     """
     check_distillable(student_config, teacher_config, objective, task_specific=True)
     super().__init__(
         ClassifierModel(student_config, num_labels, False, use_one_hot_embeddings,
-                        compute_dtype),
+                        compute_dtype, remove_padding=remove_padding),
         ClassifierModel(teacher_config, num_labels, False, use_one_hot_embeddings,
-                        compute_dtype),
+                        compute_dtype, remove_padding=remove_padding),
         objective)
 
   def load_teacher(self, ckpt_path):

@@ -26,16 +26,17 @@ class NerModel(tf.Module):
   """BertModel plus a per-token classifier (`output_weights`, `output_bias`)."""
 
   def __init__(self, config, num_labels, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32):
+               compute_dtype=tf.float32, remove_padding=False):
     """Args:
       config: a BertConfig.
       num_labels: number of tags C.
       use_one_hot_embeddings: as BertModel.
       compute_dtype: as BertModel (logits and losses stay float32).
+      remove_padding: as BertModel (the loss weighs real pieces only).
     """
     super().__init__()
     self.num_labels = num_labels
-    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype)
+    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype, remove_padding)
     self.head = ClassifierHead(config, num_labels)
 
   @property

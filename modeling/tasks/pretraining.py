@@ -27,16 +27,17 @@ class PretrainingModel(tf.Module):
   """BertModel with the `cls/predictions` and `cls/seq_relationship` heads."""
 
   def __init__(self, config, use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               next_sentence=True):
+               next_sentence=True, remove_padding=False):
     """Args:
       config: a BertConfig.
       use_one_hot_embeddings: as BertModel (the original's TPU setting).
       compute_dtype: as BertModel: tf.float32, or tf.bfloat16 / tf.float16 for
         mixed precision (variables and losses stay float32).
       next_sentence: with the next-sentence head and loss (False: masked LM only).
+      remove_padding: as BertModel (the heads read real tokens only).
     """
     super().__init__()
-    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype)
+    self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype, remove_padding)
     self.masked_lm = MaskedLMHead(config, self.bert.embedding_table)
     self.next_sentence = NextSentenceHead(config) if next_sentence else None
 
