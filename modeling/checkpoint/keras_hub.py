@@ -98,7 +98,7 @@ def _read_rows(weights_path, rows, hidden, heads):
       if kind in einsum and value.shape != einsum[kind]:
         raise ValueError(f"{weights_path}: {name} ({ours}) is {list(value.shape)}, but the "
                          f"config's {heads} heads of {size} make it {list(einsum[kind])}")
-      tensors[ours] = to_original(value, kind, hidden)
+      tensors[ours] = to_original(value, kind)
   unused = sorted(seen - {f"{group}vars/{index}" for group, index, _, _ in rows})
   return tensors, unused
 

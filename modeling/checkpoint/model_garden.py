@@ -194,8 +194,7 @@ def read_model_garden(ckpt_path, bert_config_file=None, allow_unused=()):
       raise ValueError(f"{prefix}: a head with {', '.join(absent)} absent; refused")
   heads = reader.get_variable_to_shape_map()[paths[tensors[
       "bert/encoder/layer_0/attention/self/query/kernel"][0]]][1]
-  hidden = reader.get_variable_to_shape_map()[paths[rows[0][0]]][1]
-  values = {ours: names.to_original(reader.get_tensor(paths[path]), kind, hidden)
+  values = {ours: names.to_original(reader.get_tensor(paths[path]), kind)
             for ours, (path, kind) in tensors.items()}
   if names.MLM_TABLE in paths and names.MLM_TABLE not in used:
     table = reader.get_tensor(paths[names.MLM_TABLE])

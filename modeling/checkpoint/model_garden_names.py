@@ -12,10 +12,10 @@ reshape.
 
   encoder_rows(num_layers) -> [(path under the encoder, original name, kind)]
   head_rows()               -> the same for the heads, paths from the root
-  to_original(value, kind, hidden) / from_original(value, kind, heads) -> reshaped
+  to_original(value, kind) / from_original(value, kind, heads) -> reshaped
 
-keras-hub's BertBackbone shapes its attention the same way (`keras_hub` uses the
-kinds and the reshapes).
+keras-hub's BertBackbone and TF Hub's Model Garden SavedModels shape their attention
+the same way (`keras_hub` and `tfhub_import` use the kinds and the reshapes).
 """
 
 import numpy as np
@@ -23,6 +23,8 @@ import numpy as np
 # Kinds: how a tensor's shape changes from Model Garden to the original layout.
 COPY, QKV_KERNEL, QKV_BIAS, OUTPUT_KERNEL, TRANSPOSE = (
     "copy", "qkv_kernel", "qkv_bias", "output_kernel", "transpose")
+# The rank of each reshaped kind in the einsum layout (the original's is one less).
+EINSUM_RANK = {QKV_KERNEL: 3, QKV_BIAS: 2, OUTPUT_KERNEL: 3}
 
 # Model Garden before v2.4 kept the attention output projection beside the
 # attention layer rather than inside it; both names are read, the current one written.
@@ -103,12 +105,16 @@ MLM_TABLE = MLM_ROOT + "embedding_table"
 CLASSIFIER_ENCODER = CLASSIFIER_ROOT + layer(0)
 
 
-def to_original(value, kind, hidden):
-  """A tensor of `kind` in the original layout's shape (hidden: H)."""
-  if kind in (QKV_KERNEL, OUTPUT_KERNEL):
-    return value.reshape(hidden, hidden)  # [H, N, D] or [N, D, H] -> [H, H]
+def to_original(value, kind):
+  """A tensor of `kind` in the original layout's shape: its head axes N, D merged
+  (from its own shape, so a tensor whose N * D is not H keeps it, for the callers'
+  shape checks to name)."""
+  if kind == QKV_KERNEL:
+    return value.reshape(value.shape[0], -1)  # [H, N, D] -> [H, H]
+  if kind == OUTPUT_KERNEL:
+    return value.reshape(-1, value.shape[-1])  # [N, D, H] -> [H, H]
   if kind == QKV_BIAS:
-    return value.reshape(hidden)  # [N, D] -> [H]
+    return value.reshape(-1)  # [N, D] -> [H]
   if kind == TRANSPOSE:
     return np.ascontiguousarray(value.T)  # [H, C] -> [C, H]
   return value

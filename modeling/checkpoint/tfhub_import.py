@@ -33,6 +33,8 @@ from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 from modeling.checkpoint.expected import expected_variables
 from modeling.checkpoint.hf_import import Conversion, copy_file, write_directory, write_text
 from modeling.checkpoint.layout import READ_ERRORS, compare, is_training_state, save
+from modeling.checkpoint.model_garden_names import (COPY, EINSUM_RANK, OUTPUT_KERNEL, QKV_BIAS,
+                                                    QKV_KERNEL, to_original)
 from modeling.data import files, tokenization
 from modeling.model.config import BertConfig
 
@@ -48,38 +50,37 @@ _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _TF1_ASSETS = {VOCAB_ASSET: "vocab.txt"}
 
 # Model Garden's BertEncoder variable names -> the original's, and how the tensor
-# changes: "heads_in" [H, N, D] -> [H, N*D], "heads_bias" [N, D] -> [N*D],
-# "heads_out" [N, D, H] -> [N*D, H] (C-order reshapes: the bits are the same).
+# changes (a `model_garden_names` kind: C-order reshapes, the bits are the same).
 # A name may carry an outer scope (e.g. `bert/` on the masked-LM head of
 # BertPretrainerV2). `self_attention_output` is the attention output of Model
 # Garden before its attention layer owned it (TF 2.2).
 MODEL_GARDEN_NAMES = (
-    (r"word_embeddings/embeddings", r"bert/embeddings/word_embeddings", None),
-    (r"position_embedding/embeddings", r"bert/embeddings/position_embeddings", None),
-    (r"type_embeddings/embeddings", r"bert/embeddings/token_type_embeddings", None),
-    (r"embeddings/layer_norm/(gamma|beta)", r"bert/embeddings/LayerNorm/\1", None),
+    (r"word_embeddings/embeddings", r"bert/embeddings/word_embeddings", COPY),
+    (r"position_embedding/embeddings", r"bert/embeddings/position_embeddings", COPY),
+    (r"type_embeddings/embeddings", r"bert/embeddings/token_type_embeddings", COPY),
+    (r"embeddings/layer_norm/(gamma|beta)", r"bert/embeddings/LayerNorm/\1", COPY),
     (r"transformer/layer_(\d+)/self_attention/(query|key|value)/kernel",
-     r"bert/encoder/layer_\1/attention/self/\2/kernel", "heads_in"),
+     r"bert/encoder/layer_\1/attention/self/\2/kernel", QKV_KERNEL),
     (r"transformer/layer_(\d+)/self_attention/(query|key|value)/bias",
-     r"bert/encoder/layer_\1/attention/self/\2/bias", "heads_bias"),
+     r"bert/encoder/layer_\1/attention/self/\2/bias", QKV_BIAS),
     (r"transformer/layer_(\d+)/(?:self_attention/attention_output|self_attention_output)/kernel",
-     r"bert/encoder/layer_\1/attention/output/dense/kernel", "heads_out"),
+     r"bert/encoder/layer_\1/attention/output/dense/kernel", OUTPUT_KERNEL),
     (r"transformer/layer_(\d+)/(?:self_attention/attention_output|self_attention_output)/bias",
-     r"bert/encoder/layer_\1/attention/output/dense/bias", None),
+     r"bert/encoder/layer_\1/attention/output/dense/bias", COPY),
     (r"transformer/layer_(\d+)/self_attention_layer_norm/(gamma|beta)",
-     r"bert/encoder/layer_\1/attention/output/LayerNorm/\2", None),
+     r"bert/encoder/layer_\1/attention/output/LayerNorm/\2", COPY),
     (r"transformer/layer_(\d+)/intermediate/(kernel|bias)",
-     r"bert/encoder/layer_\1/intermediate/dense/\2", None),
+     r"bert/encoder/layer_\1/intermediate/dense/\2", COPY),
     (r"transformer/layer_(\d+)/output/(kernel|bias)", r"bert/encoder/layer_\1/output/dense/\2",
-     None),
+     COPY),
     (r"transformer/layer_(\d+)/output_layer_norm/(gamma|beta)",
-     r"bert/encoder/layer_\1/output/LayerNorm/\2", None),
-    (r"pooler_transform/(kernel|bias)", r"bert/pooler/dense/\1", None),
+     r"bert/encoder/layer_\1/output/LayerNorm/\2", COPY),
+    (r"pooler_transform/(kernel|bias)", r"bert/pooler/dense/\1", COPY),
     (r"cls/predictions/transform/dense/(kernel|bias)", r"cls/predictions/transform/dense/\1",
-     None),
+     COPY),
     (r"cls/predictions/transform/LayerNorm/(gamma|beta)",
-     r"cls/predictions/transform/LayerNorm/\1", None),
-    (r"cls/predictions/output_bias(?:/bias)?", r"cls/predictions/output_bias", None),
+     r"cls/predictions/transform/LayerNorm/\1", COPY),
+    (r"cls/predictions/output_bias(?:/bias)?", r"cls/predictions/output_bias", COPY),
 )
 
 # The names the original layout uses itself (our exports): taken as they are.
@@ -219,7 +220,7 @@ class _SavedModel:
 
 
 def model_garden_name(name):
-  """(our name, reshape kind or None) of a Model Garden BertEncoder variable, or None."""
+  """(our name, `model_garden_names` kind) of a Model Garden BertEncoder variable, or None."""
   for pattern, ours, kind in MODEL_GARDEN_NAMES:
     match = re.fullmatch(r"(?:.+/)?" + pattern, name)
     if match:
@@ -243,22 +244,18 @@ def _map_weights(weights, src):
   tensors, shapes, origin, unmapped = {}, {}, {}, []
   for name in sorted(weights):
     value = weights[name]
-    mapped = (name, None) if _ORIGINAL_NAME.fullmatch(name) else model_garden_name(name)
+    mapped = (name, COPY) if _ORIGINAL_NAME.fullmatch(name) else model_garden_name(name)
     if mapped is None:
       unmapped.append(f"{name} {list(value.shape)}")
       continue
     ours, kind = mapped
     if ours in tensors:
       raise ValueError(f"{src}: both {origin[ours]} and {name} would be {ours}; refused")
-    expected_rank = {"heads_in": 3, "heads_bias": 2, "heads_out": 3}.get(kind)
+    expected_rank = EINSUM_RANK.get(kind)
     if expected_rank and value.ndim != expected_rank:
       raise ValueError(f"{src}: {name} has shape {list(value.shape)}; Model Garden's "
                        f"BertEncoder stores it with rank {expected_rank}; refused")
-    if kind == "heads_out":
-      value = value.reshape(-1, value.shape[-1])  # [N, D, H] -> [N*D, H]
-    elif kind:
-      value = value.reshape(*value.shape[:-2], -1)  # [H, N, D] -> [H, N*D]; [N, D] -> [N*D]
-    origin[ours], shapes[ours], tensors[ours] = name, weights[name].shape, value
+    origin[ours], shapes[ours], tensors[ours] = name, value.shape, to_original(value, kind)
   if unmapped:
     raise _refusal(src, unmapped)
   for name, value in tensors.items():
