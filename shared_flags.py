@@ -183,21 +183,18 @@ def check_outputs(output_names, inputs):
 
 def train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps, checkpoints):
   """Trains to num_train_steps on `arrays` ({name: np.ndarray [N, ...]}) in batches of
-  --train_batch_size drawn by length bucket (`length_buckets.training_batches`);
+  --train_batch_size drawn by length bucket (`length_buckets.TrainingPlan`);
   returns as `train_from_flags`."""
   buckets = length_buckets.training_buckets(buckets, FLAGS.length_buckets, FLAGS.group_by_length,
                                             tpu_flags.jit_whole_step_from_flags())
-  plan_buckets, _ = length_buckets.batch_plan(
-      length_buckets.bucket_ids(arrays["input_mask"], buckets), FLAGS.train_batch_size,
-      FLAGS.seed, num_train_steps, FLAGS.group_by_length)
+  plan = length_buckets.TrainingPlan(arrays["input_mask"], buckets, FLAGS.train_batch_size,
+                                     FLAGS.seed, num_train_steps, FLAGS.group_by_length)
   # Compiled (XLA, TPU), the step is one program per shape: say how many, up front.
   logging.info("The train step's shapes (compiled: a program each): batch %d by length %s",
                FLAGS.train_batch_size,
-               ", ".join(str(buckets[i]) for i in np.unique(plan_buckets[trainer.batches_done:])))
-  dataset = length_buckets.training_batches(arrays, buckets, FLAGS.train_batch_size, FLAGS.seed,
-                                            num_train_steps, trainer.batches_done,
-                                            FLAGS.group_by_length)
-  return train_from_flags(trainer, dataset, num_train_steps, checkpoints)
+               ", ".join(str(n) for n in np.unique(plan.lengths[trainer.batches_done:])))
+  return train_from_flags(trainer, plan.dataset(arrays, trainer.batches_done), num_train_steps,
+                          checkpoints)
 
 
 def pretrain_from_flags(trainer, records, checkpoints, num_train_steps):

@@ -9,7 +9,7 @@ The model masks padding, so results do not change beyond float noise.
 
   buckets = parse_buckets("auto", 128)           # [32, 64, 96, 128]
   ids = bucket_ids(arrays["input_mask"], buckets)
-  dataset = training_batches(arrays, buckets, 32, seed, skip_batches)
+  dataset = training_batches(arrays, buckets, 32, seed, num_batches, skip_batches)
 
 Training order (`batch_plan`): each pass over the data is a seeded permutation of
 the examples (plus the fewer than B examples the previous pass left), grouped by
@@ -153,36 +153,53 @@ def batch_plan(ids, batch_size, seed, num_batches, group_by_length=True):
           np.array(batches[:num_batches], np.int64).reshape([num_batches, batch_size]))
 
 
+class TrainingPlan:
+  """The batches of a training run: which examples (`batch_plan`), at which length.
+
+  Attributes:
+    batches: np.ndarray int [num_batches, B], example indexes.
+    lengths: np.ndarray int32 [num_batches], each batch's bucket length.
+  """
+
+  def __init__(self, input_mask, buckets, batch_size, seed, num_batches, group_by_length=True):
+    """Args:
+      input_mask: np.ndarray [N, S] of the examples.
+      buckets: `parse_buckets` lengths.
+      batch_size, seed, num_batches, group_by_length: as `batch_plan`.
+    """
+    plan_buckets, self.batches = batch_plan(bucket_ids(input_mask, buckets), batch_size, seed,
+                                            num_batches, group_by_length)
+    self.lengths = np.asarray(buckets, np.int32)[plan_buckets]
+
+  def dataset(self, arrays, skip_batches=0):
+    """The planned batches of `arrays` from `skip_batches` on, each cut to its length.
+
+    Args:
+      arrays: {name: np.ndarray [N, ...]}; `SEQUENCE_FEATURES` are [N, S].
+      skip_batches: batches already trained on (where a resumed run starts).
+
+    Returns:
+      A tf.data.Dataset of {name: tensor [B, L_bucket] or [B, ...]}, with
+      is_real_example all 1; the sequence dimension is None in its element spec
+      (one trace serves every bucket; XLA compiles one program per length).
+    """
+    count = len(next(iter(arrays.values())))
+    columns = {name: tf.constant(value) for name, value in
+               dict(arrays, is_real_example=np.ones(count, np.float32)).items()}
+
+    def gather(indexes, length):
+      batch = {name: tf.gather(value, indexes) for name, value in columns.items()}
+      for name in SEQUENCE_FEATURES:
+        batch[name] = batch[name][:, :length]
+      return batch
+
+    return tf.data.Dataset.from_tensor_slices(
+        (self.batches[skip_batches:], self.lengths[skip_batches:])).map(gather)
+
+
 def training_batches(arrays, buckets, batch_size, seed, num_batches, skip_batches=0,
                      group_by_length=True):
-  """Global training batches, each cut to its bucket length.
-
-  Args:
-    arrays: {name: np.ndarray [N, ...]}; `SEQUENCE_FEATURES` are [N, S].
-    buckets: `parse_buckets` lengths.
-    batch_size: B.
-    seed: the seed of `batch_plan`.
-    num_batches: the batches of the whole run (e.g. num_train_steps).
-    skip_batches: batches already trained on (where a resumed run starts).
-    group_by_length: as `batch_plan`.
-
-  Returns:
-    A tf.data.Dataset of {name: tensor [B, L_bucket] or [B, ...]}, with
-    is_real_example all 1; the sequence dimension is None in its element spec
-    (one trace serves every bucket; XLA compiles one program per length).
-  """
-  count = len(next(iter(arrays.values())))
-  plan_buckets, plan = batch_plan(bucket_ids(arrays["input_mask"], buckets), batch_size, seed,
-                                  num_batches, group_by_length)
-  lengths = np.asarray(buckets, np.int32)[plan_buckets][skip_batches:]
-  columns = {name: tf.constant(value) for name, value in
-             dict(arrays, is_real_example=np.ones(count, np.float32)).items()}
-
-  def gather(indexes, length):
-    batch = {name: tf.gather(value, indexes) for name, value in columns.items()}
-    for name in SEQUENCE_FEATURES:
-      batch[name] = batch[name][:, :length]
-    return batch
-
-  return tf.data.Dataset.from_tensor_slices((plan[skip_batches:], lengths)).map(gather)
-
+  """`TrainingPlan(...).dataset(arrays, skip_batches)`: the global training batches of
+  `arrays` ({name: np.ndarray [N, ...]}), each cut to its bucket length."""
+  return TrainingPlan(arrays["input_mask"], buckets, batch_size, seed, num_batches,
+                      group_by_length).dataset(arrays, skip_batches)
