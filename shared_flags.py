@@ -45,6 +45,10 @@ flags.DEFINE_enum("mixed_precision", "none", list(COMPUTE_DTYPES),
 flags.DEFINE_bool("use_xla", False, "jit_compile (XLA) the forward and backward pass of the "
                   "train step (off by default: slower on the CPUs measured; see README). "
                   "--jit_whole_step compiles all of the step.")
+flags.DEFINE_bool("jit_optimizer", False,
+                  "Compile each variable's optimizer update with XLA (one fused pass over the "
+                  "variable and its slots; values can differ in the last bit). Not with "
+                  "--jit_whole_step, which compiles the update already.")
 flags.DEFINE_bool("remove_padding", False,
                   "Run the encoder's per-token layers (all but attention) on the real tokens "
                   "only, skipping the padding's share of their matmuls; the outputs at "
@@ -149,12 +153,15 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
     (model, optimizer, trainer, checkpoints, start), `start` as
     `run_checkpoints.restore_or_initialize` returns it.
   """
+  if FLAGS.jit_optimizer and tpu_flags.jit_whole_step_from_flags():
+    raise ValueError("--jit_optimizer cannot take effect with --jit_whole_step (or --use_tpu): "
+                     "the whole step, update included, is compiled already")
   tf.random.set_seed(FLAGS.seed)
   with strategy.scope():
     model = make_model()
     optimizer = optimization.create_optimizer(
         FLAGS.optimizer, getattr(model, "trained_variables", model.trainable_variables),
-        FLAGS.learning_rate, max(num_train_steps, 1), num_warmup_steps)
+        FLAGS.learning_rate, max(num_train_steps, 1), num_warmup_steps, FLAGS.jit_optimizer)
   trainer = trainer_from_flags(strategy, model, optimizer, is_chief)
   checkpoints = run_checkpoints.CheckpointManager(
       FLAGS.output_dir, [model, optimizer, trainer.state], FLAGS.keep_checkpoint_max, is_chief)

@@ -212,8 +212,9 @@ def _lamb_reference(values, gradients, rates, decayed, beta_1=0.9, beta_2=0.999,
   return values
 
 
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["ops", "xla"])
 @pytest.mark.parametrize("gradient_scale", [0.01, 3.0], ids=["unclipped", "clipped"])
-def test_lamb_matches_numpy_reference(gradient_scale):
+def test_lamb_matches_numpy_reference(gradient_scale, jit_compile):
   rng = np.random.default_rng(1)
   shapes = dict(SHAPES, **{"zero/dense/kernel": (2, 2)})  # ||w|| = 0: trust ratio 1
   init = {n: (np.zeros(s) if n.startswith("zero") else rng.normal(size=s)).astype(np.float32)
@@ -221,7 +222,7 @@ def test_lamb_matches_numpy_reference(gradient_scale):
   gradients = [{n: (gradient_scale * rng.normal(size=s)).astype(np.float32)
                 for n, s in shapes.items()} for _ in range(3)]
   variables = [tf.Variable(init[n], name=n) for n in shapes]
-  opt = optimization.create_optimizer("lamb", variables, 0.1, 100, 0)
+  opt = optimization.create_optimizer("lamb", variables, 0.1, 100, 0, jit_compile)
   assert isinstance(opt, optimization.Lamb)
   for grads in gradients:
     opt.apply_gradients([tf.constant(grads[n]) for n in shapes])
@@ -240,15 +241,16 @@ def test_lamb_matches_numpy_reference(gradient_scale):
       ["global_step"] + [f"{n}/adam_{s}" for n in shapes for s in "mv"])
 
 
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["ops", "xla"])
 @pytest.mark.parametrize("gradient_scale", [0.01, 3.0], ids=["unclipped", "clipped"])
-def test_adamw_corrected_matches_pytorch_adamw(gradient_scale):
+def test_adamw_corrected_matches_pytorch_adamw(gradient_scale, jit_compile):
   torch = pytest.importorskip("torch", reason="PyTorch (the hf test extra) is the oracle")
   rng = np.random.default_rng(2)
   init = {n: rng.normal(size=s).astype(np.float32) for n, s in SHAPES.items()}
   gradients = [{n: (gradient_scale * rng.normal(size=s)).astype(np.float32)
                 for n, s in SHAPES.items()} for _ in range(4)]
   variables = [tf.Variable(init[n], name=n) for n in SHAPES]
-  opt = optimization.create_optimizer("adamw_corrected", variables, 0.1, 10, 2)
+  opt = optimization.create_optimizer("adamw_corrected", variables, 0.1, 10, 2, jit_compile)
   for grads in gradients:
     opt.apply_gradients([tf.constant(grads[n]) for n in SHAPES])
 
@@ -289,3 +291,24 @@ def test_a_step_not_applied_changes_nothing(name):
   assert not np.any(opt.slots["w"][0].numpy())
   opt.apply_gradients([tf.constant([0.3, -0.4])], apply=tf.constant(True))
   assert int(opt.global_step) == 1 and variable.numpy()[0] != 1.0
+
+
+@pytest.mark.parametrize("name", ["adamw", "adamw_corrected", "lamb"])
+def test_compiled_updates_are_the_rule_within_rounding(name):
+  """jit_compile=True (--jit_optimizer): each variable's update one XLA computation, the
+  decayed and the excluded variables alike; 20 steps within float32 rounding."""
+  rng = np.random.default_rng(3)
+  init = {n: rng.normal(size=s).astype(np.float32) for n, s in SHAPES.items()}
+  gradients = [[tf.constant(rng.normal(size=s).astype(np.float32)) for s in SHAPES.values()]
+               for _ in range(20)]
+  runs = []
+  for jit_compile in (False, True):
+    variables = [tf.Variable(init[n], name=n) for n in SHAPES]
+    opt = optimization.create_optimizer(name, variables, 0.1, 20, 2, jit_compile)
+    step = tf.function(opt.apply_gradients)
+    for grads in gradients:
+      step(grads)
+    runs.append([v.numpy() for v in variables + list(opt.variables)])
+  assert sorted(opt._compiled_updates) == [False, True]  # pylint: disable=protected-access
+  for ops, xla in zip(*runs):
+    np.testing.assert_allclose(xla, ops, rtol=1e-6, atol=1e-7)

@@ -335,3 +335,22 @@ def test_bucketed_training_resumes_exactly(workspace, tmp_path):
   for name in straight.get_variable_to_shape_map():
     np.testing.assert_allclose(resumed.get_tensor(name), straight.get_tensor(name), atol=1e-6,
                                err_msg=name)
+
+
+def test_jit_optimizer_trains_as_the_plain_update(trained, workspace, tmp_path):
+  """--jit_optimizer: the same run as `trained` (same seed, batches and dropout draws) to
+  the same eval loss within float rounding; refused with --jit_whole_step."""
+  output_dir, _ = trained
+  out = tmp_path / "jit"
+  run_classifier(workspace, out, "--do_train", "--do_eval", "--jit_optimizer",
+                 f"--init_checkpoint={workspace / 'pretrained' / 'bert_model.ckpt'}",
+                 "--train_batch_size=8", "--learning_rate=2e-3", "--num_train_epochs=6",
+                 "--eval_batch_size=5")
+  plain, jit = (dict(line.split(" = ") for line in (d / "eval_results.txt").read_text()
+                     .splitlines()) for d in (output_dir, out))
+  assert jit["global_step"] == plain["global_step"]
+  assert float(jit["eval_loss"]) == pytest.approx(float(plain["eval_loss"]), abs=1e-3)
+  result = run_classifier(workspace, tmp_path / "whole", "--do_train", "--jit_optimizer",
+                          "--jit_whole_step", check=False)
+  assert result.returncode != 0
+  assert "--jit_optimizer cannot take effect with --jit_whole_step" in result.stderr

@@ -85,7 +85,8 @@ class AdamWeightDecay(tf.Module):
 
   def __init__(self, variables, learning_rate, weight_decay_rate=0.01, beta_1=0.9,
                beta_2=0.999, epsilon=1e-6,
-               exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, clip_norm=1.0):
+               exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, clip_norm=1.0,
+               jit_compile=False):
     """Creates the step counter and the slots; call under `strategy.scope()`.
 
     Args:
@@ -98,6 +99,10 @@ class AdamWeightDecay(tf.Module):
       exclude_from_weight_decay: regexes; a variable whose name matches one
         (`re.search`) is not decayed.
       clip_norm: the global gradient norm is clipped to this value.
+      jit_compile: compile each variable's update with XLA: one fused pass over
+        the variable, its gradient and slots instead of an op (a pass) per term of
+        the rule. The same rule; XLA contracts multiply-adds, so values can differ
+        in the last bit.
     """
     super().__init__(name="AdamWeightDecay")
     self.learning_rate = learning_rate
@@ -106,6 +111,7 @@ class AdamWeightDecay(tf.Module):
     self.beta_2 = beta_2
     self.epsilon = epsilon
     self.clip_norm = clip_norm
+    self._compiled_updates = {} if jit_compile else None  # {decay: XLA-compiled `_update`}
     self.trained_variables = list(variables)
     names = [checkpoint_name(v) for v in self.trained_variables]
     # Whether each variable is decayed (and, for LAMB, layer-adapted).
@@ -150,16 +156,27 @@ class AdamWeightDecay(tf.Module):
     def update_all():
       # Steps done before this one, as float32 (for the bias correction of LAMB).
       step = tf.cast(self.global_step, tf.float32)
+      update = self._update if self._compiled_updates is None else self._compiled_update
       updates = []
       for variable, gradient, decay in zip(self.trained_variables, gradients, self._decay):
         m, v = self.slots[checkpoint_name(variable)]
         updates.append(strategy.extended.update(
-            variable, self._update, args=(gradient, m, v, learning_rate, step, decay)))
+            variable, update, args=(gradient, m, v, learning_rate, step, decay)))
       with tf.control_dependencies(updates):
         return self.global_step.assign_add(1).op
     if apply is None:
       return update_all()
     return tf.cond(apply, update_all, tf.no_op)
+
+  def _compiled_update(self, variable, gradient, m, v, learning_rate, step, decay):
+    """`_update` as one XLA computation (a function per `decay`, traced per shape)."""
+    if decay not in self._compiled_updates:
+      def update(variable, gradient, m, v, learning_rate, step):
+        with tf.control_dependencies(
+            [self._update(variable, gradient, m, v, learning_rate, step, decay)]):
+          return tf.constant(True)  # An XLA function returns a tensor, not an op.
+      self._compiled_updates[decay] = tf.function(update, jit_compile=True)
+    return self._compiled_updates[decay](variable, gradient, m, v, learning_rate, step)
 
   def _moments(self, gradient, m, v):
     """The next Adam moments (m, v) of one variable."""
@@ -233,7 +250,8 @@ OPTIMIZERS = {"adamw": AdamWeightDecay, "adamw_corrected": BiasCorrectedAdamWeig
               "lamb": Lamb}
 
 
-def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup_steps):
+def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup_steps,
+                     jit_compile=False):
   """The optimizer of the `--optimizer` flag with the original schedule.
 
   Args:
@@ -241,6 +259,7 @@ def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup
       "adamw_corrected" BiasCorrectedAdamWeightDecay, "lamb" Lamb.
     variables: the trainable variables.
     learning_rate, num_train_steps, num_warmup_steps: the schedule.
+    jit_compile: as AdamWeightDecay.
 
   Raises:
     ValueError: an unknown name or a bad schedule value.
@@ -248,4 +267,4 @@ def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup
   if name not in OPTIMIZERS:
     raise ValueError(f"optimizer={name!r} is not one of {', '.join(OPTIMIZERS)}")
   schedule = WarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps)
-  return OPTIMIZERS[name](variables, schedule)
+  return OPTIMIZERS[name](variables, schedule, jit_compile=jit_compile)
