@@ -45,6 +45,11 @@ flags.DEFINE_enum("mixed_precision", "none", list(COMPUTE_DTYPES),
 flags.DEFINE_bool("use_xla", False, "jit_compile (XLA) the forward and backward pass of the "
                   "train step (off by default: slower on the CPUs measured; see README). "
                   "--jit_whole_step compiles all of the step.")
+flags.DEFINE_bool("decay_after_warmup", False,
+                  "Decay the learning rate linearly from its peak at the end of the warmup to "
+                  "0 at the last step (Hugging Face's schedule), instead of the original's "
+                  "decay over all steps, which ends the warmup at (1 - warmup proportion) of "
+                  "the peak.")
 flags.DEFINE_bool("jit_optimizer", False,
                   "Compile each variable's optimizer update with XLA (one fused pass over the "
                   "variable and its slots; values can differ in the last bit). Not with "
@@ -161,7 +166,8 @@ def training_from_flags(strategy, make_model, num_train_steps, num_warmup_steps,
     model = make_model()
     optimizer = optimization.create_optimizer(
         FLAGS.optimizer, getattr(model, "trained_variables", model.trainable_variables),
-        FLAGS.learning_rate, max(num_train_steps, 1), num_warmup_steps, FLAGS.jit_optimizer)
+        FLAGS.learning_rate, max(num_train_steps, 1), num_warmup_steps, FLAGS.jit_optimizer,
+        FLAGS.decay_after_warmup)
   trainer = trainer_from_flags(strategy, model, optimizer, is_chief)
   checkpoints = run_checkpoints.CheckpointManager(
       FLAGS.output_dir, [model, optimizer, trainer.state], FLAGS.keep_checkpoint_max, is_chief)

@@ -69,7 +69,8 @@ def classifier_flags(args, data_dir):
           f"--vocab_file={BERT_DIR}/vocab.txt", f"--bert_config_file={BERT_DIR}/bert_config.json",
           f"--max_seq_length={MAX_SEQ_LENGTH}", f"--eval_batch_size={BATCH_SIZE}",
           *(["--mixed_precision=bf16"] if args.bf16 else []),
-          *(["--remove_padding"] if args.remove_padding else [])]
+          *(["--remove_padding"] if args.remove_padding else []),
+          *(["--jit_optimizer"] if args.jit_optimizer else [])]
 
 
 def run_ours(args, data_dir):
@@ -157,6 +158,9 @@ def main():
   parser.add_argument("--remove_padding", action="store_true",
                       help="ours: run_classifier's --remove_padding (the encoder's per-token "
                            "layers on the real tokens only)")
+  parser.add_argument("--jit_optimizer", action="store_true",
+                      help="ours: run_classifier's --jit_optimizer (each variable's update "
+                           "one XLA computation)")
   parser.add_argument("--output_dir", default="/tmp/multi_label_bench")
   parser.add_argument("--sides", default=",".join(SIDES),
                       help=f"comma-separated, of: {', '.join(SIDES)}")
@@ -181,7 +185,8 @@ def main():
   print(f"\nWNUT-17 entity types (multi-label, 6 labels), MiniLM-L6-H384, {args.epochs:g} "
         f"epochs, lr {args.learning_rate:g}, seq {MAX_SEQ_LENGTH}, batch {BATCH_SIZE}, "
         f"{'bf16' if args.bf16 else 'fp32'}"
-        f"{', ours --remove_padding' if args.remove_padding else ''}")
+        f"{', ours --remove_padding' if args.remove_padding else ''}"
+        f"{', ours --jit_optimizer' if args.jit_optimizer else ''}")
   print(f"  {'':13s} {'micro F1 @0.5':>13s} {'auto':>6s} {'per label':>9s} {'macro F1':>8s} "
         f"{'wall-clock':>10s} {'training':>16s}")
   for side, r in results.items():

@@ -405,6 +405,72 @@ def test_hugging_face_gives_our_probabilities_and_loss(trained, workspace, tmp_p
     np.testing.assert_array_equal(value, back.get_tensor(name), err_msg=name)
 
 
+def test_training_is_transformers_step_for_step(workspace, tmp_path):
+  """Without dropout, the multi-label model and `adamw_corrected` with
+  `decay_after_warmup` train as BertForSequenceClassification with torch's AdamW and
+  get_linear_schedule_with_warmup: the same loss at each of 30 steps, the same head."""
+  transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+  torch = pytest.importorskip("torch")
+  from modeling.training import optimization  # pylint: disable=import-outside-toplevel
+  config = tiny_config(vocab_size=len(VOCAB), hidden_dropout_prob=0.0,
+                       attention_probs_dropout_prob=0.0)
+  processor = classifier_data.get_processor("tsv", str(workspace / "data"), label_separator=",")
+  arrays = classifier_data.to_arrays(processor.get_examples(str(workspace / "data"), "train"),
+                                     LABELS, 16, FullTokenizer(str(workspace / "vocab.txt")), True)
+  rng = np.random.RandomState(0)
+  batches = np.concatenate([rng.permutation(96) for _ in range(3)])[:240].reshape(30, 8)
+  head = rng.normal(0, 0.02, size=(len(LABELS), config.hidden_size)).astype(np.float32)
+
+  ours = classifier.ClassifierModel(config, len(LABELS), multi_label=True)
+  checkpoint.load(workspace / "pretrained" / "bert_model.ckpt", ours,
+                  allow_missing=(classifier.ClassifierHead.VARIABLES,))
+  ours.head.output_weights.assign(head)
+  ours.head.dropout_rate = 0.0
+  optimizer = optimization.create_optimizer("adamw_corrected", ours.trainable_variables, 1e-3,
+                                            30, 3, decay_after_warmup=True)
+  ours_losses = []
+  for rows in batches:
+    batch = {name: value[rows] for name, value in arrays.items()}
+    with tf.GradientTape() as tape:
+      loss = ours.loss(batch, ours.loss_totals(batch))
+    optimizer.apply_gradients(tape.gradient(loss, ours.trainable_variables))
+    ours_losses.append(float(loss))
+
+  checkpoint.to_hf(workspace / "pretrained" / "bert_model.ckpt", workspace / "bert_config.json",
+                   tmp_path / "hf", task="encoder")
+  torch.manual_seed(0)
+  model = transformers.BertForSequenceClassification.from_pretrained(
+      tmp_path / "hf", num_labels=len(LABELS), problem_type="multi_label_classification",
+      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  with torch.no_grad():
+    model.classifier.weight.copy_(torch.from_numpy(head))
+    model.classifier.bias.zero_()
+  named = list(model.named_parameters())
+  excluded = [any(word in name for word in ("LayerNorm", "bias")) for name, _ in named]
+  torch_optimizer = torch.optim.AdamW(
+      [{"params": [p for (_, p), e in zip(named, excluded) if not e], "weight_decay": 0.01},
+       {"params": [p for (_, p), e in zip(named, excluded) if e], "weight_decay": 0.0}],
+      lr=1e-3, eps=1e-6)
+  schedule = transformers.get_linear_schedule_with_warmup(torch_optimizer, 3, 30)
+  model.train()
+  theirs_losses = []
+  for rows in batches:
+    loss = model(input_ids=torch.tensor(arrays["input_ids"][rows], dtype=torch.long),
+                 attention_mask=torch.tensor(arrays["input_mask"][rows], dtype=torch.long),
+                 token_type_ids=torch.tensor(arrays["segment_ids"][rows], dtype=torch.long),
+                 labels=torch.tensor(arrays["label_ids"][rows])).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch_optimizer.step()
+    schedule.step()
+    torch_optimizer.zero_grad()
+    theirs_losses.append(loss.item())
+  assert ours_losses[-1] < 0.95 * ours_losses[0]  # It learns: the comparison can fail.
+  np.testing.assert_allclose(ours_losses, theirs_losses, atol=1e-5, rtol=0)
+  np.testing.assert_allclose(ours.head.output_weights.numpy(),
+                             model.classifier.weight.detach().numpy(), atol=1e-5)
+
+
 def test_to_hf_refuses_multi_label_without_a_sentence_classifier(workspace, tmp_path):
   with pytest.raises(ValueError, match=r"multi_label: BertModel \(task encoder\) has no "
                                        r"sentence classifier head"):

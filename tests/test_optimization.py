@@ -142,6 +142,25 @@ def test_schedule_warmup_then_linear_decay():
   assert float(no_warmup(tf.constant(0, tf.int64))) == pytest.approx(1e-3)
 
 
+def test_decay_after_warmup_is_hugging_faces_schedule():
+  torch = pytest.importorskip("torch", reason="PyTorch (the hf test extra) is the oracle")
+  transformers = pytest.importorskip("transformers", reason="transformers is the oracle")
+  total, warmup = 10, 4
+  parameter = torch.nn.Parameter(torch.zeros(1))
+  peer = transformers.get_linear_schedule_with_warmup(
+      torch.optim.SGD([parameter], lr=1e-3), warmup, total)
+  want = []
+  for _ in range(total + 3):
+    want.append(peer.get_last_lr()[0])
+    peer.step()
+  schedule = optimization.WarmupLinearDecay(1e-3, total, warmup, decay_after_warmup=True)
+  got = [float(schedule(tf.constant(s, tf.int64))) for s in range(total + 3)]
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
+  assert got[warmup] == pytest.approx(1e-3)  # The original's is 1e-3 * (1 - 4 / 10) there.
+  with pytest.raises(ValueError, match="num_warmup_steps=10 leaves no step"):
+    optimization.WarmupLinearDecay(1e-3, 10, 10, decay_after_warmup=True)
+
+
 def test_first_step_has_no_bias_correction():
   variable = tf.Variable([1.0, -2.0], name="w")
   opt = optimization.AdamWeightDecay([variable], lambda step: tf.constant(0.01),

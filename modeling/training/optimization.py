@@ -37,11 +37,16 @@ EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
 class WarmupLinearDecay:
   """The original learning-rate schedule, a function of the global step.
 
-  lr(step) = learning_rate * step / num_warmup_steps           if step < num_warmup_steps
-           = learning_rate * (1 - min(step, T) / T)             otherwise, T = num_train_steps
+  lr(step) = learning_rate * step / W                   if step < W = num_warmup_steps
+           = learning_rate * (1 - min(step, T) / T)     otherwise, T = num_train_steps
+
+  so the decay runs over all T steps and the warmup ends at (1 - W / T) of the
+  peak. With `decay_after_warmup` the decay runs over the T - W steps after the
+  warmup instead, from the peak (Hugging Face's `get_linear_schedule_with_warmup`):
+  lr(step) = learning_rate * (T - min(step, T)) / (T - W) after the warmup.
   """
 
-  def __init__(self, learning_rate, num_train_steps, num_warmup_steps):
+  def __init__(self, learning_rate, num_train_steps, num_warmup_steps, decay_after_warmup=False):
     """Raises ValueError naming the bad argument."""
     if not learning_rate > 0:
       raise ValueError(f"learning_rate={learning_rate} must be positive")
@@ -49,15 +54,23 @@ class WarmupLinearDecay:
       raise ValueError(f"num_train_steps={num_train_steps} must be positive")
     if num_warmup_steps < 0:
       raise ValueError(f"num_warmup_steps={num_warmup_steps} must not be negative")
+    if decay_after_warmup and num_warmup_steps >= num_train_steps:
+      raise ValueError(f"num_warmup_steps={num_warmup_steps} leaves no step of "
+                       f"num_train_steps={num_train_steps} to decay over")
     self.learning_rate = float(learning_rate)
     self.num_train_steps = int(num_train_steps)
     self.num_warmup_steps = int(num_warmup_steps)
+    self.decay_after_warmup = decay_after_warmup
 
   def __call__(self, step):
     """Maps an int scalar step to the float32 scalar learning rate."""
     step = tf.cast(step, tf.float32)
-    done = tf.minimum(step, float(self.num_train_steps)) / float(self.num_train_steps)
-    decayed = self.learning_rate * (1.0 - done)
+    total = float(self.num_train_steps)
+    if self.decay_after_warmup:
+      decayed = self.learning_rate * ((total - tf.minimum(step, total))
+                                      / (total - float(self.num_warmup_steps)))
+    else:
+      decayed = self.learning_rate * (1.0 - tf.minimum(step, total) / total)
     if not self.num_warmup_steps:
       return decayed
     warmup = self.learning_rate * (step / float(self.num_warmup_steps))
@@ -251,7 +264,7 @@ OPTIMIZERS = {"adamw": AdamWeightDecay, "adamw_corrected": BiasCorrectedAdamWeig
 
 
 def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup_steps,
-                     jit_compile=False):
+                     jit_compile=False, decay_after_warmup=False):
   """The optimizer of the `--optimizer` flag with the original schedule.
 
   Args:
@@ -260,11 +273,13 @@ def create_optimizer(name, variables, learning_rate, num_train_steps, num_warmup
     variables: the trainable variables.
     learning_rate, num_train_steps, num_warmup_steps: the schedule.
     jit_compile: as AdamWeightDecay.
+    decay_after_warmup: as WarmupLinearDecay.
 
   Raises:
     ValueError: an unknown name or a bad schedule value.
   """
   if name not in OPTIMIZERS:
     raise ValueError(f"optimizer={name!r} is not one of {', '.join(OPTIMIZERS)}")
-  schedule = WarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps)
+  schedule = WarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps,
+                               decay_after_warmup)
   return OPTIMIZERS[name](variables, schedule, jit_compile=jit_compile)
