@@ -1,9 +1,11 @@
-"""--remove_padding against the padded encoder: the same fine-tuning runs, side by side.
+"""--remove_padding (and --jit_optimizer) against the padded encoder: the same fine-tuning
+runs, side by side.
 
   .venv/bin/python bench/padding_removal.py [--epochs 1]
 
 Two jobs on WNUT 2017 (../shared/data/wnut17) with MiniLM-L6-H384, batch 32, each run
-twice, padded and with --remove_padding, one after the other, each in its own process:
+three times, padded, with --remove_padding, and with --remove_padding --jit_optimizer,
+one after the other, each in its own process:
 
 - multi-label: run_classifier.py --multi_label on the entity types each sentence
   mentions (bench/multi_label.py's task; lr 2e-4): random batches (its default
@@ -13,7 +15,7 @@ twice, padded and with --remove_padding, one after the other, each in its own pr
 
 Prints the CPU, the training examples/s (the median of the logged intervals but the
 first), the wall-clock of each process and the dev score, which differs between the
-two sides only as dropout draws do.
+sides only as dropout draws (and the last bits of the compiled update) do.
 """
 
 import argparse
@@ -22,7 +24,8 @@ import os
 import common
 import multi_label
 
-SIDES = (("padded", []), ("--remove_padding", ["--remove_padding"]))
+SIDES = (("padded", []), ("--remove_padding", ["--remove_padding"]),
+         ("+ --jit_optimizer", ["--remove_padding", "--jit_optimizer"]))
 
 
 def jobs(args, data_dir):
@@ -62,14 +65,15 @@ def main():
             f"{score} {results[score]:.4f}, {multi_label.load()}", flush=True)
 
   print(f"\nWNUT-17, MiniLM-L6-H384, batch 32, {args.epochs:g} epochs, fp32")
-  print(f"  {'job':12s} {'side':17s} {'training':>16s} {'wall-clock':>10s}  dev score")
+  print(f"  {'job':12s} {'side':19s} {'training':>16s} {'wall-clock':>10s}  dev score")
   for job, side, examples_per_second, seconds, score, value in rows:
-    print(f"  {job:12s} {side:17s} {examples_per_second:6.1f} examples/s {seconds:9.0f}s  "
+    print(f"  {job:12s} {side:19s} {examples_per_second:6.1f} examples/s {seconds:9.0f}s  "
           f"{score} {value:.4f}")
   for job in dict.fromkeys(row[0] for row in rows):
-    padded, removed = [row for row in rows if row[0] == job]
-    print(f"  {job}: --remove_padding trains {removed[2] / padded[2]:.2f}x as fast, the whole "
-          f"run {padded[3] / removed[3]:.2f}x")
+    padded, *others = [row for row in rows if row[0] == job]
+    for _, side, examples_per_second, seconds, _, _ in others:
+      print(f"  {job}, {side}: training {examples_per_second / padded[2]:.2f}x as fast as "
+            f"padded, the whole run {padded[3] / seconds:.2f}x")
 
 
 if __name__ == "__main__":
