@@ -112,6 +112,7 @@ def main(argv):
                                     ("test", FLAGS.do_predict)) if wanted}
 
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  remove_padding = shared_flags.remove_padding_from_flags(FLAGS.use_tpu)
   export_flags.check_file_exports(processor.is_regression, FLAGS.preserve_unused_tokens,
                                   compute_dtype)
   strategy = tpu_flags.strategy_from_flags()
@@ -119,7 +120,7 @@ def main(argv):
       fine_tuning_flags.set_up_fine_tuning(
           strategy, len(examples.get("train", ())), lambda: classifier.ClassifierModel(
               config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
-              compute_dtype, multi_label, shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
+              compute_dtype, multi_label, remove_padding),
           classifier.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief and label_list is not None:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),

@@ -166,7 +166,7 @@ def write_results(strategy, results):
     files.write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 
 
-def general_distillation(strategy, configs, objective, layers, compute_dtype, inputs):
+def general_distillation(strategy, configs, objective, layers, numerics, inputs):
   """Distils on the masked-LM records of --input_file; returns the exit status."""
   student_config, teacher_config = configs
   records = pretraining_flags.records_from_flags(student_config, next_sentence=False)
@@ -174,8 +174,7 @@ def general_distillation(strategy, configs, objective, layers, compute_dtype, in
   check_outputs(inputs + [("--input_file", path) for path in records.input_files])
   model, _, trainer, checkpoints = start(
       strategy, lambda: distillation.MaskedLMDistillation(
-          student_config, teacher_config, objective, FLAGS.use_tpu, compute_dtype,
-          shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
+          student_config, teacher_config, objective, FLAGS.use_tpu, *numerics),
       FLAGS.num_train_steps, FLAGS.num_warmup_steps, student_config, layers,
       pretraining.FRESH_HEADS + (r"^bert/pooler/",))
   if FLAGS.do_train:
@@ -189,7 +188,7 @@ def general_distillation(strategy, configs, objective, layers, compute_dtype, in
   return 0
 
 
-def task_distillation(strategy, configs, objective, layers, compute_dtype, inputs):
+def task_distillation(strategy, configs, objective, layers, numerics, inputs):
   """Distils the fine-tuned classifier on the task's training set; returns the exit status."""
   student_config, teacher_config = configs
   validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.teacher_checkpoint)
@@ -209,7 +208,7 @@ def task_distillation(strategy, configs, objective, layers, compute_dtype, input
   model, optimizer, trainer, checkpoints = start(
       strategy, lambda: distillation.ClassifierDistillation(
           student_config, teacher_config, len(label_list), objective, FLAGS.use_tpu,
-          compute_dtype, shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
+          *numerics),
       num_train_steps, num_warmup_steps, student_config, layers,
       classifier.FRESH_HEAD)
 
@@ -265,7 +264,9 @@ def main(argv):
     layers = distillation.parse_student_layers(FLAGS.student_layers,
                                                teacher_config.num_hidden_layers,
                                                student_config.num_hidden_layers)
-  compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  # (compute_dtype, remove_padding), as the models take them.
+  numerics = (shared_flags.compute_dtype_from_flags(FLAGS.use_tpu),
+              shared_flags.remove_padding_from_flags(FLAGS.use_tpu))
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
   strategy = tpu_flags.strategy_from_flags()
   check_teacher_checkpoint()
@@ -274,7 +275,7 @@ def main(argv):
   inputs = [("--teacher_config_file", FLAGS.teacher_config_file),
             ("--student_config_file", FLAGS.student_config_file)]
   run = task_distillation if task_specific else general_distillation
-  return run(strategy, (student_config, teacher_config), objective, layers, compute_dtype,
+  return run(strategy, (student_config, teacher_config), objective, layers, numerics,
              inputs)
 
 

@@ -166,6 +166,7 @@ def main(argv):
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   stride = check_flags(config)
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  remove_padding = shared_flags.remove_padding_from_flags(FLAGS.use_tpu)
   export_flags.check_file_exports(False, FLAGS.preserve_unused_tokens, compute_dtype)
   buckets = bucket_flags.buckets_from_flags(FLAGS.max_seq_length)
   tokenizer, inputs = tokenizer_flags.tokenizer_from_flags(config)
@@ -190,8 +191,7 @@ def main(argv):
   is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
       fine_tuning_flags.set_up_fine_tuning(
           strategy, len(train_arrays["input_ids"]) if FLAGS.do_train else 0,
-          lambda: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype,
-                               shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
+          lambda: ner.NerModel(config, len(labels), FLAGS.use_tpu, compute_dtype, remove_padding),
           ner.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),

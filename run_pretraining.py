@@ -56,6 +56,7 @@ def main(argv):
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   config.check_sequence_length(FLAGS.max_seq_length, name="--max_seq_length")
   compute_dtype = shared_flags.compute_dtype_from_flags(FLAGS.use_tpu)
+  remove_padding = shared_flags.remove_padding_from_flags(FLAGS.use_tpu)
   # First TensorFlow call: a multi-worker strategy must be set up before any op runs.
   strategy = tpu_flags.strategy_from_flags()
   records = pretraining_flags.records_from_flags(config, FLAGS.next_sentence)
@@ -67,8 +68,7 @@ def main(argv):
   is_chief = distribution.is_chief(strategy)
   model, _, trainer, checkpoints, start = shared_flags.training_from_flags(
       strategy, lambda: pretraining.PretrainingModel(
-          config, FLAGS.use_tpu, compute_dtype, FLAGS.next_sentence,
-          shared_flags.remove_padding_from_flags(FLAGS.use_tpu)),
+          config, FLAGS.use_tpu, compute_dtype, FLAGS.next_sentence, remove_padding),
       FLAGS.num_train_steps, FLAGS.num_warmup_steps, is_chief, pretraining.FRESH_HEADS,
       FLAGS.init_checkpoint)
   if not FLAGS.do_train and start == "fresh":

@@ -87,9 +87,9 @@ def remove_padding_from_flags(use_tpu):
   """--remove_padding, refused where shapes must be fixed (--use_tpu, --use_xla,
   --jit_whole_step): each batch's real tokens would be a new shape to compile."""
   if FLAGS.remove_padding:
+    # The flags themselves, not jit_whole_step_from_flags(): that is also --use_tpu.
     fixed = [name for name, given in (("--use_tpu", use_tpu), ("--use_xla", FLAGS.use_xla),
-                                      ("--jit_whole_step", tpu_flags.jit_whole_step_from_flags()))
-             if given]
+                                      ("--jit_whole_step", FLAGS.jit_whole_step)) if given]
     if fixed:
       raise ValueError(f"--remove_padding with {', '.join(fixed)}: the real tokens of each "
                        "batch are a new shape, and XLA compiles a program for every shape; "

@@ -12,10 +12,10 @@ matmul + bias + activation patterns then map onto fused kernels.
 import tensorflow as tf
 
 from modeling.model import albert, position_embeddings
-from modeling.model.padding_removal import RealTokens
 from modeling.model.attention import attention_mask_adder, dot_product_attention
 from modeling.model.layers import (Dense, LayerNorm, dropout, get_activation, get_shape_list,
                                    new_variable, truncated_normal)
+from modeling.model.padding_removal import RealTokens
 
 
 class Embeddings(tf.Module):
