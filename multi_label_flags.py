@@ -16,6 +16,12 @@ flags.DEFINE_bool("multi_label", False,
                   "sigmoid per label and binary cross-entropy instead of the softmax; "
                   "--optimizer defaults to adamw_corrected and training to "
                   "--nogroup_by_length.")
+flags.DEFINE_bool("multi_label_prior_bias", True,
+                  "With --multi_label and --do_train: a fresh head's output_bias starts at "
+                  "each label's log prior odds in the training data (add-one smoothed), "
+                  "not at 0 (every label at probability 0.5); a head read from "
+                  "--init_checkpoint or a resumed run keeps its own. "
+                  "--nomulti_label_prior_bias starts at 0, as Hugging Face.")
 flags.DEFINE_string("multi_label_separator", ",",
                     "With --multi_label: what separates the labels of a set.")
 flags.DEFINE_string("multi_label_threshold", "0.5",
@@ -31,14 +37,17 @@ FLAGS = flags.FLAGS
 def check_flags(task_name):
   """Refuses multi-label flags that cannot take effect, or a bad separator or threshold."""
   if not FLAGS.multi_label:
-    given = [f"--{name}" for name in ("multi_label_separator", "multi_label_threshold")
-             if FLAGS[name].present]
+    given = [f"--{name}" for name in ("multi_label_separator", "multi_label_threshold",
+                                      "multi_label_prior_bias") if FLAGS[name].present]
     if given:
       raise ValueError(f"{', '.join(given)}: only with --multi_label")
     return
   if task_name.lower() != "tsv":
     raise ValueError(f"--multi_label: --task_name={task_name} has one label per example; "
                      "multi-label data is read by --task_name=tsv (a label column of sets)")
+  if FLAGS["multi_label_prior_bias"].present and not FLAGS.do_train:
+    raise ValueError("--multi_label_prior_bias: only a training run (--do_train) starts a "
+                     "fresh head")
   if not FLAGS["optimizer"].present:
     # The original AdamWeightDecay's uncorrected first steps (4.5x Adam's at step 50)
     # collapse a multi-label head onto the labels' prior at the rates it needs.
@@ -67,6 +76,15 @@ def check_flags(task_name):
     raise ValueError(f"--multi_label_threshold={FLAGS.multi_label_threshold} without "
                      f"--do_eval reads the thresholds chosen by an earlier --do_eval, but "
                      f"{thresholds_path()} does not exist: add --do_eval")
+
+
+def initial_bias(train_label_ids):
+  """Where a fresh head's output_bias starts (`ClassifierModel`'s initial_bias): the
+  labels' `prior_log_odds` in train_label_ids (float [N, C]) with --multi_label and
+  --multi_label_prior_bias, else None (zeros)."""
+  if FLAGS.multi_label and FLAGS.multi_label_prior_bias and train_label_ids is not None:
+    return classifier.prior_log_odds(train_label_ids)
+  return None
 
 
 def label_separator():

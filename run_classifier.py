@@ -116,11 +116,15 @@ def main(argv):
   export_flags.check_file_exports(processor.is_regression, FLAGS.preserve_unused_tokens,
                                   compute_dtype)
   strategy = tpu_flags.strategy_from_flags()
+  train_arrays = classifier_data.to_arrays(
+      examples["train"], label_list, FLAGS.max_seq_length, tokenizer,
+      multi_label) if FLAGS.do_train else {}
+  initial_bias = multi_label_flags.initial_bias(train_arrays.get("label_ids"))
   is_chief, model, optimizer, trainer, checkpoints, num_train_steps = (
       fine_tuning_flags.set_up_fine_tuning(
           strategy, len(examples.get("train", ())), lambda: classifier.ClassifierModel(
               config, len(label_list or [None]), processor.is_regression, FLAGS.use_tpu,
-              compute_dtype, multi_label, remove_padding),
+              compute_dtype, multi_label, remove_padding, initial_bias),
           classifier.FRESH_HEAD, FLAGS.init_checkpoint, "evaluate, predict or export"))
   if is_chief and label_list is not None:
     files.write_atomically(os.path.join(FLAGS.output_dir, "labels.txt"),
@@ -129,14 +133,16 @@ def main(argv):
   if FLAGS.do_train:
     logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                  len(examples["train"]), FLAGS.train_batch_size, num_train_steps)
-    arrays = classifier_data.to_arrays(examples["train"], label_list,
-                                       FLAGS.max_seq_length, tokenizer, multi_label)
     if multi_label:
+      label_ids = train_arrays["label_ids"]
       logging.info("Label counts in train: %s; %d of %d examples have the empty set",
-                   dict(zip(label_list, arrays["label_ids"].sum(0).astype(int).tolist())),
-                   int(np.sum(arrays["label_ids"].sum(1) == 0)), len(arrays["label_ids"]))
-    status = shared_flags.train_on_bucketed_arrays(trainer, arrays, buckets, num_train_steps,
-                                                   checkpoints)
+                   dict(zip(label_list, label_ids.sum(0).astype(int).tolist())),
+                   int(np.sum(label_ids.sum(1) == 0)), len(label_ids))
+      if initial_bias is not None:
+        logging.info("A fresh output_bias starts at the labels' log prior odds: %s",
+                     dict(zip(label_list, np.round(initial_bias, 4).tolist())))
+    status = shared_flags.train_on_bucketed_arrays(trainer, train_arrays, buckets,
+                                                   num_train_steps, checkpoints)
     if status is not None:
       return status
 

@@ -56,6 +56,24 @@ def test_head_is_a_sigmoid_per_label_with_mean_binary_cross_entropy():
   assert sorted(v.name for v in model.head.variables) == ["output_bias:0", "output_weights:0"]
 
 
+def test_prior_bias_starts_each_label_at_its_smoothed_frequency():
+  labels = np.array([[1, 0, 0, 1], [0, 0, 0, 1], [1, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1]],
+                    np.float32)  # The second label on no example, the last on every one.
+  bias = classifier.prior_log_odds(labels)
+  frequency = (labels.sum(0) + 1) / (len(labels) + 2)
+  np.testing.assert_allclose(bias, np.log(frequency / (1 - frequency)), rtol=1e-6)
+  assert bias.dtype == np.float32 and np.all(np.isfinite(bias))
+  model = classifier.ClassifierModel(tiny_config(), 4, multi_label=True, initial_bias=bias)
+  np.testing.assert_array_equal(model.head.output_bias.numpy(), bias)
+  model.head.output_weights.assign(tf.zeros_like(model.head.output_weights))
+  inputs = tiny_inputs(batch_size=3)
+  probabilities = model.predictions(inputs["input_ids"], inputs["input_mask"],
+                                    inputs["segment_ids"]).numpy()
+  np.testing.assert_allclose(probabilities, np.tile(frequency, [3, 1]), rtol=1e-5)
+  with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+    classifier.ClassifierModel(tiny_config(), 3, multi_label=True, initial_bias=bias)
+
+
 def _random_predictions(seed=0, count=40, num_labels=5):
   rng = np.random.RandomState(seed)
   labels = (rng.rand(count, num_labels) < [0.5, 0.3, 0.1, 0.05, 0.0]).astype(np.float32)
@@ -236,6 +254,19 @@ def _rows(path):
   return [line.split("\t") for line in path.read_text().splitlines()]
 
 
+def test_a_fresh_head_starts_at_the_training_labels_prior(trained, workspace):
+  processor = classifier_data.get_processor("tsv", str(workspace / "data"), label_separator=",")
+  examples = processor.get_examples(str(workspace / "data"), "train")
+  label_ids = np.array([[label in e.label for label in LABELS] for e in examples], np.float32)
+  logged = re.search(r"A fresh output_bias starts at the labels' log prior odds: (\{.*\})",
+                     (workspace / "trained.log").read_text())
+  assert logged, "the prior bias was not logged"
+  started = json.loads(logged.group(1).replace("'", '"'))
+  assert list(started) == LABELS
+  np.testing.assert_allclose(list(started.values()), classifier.prior_log_odds(label_ids),
+                             atol=1e-4)
+
+
 def test_outputs(trained, workspace):
   output_dir, _ = trained
   results = dict(line.split(" = ") for line in
@@ -356,6 +387,8 @@ def test_a_later_run_resumes_and_predicts_with_the_chosen_thresholds(trained, wo
                                  r"the label separator ','"),
     (["--multi_label_threshold=auto"], r"--multi_label_threshold=auto without --do_eval reads "
                                        r"the thresholds .* does not exist: add --do_eval"),
+    (["--nomulti_label_prior_bias"], r"--multi_label_prior_bias: only a training run "
+                                     r"\(--do_train\) starts a fresh head"),
 ])
 def test_refusals(workspace, tmp_path, extra, message):
   (tmp_path / "labels.txt").write_text("art\npolitics,law\n")
@@ -365,6 +398,16 @@ def test_refusals(workspace, tmp_path, extra, message):
                            *extra, check=False)
   assert result.returncode != 0
   assert re.search(message, result.stderr), result.stderr[-2000:]
+  assert not (tmp_path / "out").exists()
+
+
+def test_multi_label_flags_are_refused_without_multi_label(workspace, tmp_path):
+  result = run_classifier(workspace, tmp_path / "out", "--do_predict",
+                          f"--init_checkpoint={workspace / 'pretrained' / 'bert_model.ckpt'}",
+                          "--multi_label_prior_bias", "--multi_label_separator=;", check=False)
+  assert result.returncode != 0
+  assert re.search(r"--multi_label_separator, --multi_label_prior_bias: only with --multi_label",
+                   result.stderr), result.stderr[-2000:]
   assert not (tmp_path / "out").exists()
 
 

@@ -108,16 +108,19 @@ class MaskedLMHead(tf.Module):
 
 class _LinearHead(tf.Module):
   """A linear map of hidden vectors (the pooled output, or every token's) with `[C, H]`
-  weights used transposed, initialised with stddev `stddev` (default: the config's)."""
+  weights used transposed, initialised with stddev `stddev` (default: the config's), and
+  a bias [C] starting at `initial_bias` (default zeros)."""
 
-  def __init__(self, scope, num_outputs, config, stddev=None):
+  def __init__(self, scope, num_outputs, config, stddev=None, initial_bias=None):
     super().__init__()
     prefix = f"{scope}/" if scope else ""
     self.num_outputs = num_outputs
     self.output_weights = new_variable(
         f"{prefix}output_weights", [num_outputs, config.hidden_size],
         truncated_normal(config.initializer_range if stddev is None else stddev))
-    self.output_bias = new_variable(f"{prefix}output_bias", [num_outputs], tf.zeros)
+    self.output_bias = new_variable(
+        f"{prefix}output_bias", [num_outputs], tf.zeros if initial_bias is None else
+        lambda shape: tf.reshape(tf.constant(initial_bias, tf.float32), shape))
 
   def logits(self, pooled_output):
     """Maps [B, H] in the compute dtype to float32 logits [B, C]."""
@@ -160,8 +163,8 @@ class ClassifierHead(_LinearHead):
   # The names of the variables it creates (`re.search`).
   VARIABLES = r"^output_(weights|bias)$"
 
-  def __init__(self, config, num_labels, dropout_rate=0.1):
-    super().__init__("", num_labels, config)
+  def __init__(self, config, num_labels, dropout_rate=0.1, initial_bias=None):
+    super().__init__("", num_labels, config, initial_bias=initial_bias)
     self.dropout_rate = dropout_rate
 
   def __call__(self, pooled_output, labels, training=False):

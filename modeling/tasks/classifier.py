@@ -5,8 +5,9 @@
 and `output_bias` [C]. With `is_regression` (STS-B) C is 1 and the loss is the
 squared error of `logits[:, 0]`. With `multi_label` each of the C labels is a
 yes/no question of its own: a sigmoid per label, binary cross-entropy averaged
-over labels and examples, and a label predicted where its probability is above
-its threshold (`multi_label_metrics`, `choose_thresholds`).
+over labels and examples, the bias started at the labels' prior (`prior_log_odds`),
+and a label predicted where its probability is above its threshold
+(`multi_label_metrics`, `choose_thresholds`).
 
 Batches are dicts of int32 [B, S] `input_ids`, `input_mask`, `segment_ids`, the
 labels `label_ids` (int32 [B]; float32 [B] for regression; float32 [B, C] of 0/1
@@ -33,7 +34,8 @@ class ClassifierModel(tf.Module):
   """BertModel plus the original classifier head."""
 
   def __init__(self, config, num_labels, is_regression=False, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32, multi_label=False, remove_padding=False):
+               compute_dtype=tf.float32, multi_label=False, remove_padding=False,
+               initial_bias=None):
     """Args:
       config: a BertConfig.
       num_labels: number of classes (ignored for regression, which has one output).
@@ -44,6 +46,8 @@ class ClassifierModel(tf.Module):
       multi_label: a sigmoid per label and binary cross-entropy instead of the
         softmax (labels float [B, C]).
       remove_padding: as BertModel (the head reads the first token only).
+      initial_bias: float [C], where a fresh head's `output_bias` starts
+        (default zeros; multi-label: `prior_log_odds`).
     """
     super().__init__()
     if multi_label and is_regression:
@@ -51,7 +55,8 @@ class ClassifierModel(tf.Module):
     self.is_regression = is_regression
     self.multi_label = multi_label
     self.bert = BertModel(config, use_one_hot_embeddings, compute_dtype, remove_padding)
-    self.head = ClassifierHead(config, 1 if is_regression else num_labels)
+    self.head = ClassifierHead(config, 1 if is_regression else num_labels,
+                               initial_bias=initial_bias)
 
   def outputs(self, batch, training=False):
     """Per-example losses and predictions.
@@ -142,6 +147,27 @@ def _ranks(values):
 
 # Written beside the checkpoints by --multi_label_threshold=auto, read by later runs.
 THRESHOLDS_FILE = "multi_label_thresholds.json"
+
+
+def prior_log_odds(label_ids):
+  """Each label's log prior odds in the training data: the `output_bias` at which a
+  fresh multi-label head (weights near 0) gives every example each label's frequency.
+
+  Started at zeros, every label starts at probability 0.5; where most examples carry
+  few of the labels, the first updates then go to pushing all of them down through the
+  shared pooled output, and at the rates multi-label fine-tuning needs the head stays
+  at the prior. Started here, the first gradients are those of telling examples apart.
+
+  Args:
+    label_ids: float [N, C] of 0/1.
+
+  Returns:
+    np.ndarray float32 [C]: log(p / (1 - p)) of p = (count + 1) / (N + 2), smoothed
+    add-one so that a label on no example, or on every one, stays finite.
+  """
+  label_ids = np.asarray(label_ids, np.float64)
+  prior = (label_ids.sum(axis=0) + 1) / (len(label_ids) + 2)
+  return np.log(prior / (1 - prior)).astype(np.float32)
 
 
 def multi_label_metrics(outputs, labels, thresholds, label_names):
