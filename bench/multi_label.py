@@ -15,7 +15,9 @@ features) with the same seed and hyper-parameters (batch 32, max_seq_length 128,
 given lr and epochs, 10% linear warmup then linear decay (ours the original's, over all
 steps; Hugging Face's over the steps after the warmup), weight decay 0.01 except
 LayerNorm and biases, Adam eps 1e-6, clip 1.0, dropout 0.1; fp32, or with --bf16 both
-in bfloat16 on float32 weights), one after the other in this run, each in its own
+in bfloat16 on float32 weights); each head's bias starts as its recipe has it (ours at
+each label's log prior odds, --multi_label_prior_bias; Hugging Face's at 0, or at ours
+with --hugging_face_prior_bias). One after the other in this run, each in its own
 process; each pads its batches its usual way (ours, ungrouped, to the multiple of 8
 above the batch's longest, and with --remove_padding its per-token layers skip the
 padding; Hugging Face to the batch's longest). Scored with the same
@@ -77,6 +79,13 @@ def classifier_flags(args, data_dir):
           *[f"--{name}" for name in SPEED_FLAGS if getattr(args, name)]]
 
 
+def training_flags(args):
+  return [f"--train_batch_size={BATCH_SIZE}", f"--learning_rate={args.learning_rate}",
+          f"--num_train_epochs={args.epochs}", f"--seed={args.seed}",
+          *(["--nomulti_label_prior_bias"] if args.nomulti_label_prior_bias else []),
+          *([f"--optimizer={args.optimizer}"] if args.optimizer else [])]
+
+
 def run_ours(args, data_dir):
   """run_classifier.py --multi_label: trains and scores at 0.5, then rescores the same
   checkpoint with thresholds chosen on dev. Returns {name: value}."""
@@ -85,9 +94,7 @@ def run_ours(args, data_dir):
   results, examples_per_second, seconds = common.run_fine_tuning(
       "run_classifier.py", output_dir, *classifier_flags(args, data_dir),
       f"--init_checkpoint={BERT_DIR}/bert_model.ckpt", "--do_train", "--do_eval",
-      f"--train_batch_size={BATCH_SIZE}", f"--learning_rate={args.learning_rate}",
-      f"--num_train_epochs={args.epochs}", "--log_steps=20", "--save_checkpoints_steps=100000",
-      f"--seed={args.seed}", *([f"--optimizer={args.optimizer}"] if args.optimizer else []))
+      *training_flags(args), "--log_steps=20", "--save_checkpoints_steps=100000")
   print(f"ours: wall {seconds:.0f}s, {load()}", flush=True)
   side = {"micro_f1": results["eval_micro_f1"], "macro_f1": results["eval_macro_f1"],
           "wall": seconds, "examples_per_second": examples_per_second}
@@ -106,7 +113,9 @@ def run_hugging_face(args, data_dir):
                                          "--hugging_face_side", f"--data_dir={data_dir}",
                                          f"--epochs={args.epochs}", f"--seed={args.seed}",
                                          f"--learning_rate={args.learning_rate}",
-                                         *(["--bf16"] if args.bf16 else [])])
+                                         *(["--bf16"] if args.bf16 else []),
+                                         *(["--hugging_face_prior_bias"]
+                                           if args.hugging_face_prior_bias else [])])
   print(f"hugging face: wall {seconds:.0f}s, {load()}", flush=True)
   return dict(common.last_json_line(stdout), wall=seconds)
 
@@ -129,6 +138,10 @@ def hugging_face_side(args):
   train, dev = arrays("train"), arrays("dev")
   model = hf_peer.load_model("BertForSequenceClassification", BERT_DIR, len(labels),
                              seed=args.seed, problem_type="multi_label_classification")
+  if args.hugging_face_prior_bias:
+    import torch  # pylint: disable=import-outside-toplevel
+    with torch.no_grad():
+      model.classifier.bias.copy_(torch.from_numpy(classifier.prior_log_odds(train["label_ids"])))
   times = hf_peer.fine_tune(model, train, args.epochs, BATCH_SIZE, args.learning_rate,
                             seed=args.seed, log=lambda m: print(m, file=sys.stderr),
                             bf16=args.bf16)
@@ -159,6 +172,12 @@ def main():
   parser.add_argument("--bf16", action="store_true",
                       help="both sides in bfloat16: ours --mixed_precision=bf16, Hugging Face "
                            "torch.autocast (float32 weights on both)")
+  parser.add_argument("--nomulti_label_prior_bias", action="store_true",
+                      help="ours: output_bias starts at 0, as Hugging Face's (default: "
+                           "--multi_label's, each label's log prior odds)")
+  parser.add_argument("--hugging_face_prior_bias", action="store_true",
+                      help="Hugging Face: the classifier's bias starts at ours' prior too "
+                           "(for reference: not its recipe)")
   for name, what in SPEED_FLAGS.items():
     parser.add_argument(f"--{name}", action="store_true",
                         help=f"ours: run_classifier's --{name} ({what})")
@@ -186,7 +205,9 @@ def main():
   print(f"\nWNUT-17 entity types (multi-label, 6 labels), MiniLM-L6-H384, {args.epochs:g} "
         f"epochs, lr {args.learning_rate:g}, seq {MAX_SEQ_LENGTH}, batch {BATCH_SIZE}, "
         f"{'bf16' if args.bf16 else 'fp32'}"
-        + "".join(f", ours --{name}" for name in SPEED_FLAGS if getattr(args, name)))
+        + "".join(f", ours --{name}" for name in SPEED_FLAGS if getattr(args, name))
+        + (", ours --nomulti_label_prior_bias" if args.nomulti_label_prior_bias else "")
+        + (", hugging face's bias at the prior" if args.hugging_face_prior_bias else ""))
   print(f"  {'':13s} {'micro F1 @0.5':>13s} {'auto':>6s} {'per label':>9s} {'macro F1':>8s} "
         f"{'wall-clock':>10s} {'training':>16s}")
   for side, r in results.items():
